@@ -1,0 +1,432 @@
+//! The stable backend: log normaliser, marginals and exact samples of the
+//! conditional Poisson law in `O(n k)` time and `O(k √n)` memory, exact to rounding.
+//!
+//! # Method
+//! `e_k(w)` is invariant, up to a known factor, under tilting all logits by one scalar
+//! `t`: `log e_k(w) = log e_k(w e^t) − k t`. We pick `t` so that the tilted Bernoullis
+//! `p_i = σ(η_i + t)` have `Σ p_i ≈ k`, which makes `P_t(Σ b = k)` of order `1/√n` instead
+//! of, say, `1e-183` (n = 784, k = 50, η ~ N(0, 1)). Then
+//!
+//! ```text
+//! log e_k(w) = log P_t(Σ b = k) + Σ_i softplus(η_i + t) − k t
+//! ```
+//!
+//! and `P_t(Σ b = k)` comes from the dynamic programme over prefixes, in probability
+//! space (each step is a convex combination, so nothing overflows):
+//!
+//! ```text
+//! F_i[j] = q_i F_{i−1}[j] + p_i F_{i−1}[j−1],     F_0 = δ_0,   P_t(Σ b = k) = F_n[k]
+//! ```
+//!
+//! The suffix table `G_i[m]` (items `i..n`) is the same recursion run backwards, and the
+//! inclusion probabilities are
+//!
+//! ```text
+//! π_i = p_i Σ_j F_{i−1}[j] G_{i+1}[k−1−j] / F_n[k].
+//! ```
+//!
+//! Exact samples walk `i = n..1` with `j` items still to choose and include item `i`
+//! with probability `p_i F_{i−1}[j−1] / F_i[j]`.
+//!
+//! # Numerics
+//! Only cells `j` from which `k` is still reachable are computed (`max(0, k − left) ≤ j ≤
+//! min(done, k)`). The forward table is kept in blocks of about `√n` rows with a
+//! checkpoint row per block, recomputed once for the backward sweep, so memory is
+//! `O(k √n)` (n = 100,000, k = 1,000: about 5 MB) and time is at most three `O(n k)`
+//! sweeps. Cells of `F` that underflow are below `1e-308` in probability and cannot
+//! change a marginal by more than `n · 1e-308`.
+
+use rand::Rng;
+
+/// Largest forward table kept whole (cells of `f64`); larger ones are checkpointed.
+const WHOLE_TABLE_CELLS: usize = 1 << 22;
+
+/// How far the tilted mean `Σ p_i` may sit from `k`, in units of its standard
+/// deviation, before we stop refining the tilt. Any tilt is exact; a good one only
+/// keeps `P_t(Σ b = k)` of order `1/√n` (within a factor `e^{-1/2}` of its best here).
+const TILT_TOLERANCE_SD: f64 = 1.0;
+
+/// The logits tilted by `t` so that `Σ σ(η_i + t) ≈ k`, as Bernoulli probabilities.
+#[derive(Debug, Clone)]
+pub(crate) struct Tilted {
+    /// `p_i = σ(η_i + t)`.
+    pub p: Vec<f64>,
+    /// `q_i = 1 − p_i = σ(−η_i − t)`, computed without cancellation.
+    pub q: Vec<f64>,
+    /// `t`.
+    pub t: f64,
+    /// `Σ_i softplus(η_i + t) = −Σ_i log q_i`.
+    pub log_scale: f64,
+}
+
+impl Tilted {
+    /// Tilts `eta` for subsets of size `k`, `0 < k < n`. The logits must be finite.
+    pub fn new(eta: &[f64], k: usize) -> Self {
+        let n = eta.len();
+        debug_assert!(k > 0 && k < n);
+        let (min, max) = eta.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let mean = eta.iter().sum::<f64>() / n as f64;
+        let target = k as f64;
+        // At `lo` every p_i ≤ e^{-40}/n, so Σ p < 1 ≤ k; at `hi` every q_i ≤ e^{-40}/n.
+        let slack = 40.0 + (n as f64).ln();
+        let (mut lo, mut hi) = (-max - slack, -min + slack);
+        let mut t = ((target / (n - k) as f64).ln() - mean).clamp(lo, hi);
+        let mut tilted = Self::at(eta, t);
+        for _ in 0..200 {
+            let (sum_p, var) = tilted.p.iter().zip(&tilted.q).fold((0.0, 0.0), |(s, v), (&p, &q)| (s + p, v + p * q));
+            let gap = sum_p - target;
+            if gap.abs() <= TILT_TOLERANCE_SD * var.sqrt().max(1.0) {
+                break;
+            }
+            if gap > 0.0 {
+                hi = t;
+            } else {
+                lo = t;
+            }
+            // Newton on the increasing function t ↦ Σ σ(η_i + t), bisection when it leaves the bracket.
+            let newton = t - gap / var;
+            t = if var > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
+            tilted = Self::at(eta, t);
+        }
+        tilted.finish(eta)
+    }
+
+    /// `p` and `q` at tilt `t`; `log_scale` is filled in by [`Tilted::finish`].
+    fn at(eta: &[f64], t: f64) -> Self {
+        let n = eta.len();
+        let (mut p, mut q) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for &x in eta {
+            let x = x + t;
+            // e = exp(−|x|) ∈ (0, 1]: σ(x) and σ(−x) from it without overflow or cancellation.
+            let e = (-x.abs()).exp();
+            let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
+            let (pi, qi) = if x >= 0.0 { (big, small) } else { (small, big) };
+            p.push(pi);
+            q.push(qi);
+        }
+        Self { p, q, t, log_scale: f64::NAN }
+    }
+
+    /// Computes `Σ_i softplus(η_i + t)`, compensated, once the tilt is final.
+    fn finish(mut self, eta: &[f64]) -> Self {
+        let mut sum = NeumaierSum::default();
+        for &x in eta {
+            let x = x + self.t;
+            sum.add(x.max(0.0) + (-x.abs()).exp().ln_1p());
+        }
+        self.log_scale = sum.sum();
+        self
+    }
+}
+
+/// Compensated (Neumaier) summation: error independent of the number of terms.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NeumaierSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl NeumaierSum {
+    pub fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        self.compensation += if self.sum.abs() >= x.abs() { (self.sum - t) + x } else { (x - t) + self.sum };
+        self.sum = t;
+    }
+
+    pub fn sum(self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
+/// The cells `j` of a DP row from which `k` is still reachable, after `done` items
+/// with `left` items to come: `max(0, k − left) ..= min(done, k)`.
+#[inline]
+fn window(k: usize, done: usize, left: usize) -> (usize, usize) {
+    (k.saturating_sub(left), done.min(k))
+}
+
+/// One step of the recursion `next[j] = q prev[j] + p prev[j−1]` over `next`'s window,
+/// reading `prev` only inside its own window.
+#[inline]
+fn step(prev: &[f64], prev_window: (usize, usize), next: &mut [f64], next_window: (usize, usize), p: f64, q: f64) {
+    let (prev_lo, prev_hi) = prev_window;
+    let (next_lo, next_hi) = next_window;
+    debug_assert!(next_lo == prev_lo + 1 || next_lo == 0 && prev_lo == 0);
+    // Windows move by at most one cell: next_lo ∈ {prev_lo, prev_lo + 1}, next_hi ∈ {prev_hi, prev_hi + 1},
+    // and next_lo == prev_lo only when both are 0.
+    let start = if next_lo == 0 {
+        next[0] = q * prev[0];
+        1
+    } else {
+        next_lo
+    };
+    let end = next_hi.min(prev_hi);
+    if start <= end {
+        let (prev_cur, prev_lag) = (&prev[start..=end], &prev[start - 1..end]);
+        for ((out, &a), &b) in next[start..=end].iter_mut().zip(prev_cur).zip(prev_lag) {
+            *out = q * a + p * b;
+        }
+    }
+    if next_hi > prev_hi {
+        next[next_hi] = p * prev[prev_hi];
+    }
+}
+
+/// The forward table `F_r`, `r = 0..=n`, of one row, kept as checkpoints every `block`
+/// rows plus the rows of one block at a time.
+struct ForwardTable<'a> {
+    tilted: &'a Tilted,
+    k: usize,
+    n: usize,
+    width: usize,
+    block: usize,
+    /// Row `b · block` for every block `b`.
+    checkpoints: Vec<f64>,
+    /// Rows `b · block .. b · block + block` of the block `b` now held.
+    rows: Vec<f64>,
+    held: usize,
+    /// `F_n`.
+    last: Vec<f64>,
+}
+
+impl<'a> ForwardTable<'a> {
+    /// Runs the forward recursion with blocks of `block ≥ 1` rows; afterwards the last
+    /// block's rows are held.
+    fn new(tilted: &'a Tilted, k: usize, block: usize) -> Self {
+        let n = tilted.p.len();
+        let width = k + 1;
+        let block = block.clamp(1, n);
+        let blocks = n.div_ceil(block);
+        let mut table = Self {
+            tilted,
+            k,
+            n,
+            width,
+            block,
+            checkpoints: vec![0.0; blocks * width],
+            rows: vec![0.0; block * width],
+            held: 0,
+            last: vec![0.0; width],
+        };
+        table.checkpoints[0] = 1.0;
+        for b in 0..blocks {
+            table.fill_block(b);
+            let end = ((b + 1) * block).min(n);
+            let (from, to) = (end - 1, end);
+            let prev = table.rows[(from - b * block) * width..][..width].to_vec();
+            let dest =
+                if b + 1 < blocks { &mut table.checkpoints[(b + 1) * width..][..width] } else { &mut table.last[..] };
+            step(&prev, window(k, from, n - from), dest, window(k, to, n - to), tilted.p[from], tilted.q[from]);
+        }
+        table
+    }
+
+    /// Recomputes the rows of block `b` from its checkpoint.
+    fn fill_block(&mut self, b: usize) {
+        let (k, n, width) = (self.k, self.n, self.width);
+        let first = b * self.block;
+        let count = self.block.min(n - first);
+        self.rows[..width].copy_from_slice(&self.checkpoints[b * width..][..width]);
+        for r in first + 1..first + count {
+            let (before, after) = self.rows.split_at_mut((r - first) * width);
+            let prev = &before[(r - 1 - first) * width..];
+            step(
+                prev,
+                window(k, r - 1, n - r + 1),
+                &mut after[..width],
+                window(k, r, n - r),
+                self.tilted.p[r - 1],
+                self.tilted.q[r - 1],
+            );
+        }
+        self.held = b;
+    }
+
+    fn blocks(&self) -> usize {
+        self.checkpoints.len() / self.width
+    }
+
+    /// Row `F_r` for `r` in the held block.
+    fn row(&self, r: usize) -> &[f64] {
+        let first = self.held * self.block;
+        debug_assert!(r >= first && r < first + self.block);
+        &self.rows[(r - first) * self.width..][..self.width]
+    }
+
+    /// `P_t(Σ b = k) = F_n[k]`.
+    fn total(&self) -> f64 {
+        self.last[self.k]
+    }
+
+    /// Visits rows `r = n−1, …, 0` as `(r, F_r, F_{r+1})`, block by block from the end.
+    fn for_each_row_backwards(&mut self, mut visit: impl FnMut(usize, &[f64], &[f64])) {
+        let mut next = self.last.clone();
+        for b in (0..self.blocks()).rev() {
+            if self.held != b {
+                self.fill_block(b);
+            }
+            let first = b * self.block;
+            let end = (first + self.block).min(self.n);
+            for r in (first..end).rev() {
+                visit(r, self.row(r), &next);
+                next.copy_from_slice(self.row(r));
+            }
+        }
+    }
+}
+
+/// Rows per block of the forward table: the whole table when it is small, else `⌈√n⌉`.
+fn block_size(n: usize, k: usize) -> usize {
+    if n * (k + 1) <= WHOLE_TABLE_CELLS { n } else { (n as f64).sqrt().ceil() as usize }
+}
+
+/// `log e_k(exp η)` and the inclusion probabilities `π` of one row, written into
+/// `marginals`. The logits must be finite and `k ≤ n = eta.len()`.
+pub(crate) fn log_normalizer_and_marginals(eta: &[f64], k: usize, marginals: &mut [f64]) -> f64 {
+    log_normalizer_and_marginals_in_blocks(eta, k, marginals, block_size(eta.len(), k))
+}
+
+fn log_normalizer_and_marginals_in_blocks(eta: &[f64], k: usize, marginals: &mut [f64], block: usize) -> f64 {
+    let n = eta.len();
+    debug_assert!(k <= n && marginals.len() == n);
+    if k == 0 {
+        marginals.fill(0.0);
+        return 0.0;
+    }
+    if k == n {
+        marginals.fill(1.0);
+        return eta
+            .iter()
+            .fold(NeumaierSum::default(), |mut s, &x| {
+                s.add(x);
+                s
+            })
+            .sum();
+    }
+    let tilted = Tilted::new(eta, k);
+    let mut table = ForwardTable::new(&tilted, k, block);
+    let total = table.total();
+    let mut suffix = vec![0.0; k + 1];
+    let mut suffix_next = vec![0.0; k + 1];
+    // G_{n+1} = δ_0: the empty suffix.
+    suffix[0] = 1.0;
+    table.for_each_row_backwards(|r, prefix, _| {
+        // Item i = r + 1 (1-based): π_i = p_i Σ_j F_r[j] G_{i+1}[k−1−j] / F_n[k].
+        let i = r + 1;
+        let (f_lo, f_hi) = window(k, r, n - r);
+        let (g_lo, g_hi) = window(k, n - i, i);
+        let lo = f_lo.max((k - 1).saturating_sub(g_hi));
+        let hi = f_hi.min((k - 1).saturating_sub(g_lo));
+        let mut dot = 0.0;
+        if lo <= hi && k - 1 >= g_lo {
+            let m_hi = k - 1 - lo;
+            let m_lo = k - 1 - hi;
+            dot = prefix[lo..=hi].iter().zip(suffix[m_lo..=m_hi].iter().rev()).map(|(a, b)| a * b).sum::<f64>();
+        }
+        marginals[r] = (tilted.p[r] * dot / total).clamp(0.0, 1.0);
+        // G_i from G_{i+1}: add item i to the suffix.
+        step(&suffix, (g_lo, g_hi), &mut suffix_next, window(k, n - i + 1, i - 1), tilted.p[r], tilted.q[r]);
+        std::mem::swap(&mut suffix, &mut suffix_next);
+    });
+    total.ln() + tilted.log_scale - k as f64 * tilted.t
+}
+
+/// Draws `n_samples` exact k-subsets of one row, writing sample `s` as a k-hot vector
+/// into `out[s n .. (s + 1) n]` (which must be zero on entry).
+pub(crate) fn sample_exact(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [f32]) {
+    sample_exact_in_blocks(eta, k, n_samples, rng, out, block_size(eta.len(), k));
+}
+
+fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [f32], block: usize) {
+    let n = eta.len();
+    debug_assert!(k <= n && out.len() == n_samples * n);
+    if k == 0 {
+        return;
+    }
+    if k == n {
+        out.fill(1.0);
+        return;
+    }
+    let tilted = Tilted::new(eta, k);
+    let mut table = ForwardTable::new(&tilted, k, block);
+    let mut left = vec![k; n_samples];
+    table.for_each_row_backwards(|r, before, after| {
+        // Item i = r + 1, deciding with j items still to choose among items 1..=i:
+        // include with probability p_i F_{i−1}[j−1] / F_i[j].
+        let p = tilted.p[r];
+        for (s, j) in left.iter_mut().enumerate() {
+            if *j == 0 {
+                continue;
+            }
+            let include = *j > r || {
+                let threshold = p * before[*j - 1] / after[*j];
+                uniform(rng) < threshold
+            };
+            if include {
+                out[s * n + r] = 1.0;
+                *j -= 1;
+            }
+        }
+    });
+}
+
+/// A uniform draw from `[0, 1)` with 53 random bits.
+#[inline]
+pub(crate) fn uniform(rng: &mut impl Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn logits(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        (0..n).map(|_| scale * (2.0 * uniform(&mut rng) - 1.0)).collect()
+    }
+
+    /// Checkpointed blocks redo the same arithmetic, so every block size gives
+    /// bit-identical normalisers, marginals and samples.
+    #[test]
+    fn block_size_does_not_change_any_bit() {
+        for (n, k) in [(1, 1), (2, 1), (7, 3), (40, 1), (40, 39), (57, 20)] {
+            let eta = logits(n, n as u64, 6.0);
+            let mut whole = vec![0.0; n];
+            let z_whole = log_normalizer_and_marginals_in_blocks(&eta, k, &mut whole, n);
+            let mut samples_whole = vec![0f32; 5 * n];
+            sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples_whole, n);
+            for block in [1, 2, 3, 7, n.div_ceil(2)] {
+                let mut blocked = vec![0.0; n];
+                let z = log_normalizer_and_marginals_in_blocks(&eta, k, &mut blocked, block);
+                assert_eq!(z.to_bits(), z_whole.to_bits(), "n={n} k={k} block={block}");
+                assert_eq!(blocked, whole, "n={n} k={k} block={block}");
+                let mut samples = vec![0f32; 5 * n];
+                sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples, block);
+                assert_eq!(samples, samples_whole, "n={n} k={k} block={block}");
+            }
+        }
+    }
+
+    #[test]
+    fn tilt_centres_the_bernoulli_sum_on_k() {
+        for (n, k, scale) in [(100, 3, 50.0), (100, 97, 50.0), (1000, 500, 1.0), (5, 1, 700.0)] {
+            let eta = logits(n, 3, scale);
+            let tilted = Tilted::new(&eta, k);
+            let (sum, var) = tilted.p.iter().zip(&tilted.q).fold((0.0, 0.0), |(s, v), (&p, &q)| (s + p, v + p * q));
+            assert!((sum - k as f64).abs() <= TILT_TOLERANCE_SD * var.sqrt().max(1.0), "n={n} k={k}: Σp = {sum}");
+            for (p, q) in tilted.p.iter().zip(&tilted.q) {
+                assert!((p + q - 1.0).abs() < 1e-15);
+            }
+        }
+    }
+
+    #[test]
+    fn windows_are_the_reachable_cells() {
+        // After 2 of 5 items with k = 4: at least 1 chosen (3 left can add at most 3), at most 2.
+        assert_eq!(window(4, 2, 3), (1, 2));
+        assert_eq!(window(4, 0, 5), (0, 0));
+        assert_eq!(window(4, 5, 0), (4, 4));
+    }
+}

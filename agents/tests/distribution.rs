@@ -1,0 +1,11 @@
+//! Accuracy and sampling tests of the conditional Poisson distribution, in one binary.
+
+mod distribution {
+    pub mod reference;
+
+    mod autograd;
+    mod enumeration;
+    mod errors;
+    mod large_n;
+    mod sampling;
+}
