@@ -133,7 +133,7 @@ pub enum Error {
         n: usize,
     },
     /// A logit is NaN or infinite.
-    #[error("logit {index} of row {row} is {value}; logits must be finite")]
+    #[error("logit {index} of row {row} (counting from 0) is {value}; logits must be finite")]
     NonFiniteLogit {
         /// Row of the batch.
         row: usize,
@@ -173,6 +173,16 @@ pub enum Error {
         k: usize,
         /// What is wrong.
         problem: &'static str,
+    },
+    /// The samples asked for do not fit in memory.
+    #[error("{samples} samples of {batch} rows of {n} items are too many to hold in memory at once")]
+    TooManySamples {
+        /// Samples per row.
+        samples: usize,
+        /// Rows.
+        batch: usize,
+        /// Items per row.
+        n: usize,
     },
     /// Actions and logits are on different devices.
     #[error("actions are on {actions:?} but the logits are on {logits:?}")]
@@ -446,12 +456,18 @@ impl ConditionalPoisson {
     /// the result does not depend on the number of threads.
     ///
     /// # Errors
-    /// Only libtorch errors while building the tensor.
+    /// [`Error::TooManySamples`] when `S B n` entries exceed `isize::MAX` bytes; libtorch
+    /// errors while building the tensor.
     pub fn sample(&self, n_samples: usize, sampler: Sampler, rng: &mut impl Rng) -> Result<Tensor> {
         let (batch, n, k) = (self.batch, self.n, self.k);
+        let entries = n_samples
+            .checked_mul(batch)
+            .and_then(|x| x.checked_mul(n))
+            .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f32>())
+            .ok_or(Error::TooManySamples { samples: n_samples, batch, n })?;
         let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
         // Rows are contiguous in [B, S, n]; permuted to [S, B, n] at the end.
-        let mut buffer = vec![0f32; batch * n_samples * n];
+        let mut buffer = vec![0f32; entries];
         if n_samples > 0 {
             buffer.par_chunks_mut(n_samples * n).zip(self.eta.par_chunks(n)).zip(seeds).for_each(
                 |((out, row), seed)| {

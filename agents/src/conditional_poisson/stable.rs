@@ -318,7 +318,7 @@ fn log_normalizer_and_marginals_in_blocks(eta: &[f64], k: usize, marginals: &mut
         let lo = f_lo.max((k - 1).saturating_sub(g_hi));
         let hi = f_hi.min((k - 1).saturating_sub(g_lo));
         let mut dot = 0.0;
-        if lo <= hi && k - 1 >= g_lo {
+        if lo <= hi && k > g_lo {
             let m_hi = k - 1 - lo;
             let m_lo = k - 1 - hi;
             dot = prefix[lo..=hi].iter().zip(suffix[m_lo..=m_hi].iter().rev()).map(|(a, b)| a * b).sum::<f64>();

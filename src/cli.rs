@@ -1,0 +1,287 @@
+//! The command line: argument definitions ([`Cli`]) and dispatch ([`run`], [`execute`]).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sfess_agents::{Normalizer, Sampler};
+
+use crate::bench;
+use crate::device::{DeviceSpec, device_name};
+use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
+
+/// Score-function estimators for k-subset sampling (SFESS).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sfess-agent", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Device for tensors: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceSpec,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print the exact statistics of a k-subset distribution as one line of JSON.
+    ///
+    /// For one row of logits: n, k, the log normaliser, log P(sum b = k), the inclusion
+    /// probabilities (marginals), the entropy and the KL divergence to the uniform
+    /// distribution over k-subsets. With --samples, also the inclusion frequencies and the
+    /// count of each sampled subset (keyed by its sorted indices joined by commas).
+    Inspect(InspectArgs),
+    /// Measure speed on this machine (see the README for the figures).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// What `bench` measures.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// The k-subset distribution at the paper's sizes: normaliser + marginals, exact and
+    /// Gumbel top-k sampling, n = 100,000 with its peak memory, and the paper's DFT.
+    Distribution(BenchArgs),
+}
+
+/// Arguments of the benchmarks.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Seconds spent timing each case (after one warm-up call).
+    #[arg(long, default_value_t = 2.0, value_parser = positive_seconds)]
+    pub seconds: f64,
+    /// Print the measurements as JSON instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Subset size k (0 <= k <= n).
+    #[arg(short, long, allow_negative_numbers = true)]
+    pub k: i64,
+    /// Where the logits come from.
+    #[command(flatten)]
+    pub source: LogitsSource,
+    /// How the normaliser and the marginals are computed.
+    #[arg(long, value_enum, default_value_t = NormalizerArg::Stable)]
+    pub normalizer: NormalizerArg,
+    /// Number of subsets to sample. Adds `samples`, `sampler`, `seed`,
+    /// `inclusion_frequencies` and `sample_counts` to the output; 0 draws nothing and adds
+    /// none of them.
+    #[arg(long, value_name = "N")]
+    pub samples: Option<u64>,
+    /// How subsets are sampled.
+    #[arg(long, value_enum, default_value_t = SamplerArg::Exact)]
+    pub sampler: SamplerArg,
+    /// Seed of the random generator used for sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Exactly one of `--logits` and `--logits-file`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LogitsSource {
+    /// One row of logits: numbers separated by commas and/or whitespace, optionally
+    /// inside [ ], e.g. '[0.1, -2, 1.5, 0.3]'.
+    #[arg(long, allow_hyphen_values = true, value_name = "LIST")]
+    pub logits: Option<String>,
+    /// A file holding the logits in the same format; '-' reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub logits_file: Option<PathBuf>,
+}
+
+/// `--normalizer`: the library's [`Normalizer`], as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormalizerArg {
+    /// Stable tilted dynamic programme (exact to rounding; use this).
+    #[value(name = "stable")]
+    Stable,
+    /// The paper's f64 DFT (fails when P(sum b = k) is tiny).
+    #[value(name = "dft")]
+    Dft,
+    /// The paper code's complex64 DFT (for reproducing published numbers only).
+    #[value(name = "paper-complex64")]
+    PaperComplex64,
+}
+
+impl From<NormalizerArg> for Normalizer {
+    fn from(value: NormalizerArg) -> Self {
+        match value {
+            NormalizerArg::Stable => Normalizer::Stable,
+            NormalizerArg::Dft => Normalizer::Dft,
+            NormalizerArg::PaperComplex64 => Normalizer::PaperComplex64,
+        }
+    }
+}
+
+/// `--sampler`: the library's [`Sampler`], as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    /// Exact conditional Poisson samples.
+    #[value(name = "exact")]
+    Exact,
+    /// Gumbel top-k (Plackett-Luce prefix; not the conditional Poisson law).
+    #[value(name = "gumbel-topk")]
+    GumbelTopK,
+}
+
+impl From<SamplerArg> for Sampler {
+    fn from(value: SamplerArg) -> Self {
+        match value {
+            SamplerArg::Exact => Sampler::Exact,
+            SamplerArg::GumbelTopK => Sampler::GumbelTopK,
+        }
+    }
+}
+
+/// Parses the process's arguments (clap exits by itself, with code 2, on usage errors and
+/// prints `--help`/`--version`) and executes the command, writing to standard output.
+///
+/// # Errors
+/// Whatever the command fails with; the caller prints it.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    execute(&cli, &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+}
+
+/// Executes a parsed command line, reading `--logits-file -` from `stdin` and writing
+/// the result to `stdout`.
+///
+/// # Errors
+/// Unusable input (logits, device, k), library errors and I/O errors, each with context.
+pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Inspect(args) => {
+            let logits = read_logits(&args.source, stdin)?;
+            let device = cli.device.resolve()?;
+            let options = InspectOptions {
+                logits,
+                k: args.k,
+                normalizer: args.normalizer.into(),
+                device,
+                sampling: args.samples.map(|samples| SampleOptions {
+                    samples,
+                    sampler: args.sampler.into(),
+                    seed: args.seed,
+                }),
+            };
+            let report = inspect(&options)?;
+            let json = serde_json::to_string(&report).context("serialising the result")?;
+            writeln!(stdout, "{json}").and_then(|()| stdout.flush()).context("writing the result")?;
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Distribution(args)) => {
+            let device = cli.device.resolve()?;
+            eprintln!("sfess-agent bench distribution on {} with {} threads", device_name(device), rayon_threads());
+            let results = bench::distribution(device, args.seconds)?;
+            let text = if args.json {
+                serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
+            } else {
+                bench::table(&results)
+            };
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the measurements")?;
+            Ok(())
+        }
+    }
+}
+
+/// Threads the distribution's row-parallel work runs on.
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The logits from `--logits` or `--logits-file` (`-` being `stdin`).
+fn read_logits(source: &LogitsSource, stdin: &mut dyn Read) -> anyhow::Result<Vec<f64>> {
+    match (&source.logits, &source.logits_file) {
+        (Some(text), _) => parse_logits(text).context("--logits"),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut text = String::new();
+            stdin.read_to_string(&mut text).context("--logits-file -: cannot read standard input")?;
+            parse_logits(&text).context("--logits-file - (standard input)")
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--logits-file {}: cannot read the file", path.display()))?;
+            parse_logits(&text).with_context(|| format!("--logits-file {}", path.display()))
+        }
+        // clap's group makes exactly one of them present.
+        (None, None) => anyhow::bail!("one of --logits and --logits-file is required"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_names_match_the_library() {
+        for value in NormalizerArg::value_variants() {
+            let name = value.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(name, Normalizer::from(*value).name());
+        }
+        for value in SamplerArg::value_variants() {
+            let name = value.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(name, Sampler::from(*value).name());
+        }
+        assert_eq!(NormalizerArg::value_variants().len(), Normalizer::ALL.len());
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sfess-agent").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_inspect() {
+        let cli = parse(&["inspect", "--k", "-1", "--logits", "-1 2", "--device", "cpu", "--sampler", "gumbel-topk"])
+            .unwrap();
+        assert_eq!(cli.device, DeviceSpec::Cpu);
+        let Command::Inspect(args) = cli.command else { panic!("not inspect") };
+        assert_eq!(args.k, -1);
+        assert_eq!(args.source.logits.as_deref(), Some("-1 2"));
+        assert_eq!(args.sampler, SamplerArg::GumbelTopK);
+        assert_eq!(args.normalizer, NormalizerArg::Stable);
+        assert_eq!((args.samples, args.seed), (None, 0));
+        // --device also works before the subcommand, and defaults to auto.
+        assert_eq!(
+            parse(&["--device", "cuda:1", "inspect", "-k", "1", "--logits", "0"]).unwrap().device,
+            DeviceSpec::CudaIndex(1)
+        );
+        assert_eq!(parse(&["inspect", "-k", "1", "--logits", "0"]).unwrap().device, DeviceSpec::Auto);
+    }
+
+    #[test]
+    fn exactly_one_logits_source() {
+        assert!(parse(&["inspect", "--k", "1"]).is_err());
+        assert!(parse(&["inspect", "--k", "1", "--logits", "0", "--logits-file", "x"]).is_err());
+        assert!(parse(&["inspect", "--k", "1", "--logits", "0", "--device", "gpu"]).is_err());
+    }
+
+    #[test]
+    fn execute_writes_one_json_line() {
+        let cli = parse(&["inspect", "--k", "1", "--logits-file", "-", "--device", "cpu"]).unwrap();
+        let mut out = Vec::new();
+        execute(&cli, &mut "[0, 0]".as_bytes(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["marginals"], serde_json::json!([0.5, 0.5]));
+    }
+}

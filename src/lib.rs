@@ -1,0 +1,12 @@
+//! # sfess-agent: score-function estimators for k-subset sampling
+//!
+//! The library behind the `sfess-agent` binary: its command line ([`cli`]), the
+//! `--device` option ([`device`]) and the `inspect` command ([`inspect`]). The numerics
+//! live in `sfess-agents` (the policy side) and `sfess-envs` (the reward side).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod cli;
+pub mod device;
+pub mod inspect;
