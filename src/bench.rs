@@ -3,8 +3,9 @@
 //!
 //! Each case is timed by repeating it until about `--seconds` have passed (after one
 //! warm-up call) and reporting the median and the fastest call. The largest case also
-//! reports its peak memory: the process's high-water mark (`VmHWM`, reset through
-//! `/proc/self/clear_refs` just before) minus its resident size before the call.
+//! runs first and reports its peak memory: the process's high-water mark (`VmHWM`, reset through
+//! `/proc/self/clear_refs` just before), which includes libtorch's own resident memory,
+//! given beside the resident size before the call.
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,10 @@ pub struct Measurement {
     pub min_seconds: f64,
     /// Calls timed.
     pub calls: usize,
-    /// Peak memory added by the call, in MiB, where measured.
+    /// Peak resident memory of the whole process during the call, in MiB, where measured.
     pub peak_mib: Option<f64>,
+    /// Resident memory of the process just before the call, in MiB, where measured.
+    pub before_mib: Option<f64>,
 }
 
 /// Times `call` for about `budget` (at least 3 calls, after one warm-up).
@@ -63,15 +66,16 @@ fn proc_status_kib(field: &str) -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Peak resident memory added by `call`, in MiB (Linux only; `None` elsewhere).
-fn peak_memory_mib(call: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Option<f64>> {
+/// The process's resident memory before `call` and its peak during it, in MiB (Linux
+/// only; `None` elsewhere).
+fn peak_memory_mib(call: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Option<(f64, f64)>> {
     // Writing 5 resets the high-water mark to the current resident size.
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = proc_status_kib("VmRSS:");
     call()?;
     let peak = proc_status_kib("VmHWM:");
     Ok(match (reset, before, peak) {
-        (true, Some(before), Some(peak)) => Some((peak - before).max(0.0) / 1024.0),
+        (true, Some(before), Some(peak)) => Some((before / 1024.0, peak / 1024.0)),
         _ => None,
     })
 }
@@ -84,15 +88,34 @@ fn peak_memory_mib(call: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<
 pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<Vec<Measurement>> {
     let budget = Duration::from_secs_f64(seconds);
     let mut results = Vec::new();
-    let mut record = |case: &str, (batch, n, k): (i64, i64, i64), timing: (f64, f64, usize), peak_mib| {
-        let (median_seconds, min_seconds, calls) = timing;
-        eprintln!("  {case:<44} B={batch:<4} n={n:<6} k={k:<5} median {:>10.3} ms", median_seconds * 1e3);
-        results.push(Measurement { case: case.to_owned(), batch, n, k, median_seconds, min_seconds, calls, peak_mib });
-    };
+    let mut record =
+        |case: &str, (batch, n, k): (i64, i64, i64), timing: (f64, f64, usize), memory: Option<(f64, f64)>| {
+            let (median_seconds, min_seconds, calls) = timing;
+            eprintln!("  {case:<44} B={batch:<4} n={n:<6} k={k:<5} median {:>10.3} ms", median_seconds * 1e3);
+            results.push(Measurement {
+                case: case.to_owned(),
+                batch,
+                n,
+                k,
+                median_seconds,
+                min_seconds,
+                calls,
+                peak_mib: memory.map(|(_, peak)| peak),
+                before_mib: memory.map(|(before, _)| before),
+            });
+        };
     let normaliser = |logits: &Tensor, k: i64, normalizer: Normalizer| -> anyhow::Result<()> {
         ConditionalPoisson::with_normalizer(logits, k, normalizer).map(drop).context("computing the normaliser")
     };
 
+    // First, so that its peak memory is measured on a process that has done nothing else.
+    {
+        let (batch, n, k) = (1, 100_000, 1_000);
+        let logits = normal_logits(batch, n, device);
+        let peak = peak_memory_mib(|| normaliser(&logits, k, Normalizer::Stable))?;
+        let timing = time(budget, || normaliser(&logits, k, Normalizer::Stable))?;
+        record("stable normaliser + marginals", (batch, n, k), timing, peak);
+    }
     for (batch, n, k) in [(128, 128, 10), (1, 784, 50), (1, 4096, 256)] {
         let logits = normal_logits(batch, n, device);
         let timing = time(budget, || normaliser(&logits, k, Normalizer::Stable))?;
@@ -109,13 +132,6 @@ pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<Vec<Measurem
             let timing = time(budget, || policy.sample(32, sampler, &mut rng).map(drop).context("sampling"))?;
             record(case, (batch, n, k), timing, None);
         }
-    }
-    {
-        let (batch, n, k) = (1, 100_000, 1_000);
-        let logits = normal_logits(batch, n, device);
-        let peak = peak_memory_mib(|| normaliser(&logits, k, Normalizer::Stable))?;
-        let timing = time(budget, || normaliser(&logits, k, Normalizer::Stable))?;
-        record("stable normaliser + marginals", (batch, n, k), timing, peak);
     }
     // The paper's DFT (our f64 and complex64 implementations of it) where it can run.
     for (batch, n, k) in [(1, 784, 50), (128, 128, 10)] {
@@ -134,10 +150,13 @@ pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<Vec<Measurem
 /// The benchmark as a Markdown table, with the DFT-to-stable ratios.
 pub fn table(results: &[Measurement]) -> String {
     let mut out = String::from(
-        "| case | B | n | k | median | fastest | calls | peak memory |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| case | B | n | k | median | fastest | calls | process peak RSS (before the call) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in results {
-        let peak = m.peak_mib.map_or_else(|| "".to_owned(), |mib| format!("{mib:.1} MiB"));
+        let peak = match (m.peak_mib, m.before_mib) {
+            (Some(peak), Some(before)) => format!("{peak:.0} MiB ({before:.0} MiB)"),
+            _ => String::new(),
+        };
         out += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.case,

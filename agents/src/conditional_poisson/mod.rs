@@ -113,7 +113,7 @@ impl Sampler {
 #[non_exhaustive]
 pub enum Error {
     /// The logits are not a 2-D tensor `[batch, n]` with at least one row and one item.
-    #[error("logits must be a 2-D tensor [batch, n] with batch >= 1 and n >= 1, got shape {shape:?}")]
+    #[error("logits must be a 2-D tensor [batch, n] with batch >= 1 and 1 <= n < 2^32, got shape {shape:?}")]
     LogitsShape {
         /// The shape that was given.
         shape: Vec<i64>,
@@ -240,7 +240,7 @@ impl ConditionalPoisson {
         let [batch, n] = shape[..] else {
             return Err(Error::LogitsShape { shape });
         };
-        if batch < 1 || n < 1 {
+        if batch < 1 || n < 1 || n > i64::from(u32::MAX) {
             return Err(Error::LogitsShape { shape });
         }
         let (batch, n) = (batch as usize, n as usize);
@@ -463,13 +463,14 @@ impl ConditionalPoisson {
         let entries = n_samples
             .checked_mul(batch)
             .and_then(|x| x.checked_mul(n))
-            .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f32>())
+            .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f64>())
             .ok_or(Error::TooManySamples { samples: n_samples, batch, n })?;
         let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
-        // Rows are contiguous in [B, S, n]; permuted to [S, B, n] at the end.
-        let mut buffer = vec![0f32; entries];
-        if n_samples > 0 {
-            buffer.par_chunks_mut(n_samples * n).zip(self.eta.par_chunks(n)).zip(seeds).for_each(
+        // Each row draws its samples as item indices, [B, S, k], in parallel; scattering
+        // them into the dense [S, B, n] tensor is a cheap serial pass (S B k writes).
+        let mut chosen = vec![0u32; batch * n_samples * k];
+        if n_samples > 0 && k > 0 {
+            chosen.par_chunks_mut(n_samples * k).zip(self.eta.par_chunks(n)).zip(seeds).for_each(
                 |((out, row), seed)| {
                     let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
                     match sampler {
@@ -479,32 +480,55 @@ impl ConditionalPoisson {
                 },
             );
         }
-        Ok(Tensor::from_slice(&buffer)
-            .f_view([batch as i64, n_samples as i64, n as i64])?
-            .f_permute([1, 0, 2])?
-            .f_contiguous()?
-            .f_to_kind(self.logits.kind())?
-            .f_to_device(self.logits.device())?)
+        let shape = [n_samples as i64, batch as i64, n as i64];
+        let dense = match self.logits.kind() {
+            Kind::Float => Tensor::from_slice(&scatter::<f32>(&chosen, n_samples, batch, n, k, entries)),
+            _ => Tensor::from_slice(&scatter::<f64>(&chosen, n_samples, batch, n, k, entries)),
+        };
+        Ok(dense.f_view(shape)?.f_to_device(self.logits.device())?)
     }
+}
+
+/// The k-hot `[S, B, n]` buffer of the items `chosen[b][s][..k]`.
+fn scatter<T: Copy + From<u8>>(
+    chosen: &[u32],
+    samples: usize,
+    batch: usize,
+    n: usize,
+    k: usize,
+    entries: usize,
+) -> Vec<T> {
+    let mut dense = vec![T::from(0); entries];
+    if k > 0 {
+        for (b, row) in chosen.chunks(samples * k).enumerate() {
+            for (s, items) in row.chunks(k).enumerate() {
+                let offset = (s * batch + b) * n;
+                for &i in items {
+                    dense[offset + i as usize] = T::from(1);
+                }
+            }
+        }
+    }
+    dense
 }
 
 /// Gumbel top-k (paper Algorithm 1): for each sample, the k largest `η_i + G_i` with
 /// `G_i = −log(−log U_i)`, `U_i` uniform on (0, 1).
-fn sample_gumbel_top_k(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [f32]) {
+fn sample_gumbel_top_k(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32]) {
     let n = eta.len();
-    let mut keys: Vec<(f64, usize)> = Vec::with_capacity(n);
-    for sample in out.chunks_mut(n).take(n_samples) {
+    let mut keys: Vec<(f64, u32)> = Vec::with_capacity(n);
+    for sample in out.chunks_mut(k).take(n_samples) {
         keys.clear();
-        keys.extend(eta.iter().enumerate().map(|(i, &x)| {
+        keys.extend(eta.iter().zip(0u32..).map(|(&x, i)| {
             // Uniform on the open interval (0, 1), away from both ends.
             let u = ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
             (x - (-u.ln()).ln(), i)
         }));
-        if k > 0 && k < n {
+        if k < n {
             keys.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
         }
-        for &(_, i) in &keys[..k] {
-            sample[i] = 1.0;
+        for (slot, &(_, i)) in sample.iter_mut().zip(&keys[..k]) {
+            *slot = i;
         }
     }
 }

@@ -55,8 +55,6 @@ pub(crate) struct Tilted {
     pub q: Vec<f64>,
     /// `t`.
     pub t: f64,
-    /// `Σ_i softplus(η_i + t) = −Σ_i log q_i`.
-    pub log_scale: f64,
 }
 
 impl Tilted {
@@ -88,10 +86,10 @@ impl Tilted {
             t = if var > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
             tilted = Self::at(eta, t);
         }
-        tilted.finish(eta)
+        tilted
     }
 
-    /// `p` and `q` at tilt `t`; `log_scale` is filled in by [`Tilted::finish`].
+    /// `p` and `q` at tilt `t`.
     fn at(eta: &[f64], t: f64) -> Self {
         let n = eta.len();
         let (mut p, mut q) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -104,18 +102,17 @@ impl Tilted {
             p.push(pi);
             q.push(qi);
         }
-        Self { p, q, t, log_scale: f64::NAN }
+        Self { p, q, t }
     }
 
-    /// Computes `Σ_i softplus(η_i + t)`, compensated, once the tilt is final.
-    fn finish(mut self, eta: &[f64]) -> Self {
+    /// `Σ_i softplus(η_i + t) = −Σ_i log q_i`, compensated.
+    fn log_scale(&self, eta: &[f64]) -> f64 {
         let mut sum = NeumaierSum::default();
         for &x in eta {
             let x = x + self.t;
             sum.add(x.max(0.0) + (-x.abs()).exp().ln_1p());
         }
-        self.log_scale = sum.sum();
-        self
+        sum.sum()
     }
 }
 
@@ -328,23 +325,25 @@ fn log_normalizer_and_marginals_in_blocks(eta: &[f64], k: usize, marginals: &mut
         step(&suffix, (g_lo, g_hi), &mut suffix_next, window(k, n - i + 1, i - 1), tilted.p[r], tilted.q[r]);
         std::mem::swap(&mut suffix, &mut suffix_next);
     });
-    total.ln() + tilted.log_scale - k as f64 * tilted.t
+    total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t
 }
 
-/// Draws `n_samples` exact k-subsets of one row, writing sample `s` as a k-hot vector
-/// into `out[s n .. (s + 1) n]` (which must be zero on entry).
-pub(crate) fn sample_exact(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [f32]) {
+/// Draws `n_samples` exact k-subsets of one row, writing the items of sample `s` (in
+/// decreasing order) into `out[s k .. (s + 1) k]`.
+pub(crate) fn sample_exact(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32]) {
     sample_exact_in_blocks(eta, k, n_samples, rng, out, block_size(eta.len(), k));
 }
 
-fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [f32], block: usize) {
+fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32], block: usize) {
     let n = eta.len();
-    debug_assert!(k <= n && out.len() == n_samples * n);
+    debug_assert!(k <= n && out.len() == n_samples * k && n <= u32::MAX as usize);
     if k == 0 {
         return;
     }
     if k == n {
-        out.fill(1.0);
+        for sample in out.chunks_mut(k) {
+            sample.iter_mut().zip((0..n as u32).rev()).for_each(|(slot, i)| *slot = i);
+        }
         return;
     }
     let tilted = Tilted::new(eta, k);
@@ -363,8 +362,8 @@ fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut imp
                 uniform(rng) < threshold
             };
             if include {
-                out[s * n + r] = 1.0;
                 *j -= 1;
+                out[s * k + (k - 1 - *j)] = r as u32;
             }
         }
     });
@@ -395,14 +394,14 @@ mod tests {
             let eta = logits(n, n as u64, 6.0);
             let mut whole = vec![0.0; n];
             let z_whole = log_normalizer_and_marginals_in_blocks(&eta, k, &mut whole, n);
-            let mut samples_whole = vec![0f32; 5 * n];
+            let mut samples_whole = vec![0u32; 5 * k];
             sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples_whole, n);
             for block in [1, 2, 3, 7, n.div_ceil(2)] {
                 let mut blocked = vec![0.0; n];
                 let z = log_normalizer_and_marginals_in_blocks(&eta, k, &mut blocked, block);
                 assert_eq!(z.to_bits(), z_whole.to_bits(), "n={n} k={k} block={block}");
                 assert_eq!(blocked, whole, "n={n} k={k} block={block}");
-                let mut samples = vec![0f32; 5 * n];
+                let mut samples = vec![0u32; 5 * k];
                 sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples, block);
                 assert_eq!(samples, samples_whole, "n={n} k={k} block={block}");
             }
