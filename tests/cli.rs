@@ -319,3 +319,22 @@ fn inspect_as_a_library() {
     // Compared as text: serde_json's default float parsing is not always correctly rounded.
     assert_eq!(format!("{}\n", serde_json::to_string(&report).unwrap()), stdout(&binary));
 }
+
+/// The binary keeps `libtorch_cuda` as a needed library (so the same build uses CUDA on a
+/// GPU machine) whenever the libtorch it was linked against ships one.
+#[test]
+fn libtorch_cuda_stays_linked() {
+    let Ok(output) = std::process::Command::new("ldd").arg(env!("CARGO_BIN_EXE_sfess-agent")).output() else {
+        eprintln!("ldd is not available; skipped");
+        return;
+    };
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let torch_cpu = listing.lines().find(|line| line.contains("libtorch_cpu.so")).expect("libtorch_cpu is linked");
+    let lib_dir =
+        torch_cpu.split("=>").nth(1).and_then(|rest| rest.split_whitespace().next()).map(std::path::Path::new);
+    let ships_cuda = lib_dir.and_then(|path| path.parent()).is_some_and(|dir| dir.join("libtorch_cuda.so").exists());
+    if ships_cuda {
+        assert!(listing.contains("libtorch_cuda.so"), "libtorch_cuda.so was dropped by --as-needed:\n{listing}");
+    }
+    assert!(!listing.contains("not found"), "{listing}");
+}
