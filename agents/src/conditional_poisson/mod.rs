@@ -236,27 +236,7 @@ impl ConditionalPoisson {
     /// As [`new`](Self::new), and [`Error::NormalizerFailed`] when a DFT backend cannot
     /// resolve a row.
     pub fn with_normalizer(logits: &Tensor, k: i64, normalizer: Normalizer) -> Result<Self> {
-        let shape = logits.size();
-        let [batch, n] = shape[..] else {
-            return Err(Error::LogitsShape { shape });
-        };
-        if batch < 1 || n < 1 || n > i64::from(u32::MAX) {
-            return Err(Error::LogitsShape { shape });
-        }
-        let (batch, n) = (batch as usize, n as usize);
-        let kind = logits.kind();
-        if !matches!(kind, Kind::Float | Kind::Double) {
-            return Err(Error::LogitsKind { kind });
-        }
-        if k < 0 || k as usize > n {
-            return Err(Error::KOutOfRange { k, n });
-        }
-        let k = k as usize;
-        let host = logits.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?;
-        let eta = Vec::<f64>::try_from(host.f_view([-1])?)?;
-        if let Some(position) = eta.iter().position(|x| !x.is_finite()) {
-            return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: eta[position] });
-        }
+        let (batch, n, k, eta) = read_logits(logits, k)?;
         let mut marginals = vec![0.0; batch * n];
         let outcomes: Vec<(f64, f64)> = eta
             .par_chunks(n)
@@ -407,6 +387,34 @@ impl ConditionalPoisson {
         self.tensor(&self.kl_to_uniform_values(), &[self.batch as i64]).expect("checked at construction")
     }
 
+    /// `Cov(z) v = (∂π/∂η) v` per row for `v` of shape `[B, n]`, computed exactly (forward
+    /// mode through the stable DP, `O(n k)` per row), in the logits' type and device, not
+    /// differentiable. This is SIMPLE's backward pass `J_π(η)ᵀ v` (the Jacobian of the
+    /// marginals is the symmetric covariance of `z`), and `−Cov(z) η` is the gradient of the
+    /// entropy.
+    ///
+    /// # Errors
+    /// [`Error::ActionsShape`] when `v` is not `[B, n]`, [`Error::NonFiniteLogit`] when it
+    /// is not finite (reported at its position), libtorch errors.
+    pub fn covariance_vector_product(&self, v: &Tensor) -> Result<Tensor> {
+        let (batch, n, k) = (self.batch, self.n, self.k);
+        if v.size() != [batch as i64, n as i64] {
+            return Err(Error::ActionsShape { batch, n, shape: v.size() });
+        }
+        let v = Vec::<f64>::try_from(
+            v.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?.f_view([-1])?,
+        )?;
+        if let Some(position) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: v[position] });
+        }
+        let mut out = vec![0.0; batch * n];
+        out.par_chunks_mut(n)
+            .zip(self.eta.par_chunks(n))
+            .zip(v.par_chunks(n))
+            .for_each(|((out, row), v)| stable::covariance_vector_product(row, k, v, out));
+        self.tensor(&out, &[batch as i64, n as i64])
+    }
+
     /// `log p(z)` for k-hot actions `z` of shape `[S, B, n]` (or `[B, n]`), giving `[S, B]`
     /// (or `[B]`). Differentiable with respect to the logits, with gradient `z − π`.
     ///
@@ -458,7 +466,7 @@ impl ConditionalPoisson {
     /// # Errors
     /// [`Error::TooManySamples`] when `S B n` entries exceed `isize::MAX` bytes; libtorch
     /// errors while building the tensor.
-    pub fn sample(&self, n_samples: usize, sampler: Sampler, rng: &mut impl Rng) -> Result<Tensor> {
+    pub fn sample<R: Rng + ?Sized>(&self, n_samples: usize, sampler: Sampler, rng: &mut R) -> Result<Tensor> {
         let (batch, n, k) = (self.batch, self.n, self.k);
         let entries = n_samples
             .checked_mul(batch)
@@ -510,6 +518,33 @@ fn scatter<T: Copy + From<u8>>(
         }
     }
     dense
+}
+
+/// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`, finite) and `0 ≤ k ≤ n`, and
+/// returns `(B, n, k)` with the logits as `f64`, row-major.
+pub(crate) fn read_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usize, Vec<f64>)> {
+    let shape = logits.size();
+    let [batch, n] = shape[..] else {
+        return Err(Error::LogitsShape { shape });
+    };
+    if batch < 1 || n < 1 || n > i64::from(u32::MAX) {
+        return Err(Error::LogitsShape { shape });
+    }
+    let (batch, n) = (batch as usize, n as usize);
+    let kind = logits.kind();
+    if !matches!(kind, Kind::Float | Kind::Double) {
+        return Err(Error::LogitsKind { kind });
+    }
+    if k < 0 || k as usize > n {
+        return Err(Error::KOutOfRange { k, n });
+    }
+    let k = k as usize;
+    let host = logits.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?;
+    let eta = Vec::<f64>::try_from(host.f_view([-1])?)?;
+    if let Some(position) = eta.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: eta[position] });
+    }
+    Ok((batch, n, k, eta))
 }
 
 /// Gumbel top-k (paper Algorithm 1): for each sample, the k largest `η_i + G_i` with

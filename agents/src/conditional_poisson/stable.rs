@@ -145,7 +145,7 @@ fn window(k: usize, done: usize, left: usize) -> (usize, usize) {
 /// One step of the recursion `next[j] = q prev[j] + p prev[j−1]` over `next`'s window,
 /// reading `prev` only inside its own window.
 #[inline]
-fn step(prev: &[f64], prev_window: (usize, usize), next: &mut [f64], next_window: (usize, usize), p: f64, q: f64) {
+fn step<T: Real>(prev: &[T], prev_window: (usize, usize), next: &mut [T], next_window: (usize, usize), p: T, q: T) {
     let (prev_lo, prev_hi) = prev_window;
     let (next_lo, next_hi) = next_window;
     debug_assert!(next_lo == prev_lo + 1 || next_lo == 0 && prev_lo == 0);
@@ -169,43 +169,96 @@ fn step(prev: &[f64], prev_window: (usize, usize), next: &mut [f64], next_window
     }
 }
 
+/// The numbers the dynamic programme runs on: `f64`, and [`Dual`] numbers for its
+/// directional derivative.
+pub(crate) trait Real:
+    Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self>
+{
+    /// The multiplicative identity.
+    fn one() -> Self;
+}
+
+impl Real for f64 {
+    fn one() -> Self {
+        1.0
+    }
+}
+
+/// A dual number `value + tangent ε` with `ε² = 0`: running the DP on duals gives the
+/// derivative of its result along the direction the tangents encode (forward mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Dual {
+    pub value: f64,
+    pub tangent: f64,
+}
+
+impl std::ops::Add for Dual {
+    type Output = Dual;
+    fn add(self, o: Dual) -> Dual {
+        Dual { value: self.value + o.value, tangent: self.tangent + o.tangent }
+    }
+}
+
+impl std::ops::Mul for Dual {
+    type Output = Dual;
+    fn mul(self, o: Dual) -> Dual {
+        Dual { value: self.value * o.value, tangent: self.tangent * o.value + self.value * o.tangent }
+    }
+}
+
+impl std::ops::Div for Dual {
+    type Output = Dual;
+    fn div(self, o: Dual) -> Dual {
+        let value = self.value / o.value;
+        Dual { value, tangent: (self.tangent - value * o.tangent) / o.value }
+    }
+}
+
+impl Real for Dual {
+    fn one() -> Self {
+        Dual { value: 1.0, tangent: 0.0 }
+    }
+}
+
 /// The forward table `F_r`, `r = 0..=n`, of one row, kept as checkpoints every `block`
 /// rows plus the rows of one block at a time.
-struct ForwardTable<'a> {
-    tilted: &'a Tilted,
+struct ForwardTable<'a, T> {
+    p: &'a [T],
+    q: &'a [T],
     k: usize,
     n: usize,
     width: usize,
     block: usize,
     /// Row `b · block` for every block `b`.
-    checkpoints: Vec<f64>,
+    checkpoints: Vec<T>,
     /// Rows `b · block .. b · block + block` of the block `b` now held.
-    rows: Vec<f64>,
+    rows: Vec<T>,
     held: usize,
     /// `F_n`.
-    last: Vec<f64>,
+    last: Vec<T>,
 }
 
-impl<'a> ForwardTable<'a> {
+impl<'a, T: Real> ForwardTable<'a, T> {
     /// Runs the forward recursion with blocks of `block ≥ 1` rows; afterwards the last
     /// block's rows are held.
-    fn new(tilted: &'a Tilted, k: usize, block: usize) -> Self {
-        let n = tilted.p.len();
+    fn new(p: &'a [T], q: &'a [T], k: usize, block: usize) -> Self {
+        let n = p.len();
         let width = k + 1;
         let block = block.clamp(1, n);
         let blocks = n.div_ceil(block);
         let mut table = Self {
-            tilted,
+            p,
+            q,
             k,
             n,
             width,
             block,
-            checkpoints: vec![0.0; blocks * width],
-            rows: vec![0.0; block * width],
+            checkpoints: vec![T::default(); blocks * width],
+            rows: vec![T::default(); block * width],
             held: 0,
-            last: vec![0.0; width],
+            last: vec![T::default(); width],
         };
-        table.checkpoints[0] = 1.0;
+        table.checkpoints[0] = T::one();
         for b in 0..blocks {
             table.fill_block(b);
             let end = ((b + 1) * block).min(n);
@@ -213,7 +266,7 @@ impl<'a> ForwardTable<'a> {
             let prev = table.rows[(from - b * block) * width..][..width].to_vec();
             let dest =
                 if b + 1 < blocks { &mut table.checkpoints[(b + 1) * width..][..width] } else { &mut table.last[..] };
-            step(&prev, window(k, from, n - from), dest, window(k, to, n - to), tilted.p[from], tilted.q[from]);
+            step(&prev, window(k, from, n - from), dest, window(k, to, n - to), p[from], q[from]);
         }
         table
     }
@@ -232,8 +285,8 @@ impl<'a> ForwardTable<'a> {
                 window(k, r - 1, n - r + 1),
                 &mut after[..width],
                 window(k, r, n - r),
-                self.tilted.p[r - 1],
-                self.tilted.q[r - 1],
+                self.p[r - 1],
+                self.q[r - 1],
             );
         }
         self.held = b;
@@ -244,19 +297,19 @@ impl<'a> ForwardTable<'a> {
     }
 
     /// Row `F_r` for `r` in the held block.
-    fn row(&self, r: usize) -> &[f64] {
+    fn row(&self, r: usize) -> &[T] {
         let first = self.held * self.block;
         debug_assert!(r >= first && r < first + self.block);
         &self.rows[(r - first) * self.width..][..self.width]
     }
 
     /// `P_t(Σ b = k) = F_n[k]`.
-    fn total(&self) -> f64 {
+    fn total(&self) -> T {
         self.last[self.k]
     }
 
     /// Visits rows `r = n−1, …, 0` as `(r, F_r, F_{r+1})`, block by block from the end.
-    fn for_each_row_backwards(&mut self, mut visit: impl FnMut(usize, &[f64], &[f64])) {
+    fn for_each_row_backwards(&mut self, mut visit: impl FnMut(usize, &[T], &[T])) {
         let mut next = self.last.clone();
         for b in (0..self.blocks()).rev() {
             if self.held != b {
@@ -269,6 +322,61 @@ impl<'a> ForwardTable<'a> {
                 next.copy_from_slice(self.row(r));
             }
         }
+    }
+}
+
+/// The inclusion probabilities `π_i = p_i Σ_j F_{i−1}[j] G_{i+1}[k−1−j] / F_n[k]` of
+/// independent Bernoullis `(p, q)` conditioned on `Σ b = k`, `0 < k < n`, written into
+/// `out`; returns `F_n[k] = P(Σ b = k)`.
+fn inclusion<T: Real>(p: &[T], q: &[T], k: usize, block: usize, out: &mut [T]) -> T {
+    let n = p.len();
+    let mut table = ForwardTable::new(p, q, k, block);
+    let total = table.total();
+    let mut suffix = vec![T::default(); k + 1];
+    let mut suffix_next = vec![T::default(); k + 1];
+    // G_{n+1} = δ_0: the empty suffix.
+    suffix[0] = T::one();
+    table.for_each_row_backwards(|r, prefix, _| {
+        // Item i = r + 1 (1-based).
+        let i = r + 1;
+        let (f_lo, f_hi) = window(k, r, n - r);
+        let (g_lo, g_hi) = window(k, n - i, i);
+        let lo = f_lo.max((k - 1).saturating_sub(g_hi));
+        let hi = f_hi.min((k - 1).saturating_sub(g_lo));
+        let mut dot = T::default();
+        if lo <= hi && k > g_lo {
+            let (m_lo, m_hi) = (k - 1 - hi, k - 1 - lo);
+            for (&a, &b) in prefix[lo..=hi].iter().zip(suffix[m_lo..=m_hi].iter().rev()) {
+                dot = dot + a * b;
+            }
+        }
+        out[r] = p[r] * dot / total;
+        // G_i from G_{i+1}: add item i to the suffix.
+        step(&suffix, (g_lo, g_hi), &mut suffix_next, window(k, n - i + 1, i - 1), p[r], q[r]);
+        std::mem::swap(&mut suffix, &mut suffix_next);
+    });
+    total
+}
+
+/// `Cov(z) v = (∂π/∂η) v` for one row, exactly: the directional derivative of the
+/// marginals along `v`, by forward mode through the same DP (the tilt `t` is held fixed,
+/// which is exact since `π` does not depend on it). `∂p_i/∂η_i = p_i q_i`.
+pub(crate) fn covariance_vector_product(eta: &[f64], k: usize, v: &[f64], out: &mut [f64]) {
+    let n = eta.len();
+    debug_assert!(v.len() == n && out.len() == n && k <= n);
+    if k == 0 || k == n {
+        out.fill(0.0);
+        return;
+    }
+    let tilted = Tilted::new(eta, k);
+    let slope = |i: usize| tilted.p[i] * tilted.q[i] * v[i];
+    let p: Vec<Dual> = (0..n).map(|i| Dual { value: tilted.p[i], tangent: slope(i) }).collect();
+    let q: Vec<Dual> = (0..n).map(|i| Dual { value: tilted.q[i], tangent: -slope(i) }).collect();
+    let mut pi = vec![Dual::default(); n];
+    // A dual is two f64s: size the blocks as for a table twice as wide.
+    inclusion(&p, &q, k, block_size(n, 2 * k + 1), &mut pi);
+    for (o, d) in out.iter_mut().zip(&pi) {
+        *o = d.tangent;
     }
 }
 
@@ -301,30 +409,10 @@ fn log_normalizer_and_marginals_in_blocks(eta: &[f64], k: usize, marginals: &mut
             .sum();
     }
     let tilted = Tilted::new(eta, k);
-    let mut table = ForwardTable::new(&tilted, k, block);
-    let total = table.total();
-    let mut suffix = vec![0.0; k + 1];
-    let mut suffix_next = vec![0.0; k + 1];
-    // G_{n+1} = δ_0: the empty suffix.
-    suffix[0] = 1.0;
-    table.for_each_row_backwards(|r, prefix, _| {
-        // Item i = r + 1 (1-based): π_i = p_i Σ_j F_r[j] G_{i+1}[k−1−j] / F_n[k].
-        let i = r + 1;
-        let (f_lo, f_hi) = window(k, r, n - r);
-        let (g_lo, g_hi) = window(k, n - i, i);
-        let lo = f_lo.max((k - 1).saturating_sub(g_hi));
-        let hi = f_hi.min((k - 1).saturating_sub(g_lo));
-        let mut dot = 0.0;
-        if lo <= hi && k > g_lo {
-            let m_hi = k - 1 - lo;
-            let m_lo = k - 1 - hi;
-            dot = prefix[lo..=hi].iter().zip(suffix[m_lo..=m_hi].iter().rev()).map(|(a, b)| a * b).sum::<f64>();
-        }
-        marginals[r] = (tilted.p[r] * dot / total).clamp(0.0, 1.0);
-        // G_i from G_{i+1}: add item i to the suffix.
-        step(&suffix, (g_lo, g_hi), &mut suffix_next, window(k, n - i + 1, i - 1), tilted.p[r], tilted.q[r]);
-        std::mem::swap(&mut suffix, &mut suffix_next);
-    });
+    let total = inclusion(&tilted.p, &tilted.q, k, block, marginals);
+    for m in marginals.iter_mut() {
+        *m = m.clamp(0.0, 1.0);
+    }
     total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t
 }
 
@@ -347,7 +435,7 @@ fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut imp
         return;
     }
     let tilted = Tilted::new(eta, k);
-    let mut table = ForwardTable::new(&tilted, k, block);
+    let mut table = ForwardTable::new(&tilted.p, &tilted.q, k, block);
     let mut left = vec![k; n_samples];
     table.for_each_row_backwards(|r, before, after| {
         // Item i = r + 1, deciding with j items still to choose among items 1..=i:
@@ -371,7 +459,7 @@ fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut imp
 
 /// A uniform draw from `[0, 1)` with 53 random bits.
 #[inline]
-pub(crate) fn uniform(rng: &mut impl Rng) -> f64 {
+pub(crate) fn uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 

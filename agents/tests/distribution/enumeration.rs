@@ -147,3 +147,30 @@ fn dft_cannot_resolve_a_tiny_probability_and_the_clamp_is_wrong() {
     let sum: f64 = paper.marginal_values().iter().sum();
     assert!((sum - 50.0).abs() > 1.0, "the clamped gradient is not a marginal vector: Σπ = {sum}");
 }
+
+/// `Cov(z) v` (SIMPLE's backward) against Σ_z p(z) (z − π)(z − π)ᵀ v by enumeration.
+#[test]
+fn covariance_vector_product_matches_enumeration() {
+    for eta in cases() {
+        let n = eta.len();
+        let v = normal_logits(n, 77);
+        for k in 0..=n {
+            let exact = enumerate(&eta, k);
+            let mut expected = vec![0.0; n];
+            for (s, lp) in exact.subsets.iter().zip(&exact.log_probs) {
+                let centred: Vec<f64> =
+                    (0..n).map(|i| if s.contains(&i) { 1.0 } else { 0.0 } - exact.marginals[i]).collect();
+                let projection: f64 = centred.iter().zip(&v).map(|(c, x)| c * x).sum();
+                for (e, c) in expected.iter_mut().zip(&centred) {
+                    *e += lp.exp() * c * projection;
+                }
+            }
+            let cp = policy(&eta, k, Normalizer::Stable);
+            let got = cp.covariance_vector_product(&Tensor::from_slice(&v).view([1, n as i64])).unwrap();
+            let got = Vec::<f64>::try_from(got.view([-1])).unwrap();
+            for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                assert!((a - b).abs() <= 1e-12, "n={n} k={k} item {i}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Gradient estimators for `∇_η E_{z ~ p(·|η)}[f(z)]`, where `p` is the k-subset
+//! distribution and `f` a loss per sample.
+//!
+//! Every estimator works in two steps, so that the trainer has no special cases:
+//! 1. [`GradientEstimator::draw`] turns logits `[B, n]` (carrying the graph of whatever
+//!    produced them) into actions `[S, B, n]`: k-hot, or relaxed for `gs`.
+//! 2. The caller evaluates its losses `f` `[S, B]` on those actions — plain values from a
+//!    black box, or a tensor whose graph reaches the actions and the environment's own
+//!    parameters — and [`GradientEstimator::surrogate_loss`] turns them into one scalar.
+//!    Its value is `mean f`; one backward pass gives the estimator's gradient for the
+//!    logits and the pathwise gradient for the environment's parameters.
+//!
+//! Gradients estimate `∇_η (1/B) Σ_b E[f_b]`: each row's gradient is its estimate over the
+//! `S` samples, divided by `B`.
+//!
+//! | name | estimator | definition of the logits' gradient for one row |
+//! |---|---|---|
+//! | `sfess` | [`ScoreFunction`] (paper Eq. 4) | `1/S Σ_s f_s (z_s − π)` |
+//! | `sfess-vr` | [`ScoreFunction`] with leave-one-out baseline (Eq. 7) | `1/S Σ_s (f_s − b_s)(z_s − π)`, `b_s = 1/(S−1) Σ_{j≠s} f_j` |
+//! | `gs` | [`RelaxedTopK`] (Xie & Ermon 2019) | pathwise, through relaxed samples |
+//! | `stgs` | [`RelaxedTopK`], straight-through | pathwise through the relaxation, k-hot forward |
+//! | `imle` | [`Imle`] (Niepert et al. 2021) | `1/S Σ_s (z_s − topk(η − λ ∂f_s/∂z_s + ε_s))`, `z_s = topk(η + ε_s)` |
+//! | `simple` | [`Simple`] (Ahmed et al. 2023) | `Cov(z) · 1/S Σ_s ∂f_s/∂z_s` with exact samples `z_s` |
+
+mod imle;
+mod relaxed;
+mod score_function;
+mod simple;
+
+pub use imle::{Imle, ImleNoise};
+pub use relaxed::RelaxedTopK;
+pub use score_function::ScoreFunction;
+pub use simple::Simple;
+
+use rand::Rng;
+use tch::{Kind, TchError, Tensor};
+
+use crate::conditional_poisson::{self, ConditionalPoisson};
+
+/// The four properties of the paper's Table 1, as this crate implements each estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Properties {
+    /// Its actions are exact samples of the conditional Poisson law (k-hot).
+    pub exact_samples: bool,
+    /// Its gradient is an unbiased estimate of `∇_η E[f(z)]` for the k-subset law.
+    pub unbiased: bool,
+    /// It works when `f` has no gradient (a black box).
+    pub non_differentiable_f: bool,
+    /// It has no parameter that needs tuning (the number of samples is not counted).
+    pub tuning_free: bool,
+}
+
+/// Everything that can go wrong in an estimator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Too few samples per row for this estimator.
+    #[error("{estimator} needs at least {minimum} samples per row, got {samples}")]
+    TooFewSamples {
+        /// The estimator's name.
+        estimator: &'static str,
+        /// Samples asked for.
+        samples: usize,
+        /// Its minimum.
+        minimum: usize,
+    },
+    /// A parameter is out of its range.
+    #[error("{estimator}: {parameter} must be {requirement}, got {value}")]
+    Parameter {
+        /// The estimator's name.
+        estimator: &'static str,
+        /// The parameter.
+        parameter: &'static str,
+        /// What it must be.
+        requirement: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// The losses do not have the shape `[S, B]` of the draw.
+    #[error("losses must have shape [{samples}, {batch}] (samples, batch), got {shape:?}")]
+    LossShape {
+        /// Samples per row of the draw.
+        samples: usize,
+        /// Rows of the draw.
+        batch: usize,
+        /// The shape given.
+        shape: Vec<i64>,
+    },
+    /// The estimator needs `∂f/∂z` but the losses carry no gradient to the actions.
+    #[error(
+        "{estimator} needs a loss that is differentiable in the actions, but these losses carry no gradient \
+         to them (a black-box reward?); sfess and sfess-vr work with non-differentiable losses"
+    )]
+    NotDifferentiable {
+        /// The estimator's name.
+        estimator: &'static str,
+    },
+    /// An error of the k-subset distribution (bad logits or k).
+    #[error(transparent)]
+    Distribution(#[from] conditional_poisson::Error),
+    /// An error from libtorch.
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
+
+/// Result type of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The actions an estimator drew, with what its surrogate needs to remember.
+#[derive(Debug)]
+pub struct Draw {
+    actions: Tensor,
+    logits: Tensor,
+    k: i64,
+    samples: usize,
+    batch: usize,
+    memory: Memory,
+}
+
+/// What each estimator keeps between drawing and building the surrogate.
+#[derive(Debug)]
+enum Memory {
+    /// The distribution (score function, SIMPLE).
+    Policy(ConditionalPoisson),
+    /// Nothing beyond the actions' own graph (relaxed samples).
+    Nothing,
+    /// The perturbation and the hard sample `topk(η + ε)` (I-MLE).
+    Perturbation { noise: Tensor, hard: Tensor },
+}
+
+impl Draw {
+    /// The actions `[S, B, n]` to give the environment.
+    pub fn actions(&self) -> &Tensor {
+        &self.actions
+    }
+
+    /// Samples per row `S`.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// Checks that `losses` is `[S, B]`.
+    fn check_losses(&self, losses: &Tensor) -> Result<()> {
+        if losses.size() != [self.samples as i64, self.batch as i64] {
+            return Err(Error::LossShape { samples: self.samples, batch: self.batch, shape: losses.size() });
+        }
+        Ok(())
+    }
+
+    /// `∂f_s/∂z_s` for every sample, `[S, B, n]`, without touching any `.grad`.
+    fn loss_gradient(&self, estimator: &'static str, losses: &Tensor) -> Result<Tensor> {
+        if !losses.requires_grad() {
+            return Err(Error::NotDifferentiable { estimator });
+        }
+        let summed = losses.f_sum(Kind::Double)?;
+        match Tensor::f_run_backward(&[summed], &[&self.actions], true, false) {
+            Ok(mut grads) if grads.len() == 1 && grads[0].defined() => Ok(grads.remove(0)),
+            _ => Err(Error::NotDifferentiable { estimator }),
+        }
+    }
+
+    /// `mean f + mean_b Σ_i (η − stopgrad η)_{b,i} g_{b,i}`: value `mean f`, pathwise gradient
+    /// for whatever `f` depends on, and `g_b / B` for the logits of row `b`.
+    fn surrogate_with_logit_gradient(&self, losses: &Tensor, gradient: &Tensor) -> Result<Tensor> {
+        let offset = self.logits.f_sub(&self.logits.f_detach()?)?;
+        let linear = offset.f_mul(&gradient.f_detach()?)?.f_sum_dim_intlist(-1, false, None::<Kind>)?.f_mean(None)?;
+        Ok(losses.f_mean(None)?.f_add(&linear)?)
+    }
+}
+
+/// A gradient estimator for k-subset sampling; see the [module docs](self).
+pub trait GradientEstimator: std::fmt::Debug + Send + Sync {
+    /// Its name on the command line (`sfess`, `sfess-vr`, `gs`, `stgs`, `imle`, `simple`).
+    fn name(&self) -> &'static str;
+
+    /// What it guarantees (the paper's Table 1, for this implementation).
+    fn properties(&self) -> Properties;
+
+    /// Fewest samples per row it accepts.
+    fn minimum_samples(&self) -> usize {
+        1
+    }
+
+    /// Draws `samples` actions per row of `logits` (`[B, n]`, f32 or f64), subsets of size
+    /// `k`; returns them, `[S, B, n]`, with what the surrogate needs.
+    ///
+    /// # Errors
+    /// Bad logits or `k` ([`Error::Distribution`]), too few samples.
+    fn draw(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<Draw>;
+
+    /// The scalar whose value is `mean f` and whose gradient is the estimate (for the
+    /// logits) and the pathwise gradient (for whatever else `losses` depends on).
+    ///
+    /// # Errors
+    /// [`Error::LossShape`], and [`Error::NotDifferentiable`] for estimators that need
+    /// `∂f/∂z` when `losses` carries none.
+    fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor>;
+}
+
+/// Checks the sample count against the estimator's minimum.
+fn check_samples(estimator: &dyn GradientEstimator, samples: usize) -> Result<()> {
+    let minimum = estimator.minimum_samples();
+    if samples < minimum {
+        return Err(Error::TooFewSamples { estimator: estimator.name(), samples, minimum });
+    }
+    Ok(())
+}
+
+/// Checks the logits the same way [`ConditionalPoisson`] does (shape, type, k, finite
+/// values) for estimators that do not build the distribution.
+fn check_logits(logits: &Tensor, k: i64) -> Result<()> {
+    conditional_poisson::read_logits(logits, k)?;
+    Ok(())
+}
+
+/// The k-hot vectors of the top `k` entries along the last dimension of `keys`.
+fn top_k_hot(keys: &Tensor, k: i64) -> Result<Tensor> {
+    let zeros = keys.f_zeros_like()?;
+    if k == 0 {
+        return Ok(zeros);
+    }
+    let (_, indices) = keys.f_topk(k, -1, true, false)?;
+    Ok(zeros.f_scatter_value(-1, &indices, 1.0)?)
+}
+
+/// `S × B × n` values of `noise(rng)` as a tensor in the logits' type and device.
+fn noise_like(
+    logits: &Tensor,
+    samples: usize,
+    rng: &mut dyn Rng,
+    mut noise: impl FnMut(&mut dyn Rng) -> f64,
+) -> Result<Tensor> {
+    let size = logits.size();
+    let count = samples * size.iter().product::<i64>() as usize;
+    let values: Vec<f64> = (0..count).map(|_| noise(rng)).collect();
+    let shape = [samples as i64, size[0], size[1]];
+    Ok(Tensor::from_slice(&values).f_view(shape)?.f_to_kind(logits.kind())?.f_to_device(logits.device())?)
+}
+
+/// A uniform draw from the open interval `(0, 1)`.
+fn open_uniform(rng: &mut dyn Rng) -> f64 {
+    ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A standard Gumbel draw `−log(−log U)`.
+fn gumbel(rng: &mut dyn Rng) -> f64 {
+    -(-open_uniform(rng).ln()).ln()
+}
