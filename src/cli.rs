@@ -9,6 +9,7 @@ use sfess_agents::{Normalizer, Sampler};
 
 use crate::bench;
 use crate::device::{DeviceSpec, device_name};
+use crate::estimators::{EstimatorName, EstimatorOptions};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 
 /// Score-function estimators for k-subset sampling (SFESS).
@@ -36,6 +37,56 @@ pub enum Command {
     /// Measure speed on this machine (see the README for the figures).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print the estimators and their properties (the paper's Table 1, for this
+    /// implementation).
+    Estimators(EstimatorsArgs),
+    /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
+    /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
+    /// its number of samples (Figure 3c).
+    Toy(ToyArgs),
+}
+
+/// Arguments of `estimators`.
+#[derive(Debug, Clone, Args)]
+pub struct EstimatorsArgs {
+    /// Estimator options (the sampler changes SFESS's properties).
+    #[command(flatten)]
+    pub options: EstimatorOptions,
+}
+
+/// Arguments of `toy`.
+#[derive(Debug, Clone, Args)]
+pub struct ToyArgs {
+    /// Items.
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Subset size.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Gradient estimates per seed.
+    #[arg(long, default_value_t = 10_000)]
+    pub draws: usize,
+    /// Number of seeds (0, 1, …, N − 1); each draws its own logits and target.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Samples per estimate of sfess-vr (the others use one, as in the paper).
+    #[arg(long, default_value_t = 32)]
+    pub samples: usize,
+    /// Estimators to compare, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
+    pub estimators: Vec<EstimatorName>,
+    /// Estimator options.
+    #[command(flatten)]
+    pub options: EstimatorOptions,
+    /// Run the sweep of Figure 3c instead: SFESS + VR with 2, 4, …, 128 samples, and SFESS.
+    #[arg(long)]
+    pub vr_sweep: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the figure (SVG and PNG) and the JSON into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// What `bench` measures.
@@ -192,6 +243,16 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 bench::table(&results)
             };
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the measurements")?;
+            Ok(())
+        }
+        Command::Estimators(args) => {
+            let table = crate::estimators::properties_table(&args.options)?;
+            stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
+            Ok(())
+        }
+        Command::Toy(args) => {
+            let text = crate::toy::command(args, cli.device.resolve()?)?;
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the result")?;
             Ok(())
         }
     }

@@ -9,4 +9,8 @@
 pub mod bench;
 pub mod cli;
 pub mod device;
+pub mod estimators;
+pub mod files;
 pub mod inspect;
+pub mod plot;
+pub mod toy;

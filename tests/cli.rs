@@ -338,3 +338,69 @@ fn libtorch_cuda_stays_linked() {
     }
     assert!(!listing.contains("not found"), "{listing}");
 }
+
+#[test]
+fn estimators_table_lists_all_six_with_their_properties() {
+    let output = run(&["estimators"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for name in ["sfess-vr", "sfess", "simple", "gs", "stgs", "imle"] {
+        assert!(text.contains(&format!("| {name} |")), "{name} missing:\n{text}");
+    }
+    assert!(text.contains("| sfess-vr | ✓ | ✓ | ✓ | ✓ |"), "{text}");
+    let gumbel = stdout(&run(&["estimators", "--sampler", "gumbel-topk"]));
+    assert!(gumbel.contains("| sfess-vr | ✗ | ✗ | ✓ | ✓ |"), "{gumbel}");
+}
+
+#[test]
+fn toy_json_has_every_estimator_and_writes_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("figures");
+    let output =
+        run(&["toy", "--draws", "300", "--seeds", "2", "--json", "--device", "cpu", "--out", out.to_str().unwrap()]);
+    let value = json(&output);
+    for key in ["n", "k", "draws", "seeds", "samples", "sampler"] {
+        assert!(value.get(key).is_some(), "{key} missing: {value}");
+    }
+    assert_eq!((value["n"].as_u64(), value["k"].as_u64(), value["seeds"].as_u64()), (Some(10), Some(5), Some(2)));
+    let estimators = value["estimators"].as_object().unwrap();
+    assert_eq!(estimators.len(), 6);
+    for (name, metrics) in estimators {
+        for metric in ["bias", "variance", "error"] {
+            for field in ["mean", "std"] {
+                let x = metrics[metric][field].as_f64();
+                assert!(x.is_some_and(|x| x.is_finite() && x >= 0.0), "{name}.{metric}.{field} = {x:?}");
+            }
+        }
+    }
+    // SFESS + VR has the smallest error of all.
+    let error = |name: &str| estimators[name]["error"]["mean"].as_f64().unwrap();
+    assert!(estimators.keys().all(|name| error("sfess-vr") <= error(name)), "{value}");
+    for file in ["toy.json", "toy.svg", "toy.png"] {
+        assert!(std::fs::metadata(out.join(file)).is_ok_and(|m| m.len() > 0), "{file} not written");
+    }
+    let leftovers = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial"));
+    assert_eq!(leftovers.count(), 0);
+}
+
+#[test]
+fn toy_vr_sweep_error_falls_with_samples() {
+    let value = json(&run(&["toy", "--vr-sweep", "--draws", "300", "--seeds", "2", "--json", "--device", "cpu"]));
+    let points = value["vr"].as_array().unwrap();
+    let samples: Vec<u64> = points.iter().map(|p| p["samples"].as_u64().unwrap()).collect();
+    assert_eq!(samples, [2, 4, 8, 16, 32, 64, 128]);
+    let errors: Vec<f64> = points.iter().map(|p| p["error"]["mean"].as_f64().unwrap()).collect();
+    assert!(errors.windows(2).all(|w| w[1] < w[0]), "{errors:?}");
+    assert!(value["no_vr"]["mean"].as_f64().unwrap() > errors[0]);
+}
+
+#[test]
+fn toy_rejects_bad_options() {
+    fails_with(&run(&["toy", "--samples", "1", "--device", "cpu"]), "at least 2");
+    fails_with(&run(&["toy", "--n", "30", "--device", "cpu"]), "between 1 and 20");
+    fails_with(&run(&["toy", "--k", "11", "--device", "cpu"]), "out of range");
+    fails_with(&run(&["toy", "--temperature", "0", "--device", "cpu"]), "temperature must be positive");
+    usage_error(&run(&["toy", "--estimators", "sfess,nope"]), "nope");
+}

@@ -1,0 +1,232 @@
+//! Figures as SVG and PNG, written atomically (drawn to a temporary name, then renamed).
+//!
+//! Two kinds, after the paper: bars with one-standard-deviation error bars per estimator
+//! (Figure 2) and a line with error bars against a logarithmic axis (Figure 3c).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One bar: its label, height and error (one standard deviation).
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Label under the bar group.
+    pub label: String,
+    /// Heights of the bars of the group, one per series.
+    pub values: Vec<(f64, f64)>,
+}
+
+/// A panel of grouped bars.
+#[derive(Debug, Clone)]
+pub struct BarPanel {
+    /// Panel title.
+    pub title: String,
+    /// Label of the vertical axis (with its unit).
+    pub y_label: String,
+    /// Names of the series (the legend).
+    pub series: Vec<String>,
+    /// The groups.
+    pub groups: Vec<Bar>,
+}
+
+/// A line with error bars, plus optional horizontal reference lines.
+#[derive(Debug, Clone)]
+pub struct LinePanel {
+    /// Panel title.
+    pub title: String,
+    /// Label of the horizontal axis.
+    pub x_label: String,
+    /// Label of the vertical axis.
+    pub y_label: String,
+    /// Name of the line in the legend.
+    pub name: String,
+    /// `(x, mean, std)`, `x > 0` (drawn on a log₂ axis).
+    pub points: Vec<(f64, f64, f64)>,
+    /// Horizontal references: `(name, value, std)`.
+    pub references: Vec<(String, f64, f64)>,
+}
+
+const SIZE: (u32, u32) = (1000, 420);
+const PALETTE: [RGBColor; 4] =
+    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+
+/// Writes `stem.svg` and `stem.png` with `draw`, each under a temporary name first.
+fn write_both(
+    stem: &Path,
+    size: (u32, u32),
+    draw_svg: impl Fn(DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
+    draw_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let with = |ext: &str| stem.with_extension(ext);
+    let partial = |ext: &str| stem.with_extension(format!("partial.{ext}"));
+    let (svg_path, png_path) = (partial("svg"), partial("png"));
+    {
+        let root = SVGBackend::new(&svg_path, size).into_drawing_area();
+        draw_svg(root.clone())?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    {
+        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
+        draw_png(root.clone())?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    let mut written = Vec::new();
+    for ext in ["svg", "png"] {
+        std::fs::rename(partial(ext), with(ext)).with_context(|| format!("writing {}", with(ext).display()))?;
+        written.push(with(ext));
+    }
+    Ok(written)
+}
+
+/// Panels of grouped bars side by side, as `stem.svg` and `stem.png`.
+///
+/// # Errors
+/// The figure cannot be drawn or written.
+pub fn bars(stem: &Path, panels: &[BarPanel]) -> anyhow::Result<Vec<PathBuf>> {
+    let result = write_both(stem, SIZE, |root| draw_bars(root, panels), |root| draw_bars(root, panels));
+    clean_partials(stem, result)
+}
+
+/// A line against a log₂ axis, as `stem.svg` and `stem.png`.
+///
+/// # Errors
+/// The figure cannot be drawn or written.
+pub fn line(stem: &Path, panel: &LinePanel) -> anyhow::Result<Vec<PathBuf>> {
+    let result = write_both(stem, (700, 420), |root| draw_line(root, panel), |root| draw_line(root, panel));
+    clean_partials(stem, result)
+}
+
+/// Removes temporary files left by a failed write.
+fn clean_partials(stem: &Path, result: anyhow::Result<Vec<PathBuf>>) -> anyhow::Result<Vec<PathBuf>> {
+    if result.is_err() {
+        for ext in ["svg", "png"] {
+            let _ = std::fs::remove_file(stem.with_extension(format!("partial.{ext}")));
+        }
+    }
+    result
+}
+
+fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing the figure: {e}")
+}
+
+fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panels: &[BarPanel]) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(plot_error)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        let top = panel.groups.iter().flat_map(|g| g.values.iter().map(|(m, s)| m + s)).fold(0.0f64, f64::max);
+        let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+        let groups = panel.groups.len();
+        let series = panel.series.len().max(1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..groups as f64 - 0.5, 0f64..top)
+            .map_err(plot_error)?;
+        let labels: Vec<String> = panel.groups.iter().map(|g| g.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups)
+            .x_label_formatter(&|x| {
+                // Group g is centred on x = g.
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(&panel.y_label)
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(plot_error)?;
+        let width = 0.8 / series as f64;
+        for (s, name) in panel.series.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let rects = panel.groups.iter().enumerate().map(|(g, bar)| {
+                let x0 = g as f64 - 0.4 + s as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, bar.values[s].0)], color.filled())
+            });
+            chart
+                .draw_series(rects)
+                .map_err(plot_error)?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
+            let errors = panel.groups.iter().enumerate().map(|(g, bar)| {
+                let x = g as f64 - 0.4 + (s as f64 + 0.45) * width;
+                let (mean, std) = bar.values[s];
+                ErrorBar::new_vertical(x, (mean - std).max(0.0), mean, mean + std, BLACK.stroke_width(1), 8)
+            });
+            chart.draw_series(errors).map_err(plot_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+fn draw_line<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &LinePanel) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(plot_error)?;
+    let (x_min, x_max) = panel.points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let top =
+        panel.points.iter().map(|p| p.1 + p.2).chain(panel.references.iter().map(|r| r.1 + r.2)).fold(0.0f64, f64::max)
+            * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_min / 1.3..x_max * 1.3).log_scale(), 0f64..top.max(1e-3))
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    let blue = PALETTE[0];
+    chart
+        .draw_series(LineSeries::new(panel.points.iter().map(|p| (p.0, p.1)), blue.stroke_width(2)))
+        .map_err(plot_error)?
+        .label(&panel.name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(
+            panel
+                .points
+                .iter()
+                .map(|&(x, m, s)| ErrorBar::new_vertical(x, (m - s).max(0.0), m, m + s, blue.filled(), 8)),
+        )
+        .map_err(plot_error)?;
+    for (i, (name, value, std)) in panel.references.iter().enumerate() {
+        let color = PALETTE[(i + 1) % PALETTE.len()];
+        let (lo, hi) = (x_min / 1.3, x_max * 1.3);
+        chart
+            .draw_series(LineSeries::new([(lo, *value), (hi, *value)], color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(format!("{name} ({value:.3} ± {std:.3})"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::MiddleRight)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}
