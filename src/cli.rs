@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sfess_agents::{Normalizer, Sampler};
 
 use crate::bench;
+use crate::config::{EnvName, TrainConfig};
 use crate::device::{DeviceSpec, device_name};
 use crate::estimators::{EstimatorName, EstimatorOptions};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
@@ -40,10 +41,122 @@ pub enum Command {
     /// Print the estimators and their properties (the paper's Table 1, for this
     /// implementation).
     Estimators(EstimatorsArgs),
+    /// Train a k-subset policy on an environment, into a run folder.
+    Train(Box<TrainArgs>),
+    /// Recompute the test metrics of a run folder's checkpoint.
+    Eval(EvalArgs),
+    /// List the environments: action space, metric, whether the loss is differentiable.
+    Envs,
     /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
     /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
     /// its number of samples (Figure 3c).
     Toy(ToyArgs),
+}
+
+/// Arguments of `train`. Every option left out takes its value from `--config FILE` if
+/// given, else the paper's default (see `TrainConfig`).
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Environment.
+    #[arg(long, value_enum)]
+    pub env: Option<EnvName>,
+    /// Gradient estimator.
+    #[arg(long, value_enum)]
+    pub estimator: Option<EstimatorName>,
+    /// Samples per row S [default: 32].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Training steps [default: 50000].
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Rows per step [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate [default: 1e-4].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Steps between validations and checkpoints [default: 1000].
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Seed [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Subset size [default: 10 for k-NN, 50 for feature selection].
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Candidates per step for k-NN [default: 128].
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Folder with the mnist/ and fashion-mnist/ IDX files [default: $SFESS_DATA_DIR, else
+    /// ~/.cache/sfess-agent/data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Sampler of sfess and sfess-vr.
+    #[arg(long, value_enum)]
+    pub sampler: Option<crate::estimators::SamplerName>,
+    /// Relaxation temperature of gs and stgs [default: 0.5].
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// A JSON configuration (the run folder's config.json format); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The run folder [default: runs/ENV-ESTIMATOR-seedSEED].
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint (its config.json; --steps may extend it).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TrainArgs {
+    /// The configuration: `--resume`'s config.json, else `--config` or the defaults, with
+    /// every given flag on top.
+    ///
+    /// # Errors
+    /// A configuration file that cannot be read or parsed.
+    pub fn resolve(&self, device: &DeviceSpec) -> anyhow::Result<TrainConfig> {
+        let mut config = match (&self.resume, &self.config) {
+            (Some(dir), _) => crate::runner::read_config(dir)?,
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--config {}: cannot read it", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("--config {}: not a valid configuration", path.display()))?
+            }
+            (None, None) => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
+        }
+        set!(env => config.env, estimator => config.estimator, samples => config.samples, steps => config.steps,
+             batch_size => config.batch_size, lr => config.learning_rate, eval_every => config.eval_every,
+             seed => config.seed, candidates => config.candidates,
+             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature);
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
+        if let Some(k) = self.k {
+            config.k = Some(k);
+        }
+        if self.resume.is_none() || *device != DeviceSpec::Auto {
+            config.device = device.to_string();
+        }
+        Ok(config)
+    }
+}
+
+/// Arguments of `eval`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The run folder.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
 }
 
 /// Arguments of `estimators`.
@@ -243,6 +356,45 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 bench::table(&results)
             };
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the measurements")?;
+            Ok(())
+        }
+        Command::Train(args) => {
+            let config = args.resolve(&cli.device)?;
+            let dir = args
+                .resume
+                .clone()
+                .or_else(|| args.out.clone())
+                .unwrap_or_else(|| crate::runner::default_run_dir(&config));
+            let verbosity = if args.quiet { crate::runner::Verbosity::Quiet } else { crate::runner::Verbosity::Normal };
+            let summary = crate::runner::train(&config, &dir, args.resume.is_some(), verbosity)?;
+            let text = if args.json {
+                serde_json::to_string(&summary)? + "\n"
+            } else {
+                let metrics: Vec<String> = summary.test.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                format!(
+                    "{} with {}, seed {}: test {} after {} steps ({:.4} s/step on {}); run folder {}\n",
+                    summary.env,
+                    summary.estimator,
+                    summary.seed,
+                    metrics.join(", "),
+                    summary.steps,
+                    summary.seconds_per_step,
+                    summary.device,
+                    dir.display()
+                )
+            };
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the summary")?;
+            Ok(())
+        }
+        Command::Eval(args) => {
+            let metrics = crate::runner::evaluate_run(&args.run)?;
+            let text = serde_json::to_string(&metrics)? + "\n";
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
+            Ok(())
+        }
+        Command::Envs => {
+            let text = crate::runner::environments_table();
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Estimators(args) => {

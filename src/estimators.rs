@@ -7,7 +7,7 @@ use serde::Serialize;
 use sfess_agents::{GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, Sampler, ScoreFunction, Simple};
 
 /// The estimators, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EstimatorName {
     /// SFESS + VR: score function with the leave-one-out baseline (paper Eq. 7).
@@ -49,7 +49,7 @@ impl EstimatorName {
 }
 
 /// `--sampler` for the score-function estimators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SamplerName {
     /// Exact conditional Poisson samples: unbiased.
@@ -70,7 +70,7 @@ impl From<SamplerName> for Sampler {
 }
 
 /// `--imle-noise`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImleNoiseName {
     /// Standard Gumbel noise.

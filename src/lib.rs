@@ -8,9 +8,13 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod device;
 pub mod estimators;
 pub mod files;
 pub mod inspect;
 pub mod plot;
+pub mod policy;
+pub mod runner;
 pub mod toy;
+pub mod trainer;

@@ -1,3 +1,5 @@
 //! Integration tests of the `sfess-agent` binary (one test binary; modules below).
 
 mod cli;
+mod common;
+mod train;

@@ -250,3 +250,26 @@ fn gradients_reach_the_policy_network_and_the_environments_parameters() {
         }
     }
 }
+
+/// One loss per group of rows (a VAE's d subsets per image): with S = 2 the leave-one-out
+/// estimate for a row of image b is (f_{0,b} − f_{1,b})(z_{0,row} − z_{1,row})/2, divided by
+/// the number of losses per sample R.
+#[test]
+fn grouped_losses_are_shared_by_their_rows() {
+    let eta: Vec<f64> = ETA.iter().cycle().take(20).copied().collect();
+    let logits = Tensor::from_slice(&eta).view([4, 5]).set_requires_grad(true);
+    let estimator = ScoreFunction::leave_one_out(Sampler::Exact);
+    let draw = estimator.draw(&logits, K, 2, &mut Xoshiro256PlusPlus::seed_from_u64(12)).unwrap();
+    // Image 0 owns rows 0-1, image 1 rows 2-3.
+    let losses = toy_loss(draw.actions()).view([2, 2, 2]).sum_dim_intlist(-1, false, None::<Kind>);
+    estimator.surrogate_loss(&draw, &losses).unwrap().backward();
+    let f = Vec::<f64>::try_from(losses.view([-1])).unwrap(); // [f_{0,0}, f_{0,1}, f_{1,0}, f_{1,1}]
+    let z = draw.actions().detach();
+    for row in 0..4i64 {
+        let image = (row / 2) as usize;
+        let expected = (z.get(0).get(row) - z.get(1).get(row)) * ((f[image] - f[2 + image]) / 2.0 / 2.0);
+        assert!(logits.grad().get(row).allclose(&expected, 1e-12, 1e-12, false), "row {row}");
+    }
+    let bad = Tensor::zeros([2, 3], (Kind::Double, tch::Device::Cpu));
+    assert!(matches!(estimator.surrogate_loss(&draw, &bad), Err(EstimatorError::LossShape { .. })));
+}

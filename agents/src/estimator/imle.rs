@@ -98,7 +98,7 @@ impl GradientEstimator for Imle {
     }
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
-        draw.check_losses(losses)?;
+        draw.groups(losses)?;
         let Memory::Perturbation { noise, hard } = &draw.memory else { unreachable!("an I-MLE draw keeps its noise") };
         let loss_gradient = draw.loss_gradient(self.name(), losses)?;
         let target_keys =

@@ -13,6 +13,10 @@
 //! Gradients estimate `∇_η (1/B) Σ_b E[f_b]`: each row's gradient is its estimate over the
 //! `S` samples, divided by `B`.
 //!
+//! Losses may also come one per group of `G` consecutive rows (`[S, B/G]`): a subset VAE
+//! draws `d` independent subsets per image and has one loss per image. The rows of a group
+//! then share that loss, their log-probabilities add up, and gradients are divided by `B/G`.
+//!
 //! | name | estimator | definition of the logits' gradient for one row |
 //! |---|---|---|
 //! | `sfess` | [`ScoreFunction`] (paper Eq. 4) | `1/S Σ_s f_s (z_s − π)` |
@@ -139,12 +143,14 @@ impl Draw {
         self.samples
     }
 
-    /// Checks that `losses` is `[S, B]`.
-    fn check_losses(&self, losses: &Tensor) -> Result<()> {
-        if losses.size() != [self.samples as i64, self.batch as i64] {
-            return Err(Error::LossShape { samples: self.samples, batch: self.batch, shape: losses.size() });
+    /// Checks that `losses` is `[S, R]` with `R` dividing the rows `B`, and returns the
+    /// number of rows per loss, `G = B / R` (1 when each row has its own loss).
+    fn groups(&self, losses: &Tensor) -> Result<usize> {
+        let shape = losses.size();
+        match shape[..] {
+            [s, r] if s == self.samples as i64 && r >= 1 && self.batch % r as usize == 0 => Ok(self.batch / r as usize),
+            _ => Err(Error::LossShape { samples: self.samples, batch: self.batch, shape }),
         }
-        Ok(())
     }
 
     /// `∂f_s/∂z_s` for every sample, `[S, B, n]`, without touching any `.grad`.
@@ -159,12 +165,15 @@ impl Draw {
         }
     }
 
-    /// `mean f + mean_b Σ_i (η − stopgrad η)_{b,i} g_{b,i}`: value `mean f`, pathwise gradient
-    /// for whatever `f` depends on, and `g_b / B` for the logits of row `b`.
+    /// `mean f + 1/R Σ_{b,i} (η − stopgrad η)_{b,i} g_{b,i}` for losses `[S, R]`: value
+    /// `mean f`, pathwise gradient for whatever `f` depends on, and `g_b / R` for the logits
+    /// of row `b`.
     fn surrogate_with_logit_gradient(&self, losses: &Tensor, gradient: &Tensor) -> Result<Tensor> {
+        let groups = self.groups(losses)?;
         let offset = self.logits.f_sub(&self.logits.f_detach()?)?;
-        let linear = offset.f_mul(&gradient.f_detach()?)?.f_sum_dim_intlist(-1, false, None::<Kind>)?.f_mean(None)?;
-        Ok(losses.f_mean(None)?.f_add(&linear)?)
+        let per_loss = (self.batch / groups) as f64;
+        let linear = offset.f_mul(&gradient.f_detach()?)?.f_sum(Kind::Double)?.f_div_scalar(per_loss)?;
+        Ok(losses.f_mean(None)?.f_add(&linear.f_to_kind(losses.kind())?)?)
     }
 }
 
@@ -190,6 +199,8 @@ pub trait GradientEstimator: std::fmt::Debug + Send + Sync {
 
     /// The scalar whose value is `mean f` and whose gradient is the estimate (for the
     /// logits) and the pathwise gradient (for whatever else `losses` depends on).
+    ///
+    /// `losses` is `[S, B]`, or `[S, B/G]` for one loss per group of `G` consecutive rows.
     ///
     /// # Errors
     /// [`Error::LossShape`], and [`Error::NotDifferentiable`] for estimators that need

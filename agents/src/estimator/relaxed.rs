@@ -89,7 +89,7 @@ impl GradientEstimator for RelaxedTopK {
     }
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
-        draw.check_losses(losses)?;
+        draw.groups(losses)?;
         if !losses.requires_grad() {
             return Err(Error::NotDifferentiable { estimator: self.name() });
         }

@@ -69,11 +69,15 @@ impl GradientEstimator for ScoreFunction {
     }
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
-        draw.check_losses(losses)?;
+        let groups = draw.groups(losses)?;
         let Memory::Policy(policy) = &draw.memory else { unreachable!("a score-function draw keeps its policy") };
         let f = losses.f_detach()?;
         let advantage = if self.leave_one_out { f.f_sub(&Self::baselines(&f)?)? } else { f };
+        // log p of each loss's actions: the sum over its group of rows, [S, R].
         let log_prob = policy.log_prob(&draw.actions)?;
+        let shape = losses.size();
+        let log_prob =
+            log_prob.f_view([shape[0], shape[1], groups as i64])?.f_sum_dim_intlist(-1, false, None::<Kind>)?;
         let score_term = advantage.f_mul(&log_prob.f_sub(&log_prob.f_detach()?)?)?.f_mean(None)?;
         Ok(losses.f_mean(None)?.f_add(&score_term)?)
     }

@@ -33,7 +33,7 @@ impl GradientEstimator for Simple {
     }
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
-        draw.check_losses(losses)?;
+        draw.groups(losses)?;
         let Memory::Policy(policy) = &draw.memory else { unreachable!("a SIMPLE draw keeps its policy") };
         let mean_gradient = draw.loss_gradient(self.name(), losses)?.f_mean_dim(0, false, None::<Kind>)?;
         let gradient = policy.covariance_vector_product(&mean_gradient)?;

@@ -1,0 +1,213 @@
+//! The environment interface: Gymnasium's `reset`/`step`, batched over rows and samples.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use tch::nn::VarStore;
+use tch::{TchError, Tensor};
+
+use crate::space::KHotSpace;
+
+/// Which held-out split to evaluate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// The validation split (10,000 images held out of the training set).
+    Validation,
+    /// The test split.
+    Test,
+}
+
+impl Phase {
+    /// `validation` or `test`, as in the metrics files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Validation => "validation",
+            Phase::Test => "test",
+        }
+    }
+}
+
+/// What an environment is: its name, action space and metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvSpec {
+    /// Name on the command line.
+    pub name: String,
+    /// Each row of an action is a k-hot vector of this space.
+    pub space: KHotSpace,
+    /// Rows per observation: the batch `B` of the actions `[S, B, n]` (1 for one global subset).
+    pub rows: usize,
+    /// Whether the loss is differentiable in the actions (pathwise estimators need it).
+    pub differentiable: bool,
+    /// The main evaluation metric (a key of [`Environment::evaluate`]'s result).
+    pub metric: String,
+    /// Whether a larger metric is better.
+    pub higher_is_better: bool,
+    /// One line for `sfess-agent envs`.
+    pub description: String,
+}
+
+/// The context the policy sees at a step; each environment documents its inputs.
+#[derive(Debug)]
+pub struct Observation {
+    /// The policy's inputs (k-NN: `[queries, candidates]`; a global subset: none).
+    pub inputs: Vec<Tensor>,
+}
+
+/// Errors of environments.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// Actions of the wrong shape for the last observation.
+    #[error("{env}: actions must have shape [S, {rows}, {n}], got {shape:?}")]
+    ActionShape {
+        /// The environment.
+        env: String,
+        /// Rows expected.
+        rows: usize,
+        /// Items expected.
+        n: usize,
+        /// Shape given.
+        shape: Vec<i64>,
+    },
+    /// `step` before `reset`.
+    #[error("{env}: step() called before reset()")]
+    NotReset {
+        /// The environment.
+        env: String,
+    },
+    /// A parameter out of range.
+    #[error("{env}: {problem}")]
+    Config {
+        /// The environment.
+        env: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The policy failed while evaluating.
+    #[error("evaluating the policy: {0}")]
+    Policy(String),
+    /// An error from libtorch.
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
+
+/// What an environment needs of a policy to evaluate it.
+pub trait EvalPolicy {
+    /// Deterministic k-hot actions for an observation: the top-k of the logits, `[rows, n]`.
+    ///
+    /// # Errors
+    /// Whatever the policy's network fails with.
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError>;
+
+    /// The policy's embedding of raw inputs `[N, …]`, for environments evaluated in
+    /// embedding space (k-NN); `None` for policies without one.
+    ///
+    /// # Errors
+    /// Whatever the policy's network fails with.
+    fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError>;
+}
+
+/// An environment whose actions are k-hot vectors, with Gymnasium's semantics batched:
+/// `reset` draws a training observation, `step` scores `S` actions for each of its rows.
+pub trait Environment {
+    /// Name, action space, metric.
+    fn spec(&self) -> &EnvSpec;
+
+    /// Starts a step: draws a training batch with `rng` and returns what the policy sees.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError>;
+
+    /// One loss per action for the last observation: actions `[S, rows, n]` (k-hot or
+    /// relaxed), losses `[S, rows]`. The losses carry a graph into the actions (when the
+    /// environment is differentiable) and into the environment's own parameters.
+    ///
+    /// # Errors
+    /// [`EnvError::ActionShape`], [`EnvError::NotReset`], libtorch errors.
+    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError>;
+
+    /// Terms of the loss that depend on the logits directly rather than through the
+    /// actions (a VAE's KL to the prior), as a scalar to add to the surrogate; `None` when
+    /// there are none.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn logit_loss(&mut self, _logits: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+
+    /// The environment's own trainable parameters, if any.
+    fn var_store(&self) -> Option<&VarStore> {
+        None
+    }
+
+    /// Evaluates a policy on a held-out split; the map holds at least `spec().metric`.
+    ///
+    /// # Errors
+    /// Policy and libtorch errors.
+    fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError>;
+}
+
+/// Checks that `actions` is `[S, rows, n]` for `spec`.
+pub(crate) fn check_actions(spec: &EnvSpec, actions: &Tensor) -> Result<i64, EnvError> {
+    let shape = actions.size();
+    match shape[..] {
+        [s, rows, n] if s >= 1 && rows == spec.rows as i64 && n == spec.space.n() as i64 => Ok(s),
+        _ => Err(EnvError::ActionShape { env: spec.name.clone(), rows: spec.rows, n: spec.space.n(), shape }),
+    }
+}
+
+/// `count` distinct indices of `0..population`, uniformly, in random order (Floyd's
+/// algorithm followed by a shuffle), from `rng`.
+pub fn distinct_indices(rng: &mut dyn Rng, population: usize, count: usize) -> Vec<i64> {
+    assert!(count <= population, "cannot draw {count} distinct indices from {population}");
+    let mut chosen = std::collections::HashSet::with_capacity(count);
+    let mut order = Vec::with_capacity(count);
+    for j in population - count..population {
+        let t = uniform_below(rng, j + 1);
+        let pick = if chosen.contains(&t) { j } else { t };
+        chosen.insert(pick);
+        order.push(pick as i64);
+    }
+    for i in (1..order.len()).rev() {
+        order.swap(i, uniform_below(rng, i + 1));
+    }
+    order
+}
+
+/// A uniform integer in `0..bound` (Lemire's multiply-shift with rejection).
+fn uniform_below(rng: &mut dyn Rng, bound: usize) -> usize {
+    let bound = bound as u64;
+    let threshold = bound.wrapping_neg() % bound;
+    loop {
+        let product = u128::from(rng.next_u64()) * u128::from(bound);
+        if (product as u64) >= threshold {
+            return (product >> 64) as usize;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    #[test]
+    fn distinct_indices_are_distinct_in_range_and_cover_evenly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut counts = [0usize; 10];
+        for _ in 0..20_000 {
+            let picks = distinct_indices(&mut rng, 10, 3);
+            let set: std::collections::HashSet<_> = picks.iter().collect();
+            assert_eq!(set.len(), 3);
+            for &p in &picks {
+                counts[p as usize] += 1;
+            }
+        }
+        // Each index is picked with probability 3/10: 6,000 expected, sd ≈ 65.
+        assert!(counts.iter().all(|&c| (c as f64 - 6000.0).abs() < 400.0), "{counts:?}");
+        assert_eq!(distinct_indices(&mut rng, 5, 5).len(), 5);
+    }
+}

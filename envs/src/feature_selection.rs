@@ -1,0 +1,133 @@
+//! Feature selection (paper Section 4, Table 2): one global k-subset of the 784 pixels.
+//!
+//! The policy's logits are a free vector `[1, 784]`: one mask per sample, shared by the
+//! batch. A reconstruction network owned by the environment, 784 → 200 → 784 (ReLU, then
+//! sigmoid), sees the masked image `x ⊙ z` and predicts the whole image; the loss of a mask
+//! is the binary cross-entropy averaged over pixels and over the batch:
+//!
+//! ```text
+//! f(z) = mean_{b, j} BCE(σ(net(x_b ⊙ z))_j, x_{b,j})
+//! ```
+//!
+//! Evaluation uses the top-k mask of the logits; the metric is that BCE on the split
+//! (lower is better).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::data::{Mnist, Split};
+use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices};
+use crate::space::KHotSpace;
+
+/// Pixels of an image.
+const PIXELS: i64 = 784;
+/// Images per forward pass during evaluation.
+const EVAL_CHUNK: i64 = 2_000;
+
+/// The feature-selection environment; see the [module docs](self).
+#[derive(Debug)]
+pub struct FeatureSelection {
+    spec: EnvSpec,
+    data: Mnist,
+    batch: i64,
+    vs: VarStore,
+    net: nn::Sequential,
+    images: Option<Tensor>,
+}
+
+impl FeatureSelection {
+    /// The environment named `name` on `data`, batches of `batch` images, `k` pixels; the
+    /// reconstruction network is initialised from libtorch's generator on `device`.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for `k > 784` or a batch larger than the training split.
+    pub fn new(name: &str, data: Mnist, batch: usize, k: usize, device: Device) -> Result<Self, EnvError> {
+        let config = |problem: String| EnvError::Config { env: name.to_owned(), problem };
+        let space = KHotSpace::new(PIXELS as usize, k).map_err(|e| config(e.to_string()))?;
+        if batch == 0 || batch > data.train.len() {
+            return Err(config(format!(
+                "batch {batch} must be between 1 and the {} training images",
+                data.train.len()
+            )));
+        }
+        let vs = VarStore::new(device);
+        let root = vs.root() / "reconstruction";
+        let net = nn::seq()
+            .add(nn::linear(&root / "layer0", PIXELS, 200, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(&root / "layer1", 200, PIXELS, Default::default()));
+        let spec = EnvSpec {
+            name: name.to_owned(),
+            space,
+            rows: 1,
+            differentiable: true,
+            metric: "bce".to_owned(),
+            higher_is_better: false,
+            description: format!(
+                "select {k} of 784 pixels (one global subset); loss = BCE of the 784-200-784 reconstruction"
+            ),
+        };
+        Ok(Self { spec, data: data.to_device(device), batch: batch as i64, vs, net, images: None })
+    }
+
+    /// Per-sample BCE of reconstructing `images` `[B, 784]` from `images ⊙ masks` for masks
+    /// `[S, 784]`: `[S]`.
+    fn bce(&self, images: &Tensor, masks: &Tensor) -> Result<Tensor, EnvError> {
+        let masked = images.f_unsqueeze(0)?.f_mul(&masks.f_unsqueeze(1)?)?;
+        let logits = self.net.forward(&masked);
+        let target = images.f_unsqueeze(0)?.f_expand_as(&logits)?;
+        let bce =
+            logits.f_binary_cross_entropy_with_logits(&target, None::<Tensor>, None::<Tensor>, Reduction::None)?;
+        Ok(bce.f_mean_dim(&[1i64, 2][..], false, None::<Kind>)?)
+    }
+
+    fn split(&self, phase: Phase) -> &Split {
+        match phase {
+            Phase::Validation => &self.data.validation,
+            Phase::Test => &self.data.test,
+        }
+    }
+}
+
+impl Environment for FeatureSelection {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// Inputs: none (the policy's logits are free parameters); the batch stays inside.
+    fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
+        let picks = distinct_indices(rng, self.data.train.len(), self.batch as usize);
+        let picks = Tensor::from_slice(&picks).f_to_device(self.data.train.images.device())?;
+        self.images = Some(self.data.train.images.f_index_select(0, &picks)?);
+        Ok(Observation { inputs: Vec::new() })
+    }
+
+    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError> {
+        let samples = check_actions(&self.spec, actions)?;
+        let images = self.images.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
+        let masks = actions.f_view([samples, PIXELS])?.f_to_kind(images.kind())?;
+        Ok(self.bce(images, &masks)?.f_view([samples, 1])?)
+    }
+
+    fn var_store(&self) -> Option<&VarStore> {
+        Some(&self.vs)
+    }
+
+    fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
+        let _guard = tch::no_grad_guard();
+        let mask = policy.act(&Observation { inputs: Vec::new() })?.f_view([1, PIXELS])?;
+        let split = self.split(phase);
+        let n = split.len() as i64;
+        let mut total = 0.0;
+        for start in (0..n).step_by(EVAL_CHUNK as usize) {
+            let len = EVAL_CHUNK.min(n - start);
+            let images = split.images.f_narrow(0, start, len)?;
+            let mean = self.bce(&images, &mask.f_to_kind(images.kind())?)?.double_value(&[0]);
+            total += mean * len as f64;
+        }
+        Ok(BTreeMap::from([("bce".to_owned(), total / n as f64)]))
+    }
+}

@@ -1,0 +1,149 @@
+//! Stochastic k-nearest neighbours (paper Section 4, Table 4).
+//!
+//! Each training step draws `B` query images and `C` candidate images (distinct) from the
+//! training split. The policy embeds both and scores each candidate by minus its Euclidean
+//! distance to the query; it picks a k-subset of the candidates per query. The loss of a
+//! pick is minus the fraction of its `k` candidates that share the query's label:
+//!
+//! ```text
+//! f(z_b) = −(1/k) Σ_c z_{b,c} [y_c = y_b]
+//! ```
+//!
+//! which is linear, hence differentiable, in the actions. Evaluation embeds the whole
+//! training split and classifies each held-out image by the majority vote of its `k`
+//! nearest training embeddings (ties go to the smallest label); the metric is accuracy.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::data::{Mnist, Split};
+use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices};
+use crate::space::KHotSpace;
+
+/// Held-out images classified per chunk during evaluation (bounds the distance matrix).
+const EVAL_CHUNK: i64 = 1000;
+/// Images embedded per forward pass during evaluation.
+const EMBED_CHUNK: i64 = 10_000;
+
+/// The stochastic k-NN environment; see the [module docs](self).
+#[derive(Debug)]
+pub struct StochasticKnn {
+    spec: EnvSpec,
+    data: Mnist,
+    batch: i64,
+    k: i64,
+    /// `[B, C]`: 1 where candidate `c` shares query `b`'s label (the last observation).
+    same_label: Option<Tensor>,
+}
+
+impl StochasticKnn {
+    /// The environment named `name` on `data` with `batch` queries and `candidates`
+    /// candidates per step, subsets of size `k`; data moves to `device`.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] when the sizes do not fit the data (`k ≤ candidates`,
+    /// `batch + candidates ≤` training images).
+    pub fn new(
+        name: &str,
+        data: Mnist,
+        batch: usize,
+        candidates: usize,
+        k: usize,
+        device: Device,
+    ) -> Result<Self, EnvError> {
+        let config = |problem: String| EnvError::Config { env: name.to_owned(), problem };
+        let space = KHotSpace::new(candidates, k).map_err(|e| config(e.to_string()))?;
+        if batch == 0 || batch + candidates > data.train.len() {
+            return Err(config(format!(
+                "a step needs {batch} queries and {candidates} candidates (at least one query), but the training split has {} images",
+                data.train.len()
+            )));
+        }
+        let data = data.to_device(device);
+        let spec = EnvSpec {
+            name: name.to_owned(),
+            space,
+            rows: batch,
+            differentiable: true,
+            metric: "accuracy".to_owned(),
+            higher_is_better: true,
+            description: format!(
+                "stochastic {k}-NN: pick {k} of {candidates} candidates per query; test = {k}-NN vote in the learned embedding"
+            ),
+        };
+        Ok(Self { spec, data, batch: batch as i64, k: k as i64, same_label: None })
+    }
+
+    fn split(&self, phase: Phase) -> &Split {
+        match phase {
+            Phase::Validation => &self.data.validation,
+            Phase::Test => &self.data.test,
+        }
+    }
+
+    /// Embeds `images` in chunks with the policy.
+    fn embed(policy: &dyn EvalPolicy, images: &Tensor) -> Result<Tensor, EnvError> {
+        let n = images.size()[0];
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(EMBED_CHUNK as usize) {
+            let chunk = images.f_narrow(0, start, EMBED_CHUNK.min(n - start))?;
+            let embedded = policy
+                .embed(&chunk)?
+                .ok_or_else(|| EnvError::Policy("the k-NN environment needs a policy with an embedding".to_owned()))?;
+            parts.push(embedded);
+        }
+        Ok(Tensor::f_cat(&parts, 0)?)
+    }
+}
+
+impl Environment for StochasticKnn {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// Inputs: `[queries [B, 784], candidates [C, 784]]`.
+    fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
+        let candidates = self.spec.space.n() as i64;
+        let picks = distinct_indices(rng, self.data.train.len(), (self.batch + candidates) as usize);
+        let device = self.data.train.images.device();
+        let picks = Tensor::from_slice(&picks).f_to_device(device)?;
+        let (queries, others) = (picks.f_narrow(0, 0, self.batch)?, picks.f_narrow(0, self.batch, candidates)?);
+        let train = &self.data.train;
+        let (query_labels, candidate_labels) =
+            (train.labels.f_index_select(0, &queries)?, train.labels.f_index_select(0, &others)?);
+        self.same_label =
+            Some(query_labels.f_unsqueeze(1)?.f_eq_tensor(&candidate_labels.f_unsqueeze(0)?)?.f_to_kind(Kind::Float)?);
+        Ok(Observation {
+            inputs: vec![train.images.f_index_select(0, &queries)?, train.images.f_index_select(0, &others)?],
+        })
+    }
+
+    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError> {
+        check_actions(&self.spec, actions)?;
+        let same = self.same_label.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
+        let hits = actions.f_mul(&same.f_to_kind(actions.kind())?)?.f_sum_dim_intlist(-1, false, None::<Kind>)?;
+        Ok(hits.f_div_scalar(-(self.k as f64))?)
+    }
+
+    fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
+        let _guard = tch::no_grad_guard();
+        let reference = Self::embed(policy, &self.data.train.images)?;
+        let split = self.split(phase);
+        let held_out = Self::embed(policy, &split.images)?;
+        let n = held_out.size()[0];
+        let mut correct = 0i64;
+        for start in (0..n).step_by(EVAL_CHUNK as usize) {
+            let len = EVAL_CHUNK.min(n - start);
+            let queries = held_out.f_narrow(0, start, len)?;
+            let distances = Tensor::f_cdist(&queries, &reference, 2.0, None::<i64>)?;
+            let (_, nearest) = distances.f_topk(self.k, -1, false, false)?;
+            let votes = self.data.train.labels.f_index_select(0, &nearest.f_flatten(0, -1)?)?.f_view([len, self.k])?;
+            let (predicted, _) = votes.f_mode(-1, false)?;
+            let truth = split.labels.f_narrow(0, start, len)?;
+            correct += predicted.f_eq_tensor(&truth)?.f_sum(Kind::Int64)?.int64_value(&[]);
+        }
+        Ok(BTreeMap::from([("accuracy".to_owned(), correct as f64 / n as f64)]))
+    }
+}

@@ -1,0 +1,124 @@
+//! Policies: networks from an observation to the logits of the k-subset distribution.
+
+use anyhow::Context;
+use sfess_envs::{EnvError, EvalPolicy, Observation};
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Tensor};
+
+/// A policy: logits `[rows, n]` from an observation, and its trainable variables.
+pub trait Policy: EvalPolicy {
+    /// The logits of the k-subset distribution for each row of the observation.
+    ///
+    /// # Errors
+    /// The observation does not have the inputs this policy reads.
+    fn logits(&self, observation: &Observation) -> anyhow::Result<Tensor>;
+
+    /// The trainable variables.
+    fn var_store(&self) -> &VarStore;
+}
+
+/// The top-k of each row of `logits`, as k-hot vectors.
+pub fn top_k_hot(logits: &Tensor, k: i64) -> Result<Tensor, tch::TchError> {
+    let zeros = logits.f_zeros_like()?;
+    if k == 0 {
+        return Ok(zeros);
+    }
+    let (_, indices) = logits.f_topk(k, -1, true, false)?;
+    zeros.f_scatter_value(-1, &indices, 1.0)
+}
+
+/// A multilayer perceptron with ReLU between layers (none after the last).
+fn mlp(path: &nn::Path, sizes: &[i64]) -> nn::Sequential {
+    let mut net = nn::seq();
+    for (i, pair) in sizes.windows(2).enumerate() {
+        if i > 0 {
+            net = net.add_fn(|x| x.relu());
+        }
+        net = net.add(nn::linear(path / format!("layer{i}"), pair[0], pair[1], Default::default()));
+    }
+    net
+}
+
+/// The stochastic k-NN policy: an embedding network (784 → 512 → 256 → d, ReLU) applied to
+/// queries and candidates; the logits are minus the Euclidean distances, `[B, C]`.
+#[derive(Debug)]
+pub struct KnnEmbedding {
+    vs: VarStore,
+    net: nn::Sequential,
+    k: i64,
+}
+
+impl KnnEmbedding {
+    /// A fresh network on `device` (initialised from libtorch's generator).
+    pub fn new(device: Device, input: i64, embedding: i64, k: i64) -> Self {
+        let vs = VarStore::new(device);
+        let net = mlp(&(vs.root() / "embedding"), &[input, 512, 256, embedding]);
+        Self { vs, net, k }
+    }
+}
+
+impl EvalPolicy for KnnEmbedding {
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        let logits = self.logits(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))?;
+        Ok(top_k_hot(&logits, self.k)?)
+    }
+
+    fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(Some(self.net.forward(inputs)))
+    }
+}
+
+impl Policy for KnnEmbedding {
+    fn logits(&self, observation: &Observation) -> anyhow::Result<Tensor> {
+        let [queries, candidates] = &observation.inputs[..] else {
+            anyhow::bail!("the k-NN policy needs [queries, candidates], got {} inputs", observation.inputs.len());
+        };
+        let (q, c) = (self.net.forward(queries), self.net.forward(candidates));
+        // ‖q − c‖ with the square root kept away from zero, where its gradient is infinite.
+        let squared =
+            q.f_unsqueeze(1)?.f_sub(&c.f_unsqueeze(0)?)?.f_square()?.f_sum_dim_intlist(-1, false, None::<tch::Kind>)?;
+        squared.f_clamp_min(1e-12)?.f_sqrt()?.f_neg().context("k-NN logits")
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+}
+
+/// One global subset: the logits are a free parameter vector `[1, n]`, initialised at zero
+/// (the uniform law over k-subsets), whatever the observation.
+#[derive(Debug)]
+pub struct GlobalLogits {
+    vs: VarStore,
+    logits: Tensor,
+    k: i64,
+}
+
+impl GlobalLogits {
+    /// `n` free logits on `device`.
+    pub fn new(device: Device, n: i64, k: i64) -> Self {
+        let vs = VarStore::new(device);
+        let logits = vs.root().zeros("logits", &[1, n]);
+        Self { vs, logits, k }
+    }
+}
+
+impl EvalPolicy for GlobalLogits {
+    fn act(&self, _observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(top_k_hot(&self.logits.detach(), self.k)?)
+    }
+
+    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+}
+
+impl Policy for GlobalLogits {
+    fn logits(&self, _observation: &Observation) -> anyhow::Result<Tensor> {
+        Ok(self.logits.shallow_clone())
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+}

@@ -1,0 +1,411 @@
+//! Running an experiment: building the environment, the policy and the estimator from a
+//! [`TrainConfig`], the run folder, and `eval`.
+//!
+//! A run folder holds
+//! - `config.json`: the resolved configuration;
+//! - `metrics.jsonl`: one JSON object per line, `{"step", "split", "metric", "value",
+//!   "elapsed_seconds"}` (the mean training loss every `min(100, eval_every)` steps,
+//!   validation every `eval_every` and before the first step, test at the end);
+//! - `checkpoint.ot`: the variables, Adam's moments and the step, rewritten atomically at
+//!   every validation;
+//! - `summary.json` once the run is complete:
+//!   `{"env", "estimator", "seed", "steps", "device", "seconds_per_step", "test": {METRIC: VALUE}}`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use sfess_agents::GradientEstimator;
+use sfess_envs::data::{Mnist, default_data_dir};
+use sfess_envs::feature_selection::FeatureSelection;
+use sfess_envs::knn::StochasticKnn;
+use sfess_envs::{Environment, Phase};
+use tch::{Device, Tensor};
+
+use crate::config::{EnvName, TrainConfig};
+use crate::device::{DeviceSpec, device_name};
+use crate::estimators::{self, EstimatorOptions};
+use crate::files::write_atomically;
+use crate::policy::{GlobalLogits, KnnEmbedding, Policy};
+use crate::trainer::{Adam, load_checkpoint, save_checkpoint, train_step};
+
+/// File names inside a run folder.
+pub const CONFIG: &str = "config.json";
+/// Metrics, one JSON object per line.
+pub const METRICS: &str = "metrics.jsonl";
+/// The checkpoint.
+pub const CHECKPOINT: &str = "checkpoint.ot";
+/// The summary of a complete run.
+pub const SUMMARY: &str = "summary.json";
+
+/// Steps between training-loss records.
+const LOSS_EVERY: u64 = 100;
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Environment.
+    pub env: String,
+    /// Estimator.
+    pub estimator: String,
+    /// Seed.
+    pub seed: u64,
+    /// Steps trained.
+    pub steps: u64,
+    /// Device the run trained on.
+    pub device: String,
+    /// Mean wall-clock seconds per training step (validation excluded).
+    pub seconds_per_step: f64,
+    /// Test metrics.
+    pub test: BTreeMap<String, f64>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// Training step after which it was measured.
+    pub step: u64,
+    /// `train`, `validation` or `test`.
+    pub split: String,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+    /// Seconds since the run started (training and evaluation, across resumptions).
+    pub elapsed_seconds: f64,
+}
+
+/// How much the runner prints on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// A progress bar (when stderr is a terminal) and a closing line.
+    Normal,
+    /// Nothing but errors.
+    Quiet,
+}
+
+/// Everything a run trains: the environment, the policy, the estimator.
+pub struct Experiment {
+    /// The environment.
+    pub env: Box<dyn Environment>,
+    /// The policy.
+    pub policy: Box<dyn Policy>,
+    /// The estimator.
+    pub estimator: Box<dyn GradientEstimator>,
+    /// Where tensors live.
+    pub device: Device,
+}
+
+impl Experiment {
+    /// Builds the experiment of `config`: loads the data, initialises the networks from
+    /// `config.seed`, and refuses an estimator that needs gradients on a black-box
+    /// environment.
+    ///
+    /// # Errors
+    /// Unknown device, missing or corrupt data, bad sizes, refused estimator.
+    pub fn build(config: &TrainConfig) -> anyhow::Result<Self> {
+        config.check()?;
+        let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let device = device.resolve()?;
+        let estimator = estimators::build(config.estimator, &EstimatorOptions::from(&config.estimator_options))?;
+        tch::manual_seed(config.seed as i64);
+        let data_dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
+        let set = config.env.data_set();
+        let data = Mnist::load(&data_dir, set)
+            .with_context(|| format!("loading {} for {}", set.name(), config.env.as_str()))?;
+        let (name, k) = (config.env.as_str(), config.subset_size());
+        let (env, policy): (Box<dyn Environment>, Box<dyn Policy>) = match config.env {
+            EnvName::KnnMnist | EnvName::KnnFashion => (
+                Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?),
+                Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64)),
+            ),
+            EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => (
+                Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?),
+                Box::new(GlobalLogits::new(device, 784, k as i64)),
+            ),
+        };
+        let spec = env.spec();
+        if !spec.differentiable && !estimator.properties().non_differentiable_f {
+            bail!(
+                "{} needs a loss differentiable in the actions, but {} is a black box; use sfess or sfess-vr",
+                estimator.name(),
+                spec.name
+            );
+        }
+        if config.samples < estimator.minimum_samples() {
+            bail!(
+                "{} needs at least {} samples per row (--samples), got {}",
+                estimator.name(),
+                estimator.minimum_samples(),
+                config.samples
+            );
+        }
+        Ok(Self { env, policy, estimator, device })
+    }
+
+    /// Every trainable variable (policy, then environment), named and sorted.
+    pub fn variables(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> =
+            self.policy.var_store().variables().into_iter().map(|(n, t)| (format!("policy.{n}"), t)).collect();
+        if let Some(vs) = self.env.var_store() {
+            named.extend(vs.variables().into_iter().map(|(n, t)| (format!("env.{n}"), t)));
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
+    /// Evaluates the policy on `phase`.
+    ///
+    /// # Errors
+    /// Environment errors.
+    pub fn evaluate(&mut self, phase: Phase) -> anyhow::Result<BTreeMap<String, f64>> {
+        Ok(self.env.evaluate(phase, self.policy.as_ref())?)
+    }
+}
+
+/// Appends records to `metrics.jsonl`, flushing each line.
+struct MetricsLog {
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Opens the log of `dir`, keeping only records up to `step` (a resumed run drops
+    /// what came after its checkpoint).
+    fn open(dir: &Path, keep_until: Option<u64>) -> anyhow::Result<Self> {
+        let path = dir.join(METRICS);
+        if let Some(step) = keep_until {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|line| serde_json::from_str::<Record>(line).is_ok_and(|r| r.step <= step && r.split != "test"))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            write_atomically(&path, kept.as_bytes())?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, record: &Record) -> anyhow::Result<()> {
+        let line = serde_json::to_string(record)? + "\n";
+        self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).context("writing metrics.jsonl")
+    }
+}
+
+/// Trains `config` into the run folder `dir` (created; it must not hold a run yet), or
+/// resumes the run in `dir` when `resume` is set. Returns the summary.
+///
+/// # Errors
+/// Everything [`Experiment::build`] refuses; a non-finite loss (the last good checkpoint
+/// stays); I/O errors.
+pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosity) -> anyhow::Result<Summary> {
+    if !resume && dir.join(CONFIG).exists() {
+        bail!(
+            "{} already holds a run; continue it with --resume {}, or choose another --out",
+            dir.display(),
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
+    let mut experiment = Experiment::build(config)?;
+    let variables = experiment.variables();
+    let mut optimizer = Adam::new(shallow(&variables), config.learning_rate, config.beta1, config.beta2);
+    let checkpoint = dir.join(CHECKPOINT);
+    let (start, mut elapsed_before) = if resume && checkpoint.exists() {
+        let step = load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
+        (step, last_elapsed(dir, step))
+    } else {
+        (0, 0.0)
+    };
+    write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(config)? + "\n").as_bytes())?;
+    let mut log = MetricsLog::open(dir, Some(start))?;
+    if start == 0 {
+        // The untrained policy's validation metric: the baseline every curve starts from.
+        let metrics = experiment.evaluate(Phase::Validation)?;
+        record_all(&mut log, 0, "validation", &metrics, 0.0)?;
+        elapsed_before = 0.0;
+    }
+
+    let spec = experiment.env.spec().clone();
+    let progress = progress_bar(config.steps, start, verbosity);
+    let started = Instant::now();
+    let mut training_seconds = 0.0;
+    let mut loss_sum = 0.0;
+    let mut loss_count = 0u64;
+    let loss_every = LOSS_EVERY.min(config.eval_every);
+    for step in start..config.steps {
+        let t = Instant::now();
+        let loss = train_step(
+            step,
+            config.seed,
+            experiment.env.as_mut(),
+            experiment.policy.as_ref(),
+            experiment.estimator.as_ref(),
+            config.samples,
+            &mut optimizer,
+        )
+        .with_context(|| format!("training step {step} of {}", config.steps))
+        .inspect_err(|_| progress.abandon())?;
+        training_seconds += t.elapsed().as_secs_f64();
+        loss_sum += loss;
+        loss_count += 1;
+        let done = step + 1;
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        if done % loss_every == 0 || done == config.steps {
+            log.write(&Record {
+                step: done,
+                split: "train".into(),
+                metric: "loss".into(),
+                value: loss_sum / loss_count as f64,
+                elapsed_seconds: elapsed,
+            })?;
+            loss_sum = 0.0;
+            loss_count = 0;
+        }
+        if done % config.eval_every == 0 || done == config.steps {
+            let metrics = experiment.evaluate(Phase::Validation)?;
+            record_all(&mut log, done, "validation", &metrics, elapsed_before + started.elapsed().as_secs_f64())?;
+            save_checkpoint(&checkpoint, done, &variables, &optimizer)?;
+            if let Some(value) = metrics.get(&spec.metric) {
+                progress.set_message(format!("validation {} {value:.4}", spec.metric));
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let test = experiment.evaluate(Phase::Test)?;
+    record_all(&mut log, config.steps, "test", &test, elapsed_before + started.elapsed().as_secs_f64())?;
+    let trained = config.steps - start;
+    let summary = Summary {
+        env: config.env.as_str().to_owned(),
+        estimator: config.estimator.as_str().to_owned(),
+        seed: config.seed,
+        steps: config.steps,
+        device: device_name(experiment.device),
+        seconds_per_step: if trained > 0 { training_seconds / trained as f64 } else { 0.0 },
+        test,
+    };
+    write_atomically(&dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+    Ok(summary)
+}
+
+/// `sfess-agent eval --run DIR`: recomputes the test metrics of the run's checkpoint.
+///
+/// # Errors
+/// The folder holds no run or no checkpoint; the data cannot be loaded.
+pub fn evaluate_run(dir: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
+    let config = read_config(dir)?;
+    let mut experiment = Experiment::build(&config)?;
+    let variables = experiment.variables();
+    let mut optimizer = Adam::new(shallow(&variables), config.learning_rate, config.beta1, config.beta2);
+    let checkpoint = dir.join(CHECKPOINT);
+    anyhow::ensure!(checkpoint.exists(), "{} has no checkpoint yet ({CHECKPOINT})", dir.display());
+    load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
+    experiment.evaluate(Phase::Test)
+}
+
+/// The configuration of the run in `dir`.
+///
+/// # Errors
+/// No `config.json`, or one that does not parse.
+pub fn read_config(dir: &Path) -> anyhow::Result<TrainConfig> {
+    let path = dir.join(CONFIG);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid run configuration", path.display()))
+}
+
+/// The default run folder: `runs/ENV-ESTIMATOR-seedSEED`.
+pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
+    PathBuf::from("runs").join(format!("{}-{}-seed{}", config.env.as_str(), config.estimator.as_str(), config.seed))
+}
+
+fn record_all(
+    log: &mut MetricsLog,
+    step: u64,
+    split: &str,
+    metrics: &BTreeMap<String, f64>,
+    elapsed: f64,
+) -> anyhow::Result<()> {
+    for (metric, value) in metrics {
+        log.write(&Record {
+            step,
+            split: split.into(),
+            metric: metric.clone(),
+            value: *value,
+            elapsed_seconds: elapsed,
+        })?;
+    }
+    Ok(())
+}
+
+/// Elapsed seconds recorded at `step` (to continue the clock of a resumed run).
+fn last_elapsed(dir: &Path, step: u64) -> f64 {
+    std::fs::read_to_string(dir.join(METRICS))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Record>(line).ok())
+        .filter(|r| r.step <= step)
+        .map(|r| r.elapsed_seconds)
+        .fold(0.0, f64::max)
+}
+
+fn progress_bar(steps: u64, start: u64, verbosity: Verbosity) -> ProgressBar {
+    if verbosity == Verbosity::Quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps).with_position(start);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// `sfess-agent envs`: one line per environment, with the default configuration's action
+/// space (without loading any data).
+pub fn environments_table() -> String {
+    let defaults = TrainConfig::default();
+    let mut out = String::from(
+        "| env | action space (n, k) | rows per step | metric | differentiable loss | task |\n|---|---|---|---|---|---|\n",
+    );
+    for env in EnvName::ALL {
+        let data = env.data_set().name();
+        let k = env.default_k();
+        let (space, rows, metric, differentiable, task) = match env {
+            EnvName::KnnMnist | EnvName::KnnFashion => (
+                format!("({}, {k})", defaults.candidates),
+                defaults.batch_size.to_string(),
+                "accuracy (higher is better)",
+                "yes",
+                format!(
+                    "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
+                ),
+            ),
+            EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => (
+                format!("(784, {k})"),
+                "1 (one global subset)".to_owned(),
+                "bce (lower is better)",
+                "yes",
+                format!(
+                    "feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"
+                ),
+            ),
+        };
+        out += &format!("| {} | {space} | {rows} | {metric} | {differentiable} | {task} |\n", env.as_str());
+    }
+    out
+}
+
+/// Shallow copies of named tensors (they share storage with the originals).
+fn shallow(variables: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    variables.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+}

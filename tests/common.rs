@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests: run the binary as a user would.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The binary, started without a loader path: it must find libtorch through its rpath.
+pub fn sfess() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sfess-agent"));
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
+pub fn run(args: &[&str]) -> Output {
+    sfess().args(args).stdin(Stdio::null()).output().expect("the binary starts")
+}
+
+pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = sfess()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Succeeds and prints exactly one line of JSON: the object.
+pub fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "status {:?}, stderr: {}", output.status, stderr(output));
+    let text = stdout(output);
+    assert!(text.ends_with('\n') && text.lines().count() == 1, "not one line: {text:?}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Fails with one of our own errors: exit code 1, one line `error: ...` on stderr that
+/// contains `phrase`, nothing on stdout, no panic.
+pub fn fails_with(output: &Output, phrase: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    assert!(output.stdout.is_empty(), "stdout: {}", stdout(output));
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1, "not one line: {err:?}");
+    assert!(err.contains(phrase), "{phrase:?} not in {err:?}");
+}
+
+/// A usage error reported by clap: exit code 2, no panic.
+pub fn usage_error(output: &Output, phrase: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(phrase), "{phrase:?} not in {err:?}");
+}

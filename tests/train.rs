@@ -1,0 +1,176 @@
+//! `train`, `eval` and the run folder, on a tiny synthetic MNIST made by the test.
+
+use std::path::Path;
+
+use serde_json::Value;
+use sfess_envs::data::write_idx;
+
+use crate::common::{fails_with, json, run};
+
+/// Writes a synthetic MNIST under `root/mnist/`: each digit class lights its own band of
+/// rows of the 28×28 image, plus deterministic noise; 30% of the images light a random
+/// band instead, so accuracy saturates near 0.73 and keeps moving for a while.
+fn synthetic_mnist(root: &Path, train: usize, test: usize) {
+    let dir = root.join("mnist");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = 12345u64;
+    let mut noise = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u8 % 60
+    };
+    for (name, count) in [("train", train), ("t10k", test)] {
+        let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+        let mut pixels = Vec::with_capacity(count * 784);
+        for &label in &labels {
+            let band = if noise() % 10 < 3 { (noise() % 10) as usize } else { label as usize };
+            for row in 0..28 {
+                for _ in 0..28 {
+                    let lit = row / 3 == band;
+                    pixels.push(if lit { 190 } else { 0 } + noise());
+                }
+            }
+        }
+        write_idx(&dir.join(format!("{name}-images-idx3-ubyte.gz")), &[count, 28, 28], &pixels, true).unwrap();
+        write_idx(&dir.join(format!("{name}-labels-idx1-ubyte.gz")), &[count], &labels, true).unwrap();
+    }
+}
+
+/// A short k-NN run's arguments on the synthetic data.
+fn knn_args<'a>(data: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--env",
+        "knn-mnist",
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        "--steps",
+        steps,
+        "--eval-every",
+        "10",
+        "--batch-size",
+        "16",
+        "--candidates",
+        "24",
+        "-k",
+        "3",
+        "--samples",
+        "4",
+        "--lr",
+        "0.003",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+    ]
+}
+
+/// `args` with `flag` set to `value` (replacing the value it had, if any).
+fn with<'a>(mut args: Vec<&'a str>, flag: &'a str, value: &'a str) -> Vec<&'a str> {
+    match args.iter().position(|a| *a == flag) {
+        Some(i) => args[i + 1] = value,
+        None => args.extend([flag, value]),
+    }
+    args
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_run_writes_its_folder_and_eval_recomputes_the_test_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 240, 60);
+    let (data, out) = (tmp.path().to_str().unwrap(), tmp.path().join("run"));
+    let summary = json(&run(&knn_args(data, out.to_str().unwrap(), "30")));
+    for key in ["env", "estimator", "seed", "steps", "device", "seconds_per_step", "test"] {
+        assert!(summary.get(key).is_some(), "{key} missing: {summary}");
+    }
+    assert_eq!((summary["env"].as_str(), summary["estimator"].as_str()), (Some("knn-mnist"), Some("sfess-vr")));
+    let accuracy = summary["test"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    for file in ["config.json", "metrics.jsonl", "checkpoint.ot", "summary.json"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let records = lines(&out.join("metrics.jsonl"));
+    let validation: Vec<u64> =
+        records.iter().filter(|r| r["split"] == "validation").map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(validation, [0, 10, 20, 30]);
+    assert!(records.iter().all(|r| r["elapsed_seconds"].as_f64().is_some() && r["metric"].is_string()));
+    let evaluated = json(&run(&["eval", "--run", out.to_str().unwrap(), "--device", "cpu"]));
+    assert_eq!(evaluated["accuracy"].as_f64(), Some(accuracy));
+    // A second run into the same folder is refused.
+    fails_with(&run(&knn_args(data, out.to_str().unwrap(), "30")), "already holds a run");
+}
+
+/// Resuming from the checkpoint at step 20 ends exactly where the uninterrupted run does,
+/// and the same seed gives the same metrics.
+#[test]
+fn resume_and_rerun_give_identical_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 240, 60);
+    let data = tmp.path().to_str().unwrap();
+    let (straight, again, resumed) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let a = json(&run(&knn_args(data, straight.to_str().unwrap(), "40")));
+    let b = json(&run(&knn_args(data, again.to_str().unwrap(), "40")));
+    assert_eq!(a["test"], b["test"], "same seed, same metrics");
+    json(&run(&knn_args(data, resumed.to_str().unwrap(), "20")));
+    let c = json(&run(&["train", "--resume", resumed.to_str().unwrap(), "--steps", "40", "--quiet", "--json"]));
+    assert_eq!(a["test"], c["test"]);
+    let values = |dir: &Path| -> Vec<(u64, String, f64)> {
+        lines(&dir.join("metrics.jsonl"))
+            .iter()
+            .map(|r| {
+                (r["step"].as_u64().unwrap(), r["split"].as_str().unwrap().to_owned(), r["value"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(values(&straight), values(&resumed));
+}
+
+#[test]
+fn learning_beats_the_untrained_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 400, 100);
+    let out = tmp.path().join("run");
+    json(&run(&with(knn_args(tmp.path().to_str().unwrap(), out.to_str().unwrap(), "150"), "--eval-every", "50")));
+    let accuracy: Vec<f64> = lines(&out.join("metrics.jsonl"))
+        .iter()
+        .filter(|r| r["split"] == "validation")
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    let (first, last) = (accuracy[0], *accuracy.last().unwrap());
+    assert!(last > first + 0.2 && last > 0.6, "validation accuracy {accuracy:?}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().to_str().unwrap();
+    let out = tmp.path().join("run");
+    fails_with(&run(&knn_args(data, out.to_str().unwrap(), "5")), "fetch-data");
+    synthetic_mnist(tmp.path(), 240, 60);
+    fails_with(&run(&with(knn_args(data, out.to_str().unwrap(), "5"), "--samples", "1")), "at least 2 samples");
+    fails_with(&run(&with(knn_args(data, out.to_str().unwrap(), "5"), "-k", "30")), "out of range");
+    fails_with(&run(&["eval", "--run", tmp.path().join("nothing").to_str().unwrap()]), "holds no run");
+    let bad_config = tmp.path().join("bad.json");
+    std::fs::write(&bad_config, r#"{"steps": 10, "unknown_field": 1}"#).unwrap();
+    fails_with(&run(&["train", "--config", bad_config.to_str().unwrap(), "--quiet"]), "not a valid configuration");
+}
+
+/// A diverging run stops with a message saying where, and keeps its last good checkpoint.
+#[test]
+fn a_diverging_run_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 240, 60);
+    let out = tmp.path().join("run");
+    let output = run(&with(knn_args(tmp.path().to_str().unwrap(), out.to_str().unwrap(), "200"), "--lr", "1e30"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("step"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("summary.json").exists());
+    assert!(!std::fs::read_dir(&out).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("partial")));
+}
