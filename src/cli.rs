@@ -81,12 +81,18 @@ pub struct TrainArgs {
     /// Seed [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Subset size [default: 10 for k-NN, 50 for feature selection].
+    /// Subset size [default: 10 for k-NN, 50 for feature selection, 5 for the VAE].
     #[arg(short, long)]
     pub k: Option<usize>,
     /// Candidates per step for k-NN [default: 128].
     #[arg(long)]
     pub candidates: Option<usize>,
+    /// Subsets per image d of the VAE [default: 10].
+    #[arg(long)]
+    pub vae_groups: Option<usize>,
+    /// Items per subset n of the VAE [default: 10].
+    #[arg(long)]
+    pub vae_items: Option<usize>,
     /// Folder with the mnist/ and fashion-mnist/ IDX files [default: $SFESS_DATA_DIR, else
     /// ~/.cache/sfess-agent/data].
     #[arg(long, value_name = "DIR")]
@@ -136,7 +142,7 @@ impl TrainArgs {
         }
         set!(env => config.env, estimator => config.estimator, samples => config.samples, steps => config.steps,
              batch_size => config.batch_size, lr => config.learning_rate, eval_every => config.eval_every,
-             seed => config.seed, candidates => config.candidates,
+             seed => config.seed, candidates => config.candidates, vae_groups => config.vae_groups, vae_items => config.vae_items,
              sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature);
         if let Some(dir) = &self.data_dir {
             config.data_dir = Some(dir.clone());

@@ -20,12 +20,22 @@ pub enum EnvName {
     FeatureSelectionMnist,
     /// Feature selection on Fashion-MNIST.
     FeatureSelectionFashion,
+    /// Subset VAE on MNIST (paper Table 3).
+    VaeMnist,
+    /// Subset VAE on Fashion-MNIST.
+    VaeFashion,
 }
 
 impl EnvName {
     /// Every environment.
-    pub const ALL: [EnvName; 4] =
-        [EnvName::KnnMnist, EnvName::KnnFashion, EnvName::FeatureSelectionMnist, EnvName::FeatureSelectionFashion];
+    pub const ALL: [EnvName; 6] = [
+        EnvName::KnnMnist,
+        EnvName::KnnFashion,
+        EnvName::FeatureSelectionMnist,
+        EnvName::FeatureSelectionFashion,
+        EnvName::VaeMnist,
+        EnvName::VaeFashion,
+    ];
 
     /// The name on the command line.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +44,8 @@ impl EnvName {
             EnvName::KnnFashion => "knn-fashion",
             EnvName::FeatureSelectionMnist => "feature-selection-mnist",
             EnvName::FeatureSelectionFashion => "feature-selection-fashion",
+            EnvName::VaeMnist => "vae-mnist",
+            EnvName::VaeFashion => "vae-fashion",
         }
     }
 
@@ -41,16 +53,18 @@ impl EnvName {
     pub fn data_set(self) -> sfess_envs::data::DataSet {
         use sfess_envs::data::DataSet;
         match self {
-            EnvName::KnnMnist | EnvName::FeatureSelectionMnist => DataSet::Mnist,
-            EnvName::KnnFashion | EnvName::FeatureSelectionFashion => DataSet::FashionMnist,
+            EnvName::KnnMnist | EnvName::FeatureSelectionMnist | EnvName::VaeMnist => DataSet::Mnist,
+            EnvName::KnnFashion | EnvName::FeatureSelectionFashion | EnvName::VaeFashion => DataSet::FashionMnist,
         }
     }
 
-    /// The paper's subset size for this task: 10 for k-NN, 50 for feature selection.
+    /// The paper's subset size for this task: 10 for k-NN, 50 for feature selection, 5
+    /// for the VAE's (10, 10, 5).
     pub fn default_k(self) -> usize {
         match self {
             EnvName::KnnMnist | EnvName::KnnFashion => 10,
             EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => 50,
+            EnvName::VaeMnist | EnvName::VaeFashion => 5,
         }
     }
 }
@@ -79,12 +93,17 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Seed of the initialisation and of every random draw (0).
     pub seed: u64,
-    /// Subset size (`None`: the task's default, 10 for k-NN and 50 for feature selection).
+    /// Subset size (`None`: the task's default: 10 for k-NN, 50 for feature selection, 5
+    /// for the VAE).
     pub k: Option<usize>,
     /// Candidates per step for k-NN (128).
     pub candidates: usize,
     /// Embedding dimension for k-NN (2).
     pub embedding_dim: usize,
+    /// Subsets per image `d` of the VAE (10; the paper's other setting is 20).
+    pub vae_groups: usize,
+    /// Items per subset `n` of the VAE (10; the paper's other setting is 20, with k = 10).
+    pub vae_items: usize,
     /// Where the MNIST and Fashion-MNIST IDX files are (`None`: `$SFESS_DATA_DIR`, else
     /// the per-user cache).
     pub data_dir: Option<PathBuf>,
@@ -151,6 +170,8 @@ impl Default for TrainConfig {
             k: None,
             candidates: 128,
             embedding_dim: 2,
+            vae_groups: 10,
+            vae_items: 10,
             data_dir: None,
             device: "auto".to_owned(),
             estimator_options: EstimatorOptionsConfig::default(),

@@ -7,11 +7,12 @@ use tch::{Device, Tensor};
 
 /// A policy: logits `[rows, n]` from an observation, and its trainable variables.
 pub trait Policy: EvalPolicy {
-    /// The logits of the k-subset distribution for each row of the observation.
+    /// The logits of the k-subset distribution for each row of the observation, `[rows, n]`,
+    /// with their graph (for training).
     ///
     /// # Errors
     /// The observation does not have the inputs this policy reads.
-    fn logits(&self, observation: &Observation) -> anyhow::Result<Tensor>;
+    fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor>;
 
     /// The trainable variables.
     fn var_store(&self) -> &VarStore;
@@ -58,9 +59,13 @@ impl KnnEmbedding {
 }
 
 impl EvalPolicy for KnnEmbedding {
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        let _guard = tch::no_grad_guard();
+        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
+    }
+
     fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        let logits = self.logits(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))?;
-        Ok(top_k_hot(&logits, self.k)?)
+        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
     }
 
     fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
@@ -69,7 +74,7 @@ impl EvalPolicy for KnnEmbedding {
 }
 
 impl Policy for KnnEmbedding {
-    fn logits(&self, observation: &Observation) -> anyhow::Result<Tensor> {
+    fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
         let [queries, candidates] = &observation.inputs[..] else {
             anyhow::bail!("the k-NN policy needs [queries, candidates], got {} inputs", observation.inputs.len());
         };
@@ -104,6 +109,10 @@ impl GlobalLogits {
 }
 
 impl EvalPolicy for GlobalLogits {
+    fn logits(&self, _observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(self.logits.detach())
+    }
+
     fn act(&self, _observation: &Observation) -> Result<Tensor, EnvError> {
         Ok(top_k_hot(&self.logits.detach(), self.k)?)
     }
@@ -114,8 +123,55 @@ impl EvalPolicy for GlobalLogits {
 }
 
 impl Policy for GlobalLogits {
-    fn logits(&self, _observation: &Observation) -> anyhow::Result<Tensor> {
+    fn forward(&self, _observation: &Observation) -> anyhow::Result<Tensor> {
         Ok(self.logits.shallow_clone())
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+}
+
+/// The subset VAE's encoder: 784 → 512 → 256 → d·n (ReLU); the logits of image `b`'s `d`
+/// subsets are rows `b·d .. (b+1)·d` of `[B·d, n]`.
+#[derive(Debug)]
+pub struct VaeEncoder {
+    vs: VarStore,
+    net: nn::Sequential,
+    items: i64,
+    k: i64,
+}
+
+impl VaeEncoder {
+    /// A fresh encoder on `device` for `groups` subsets of `k` of `items`.
+    pub fn new(device: Device, groups: i64, items: i64, k: i64) -> Self {
+        let vs = VarStore::new(device);
+        let net = mlp(&(vs.root() / "encoder"), &[784, 512, 256, groups * items]);
+        Self { vs, net, items, k }
+    }
+}
+
+impl EvalPolicy for VaeEncoder {
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        let _guard = tch::no_grad_guard();
+        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
+    }
+
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
+    }
+
+    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+}
+
+impl Policy for VaeEncoder {
+    fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
+        let [images] = &observation.inputs[..] else {
+            anyhow::bail!("the VAE encoder needs [images], got {} inputs", observation.inputs.len());
+        };
+        Ok(self.net.forward(images).f_view([-1, self.items])?)
     }
 
     fn var_store(&self) -> &VarStore {

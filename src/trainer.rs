@@ -134,7 +134,7 @@ pub fn train_step(
 ) -> anyhow::Result<f64> {
     let mut rng = step_rng(seed, step);
     let observation = env.reset(&mut rng)?;
-    let logits = policy.logits(&observation)?;
+    let logits = policy.forward(&observation)?;
     let spec = env.spec().clone();
     let (rows, n, k) = (spec.rows as i64, spec.space.n() as i64, spec.space.k() as i64);
     if logits.size() != [rows, n] {

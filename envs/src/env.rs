@@ -86,6 +86,9 @@ pub enum EnvError {
     /// The policy failed while evaluating.
     #[error("evaluating the policy: {0}")]
     Policy(String),
+    /// The k-subset distribution rejected the logits (supplied from outside this crate).
+    #[error("the k-subset distribution: {0}")]
+    Distribution(String),
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] TchError),
@@ -93,6 +96,12 @@ pub enum EnvError {
 
 /// What an environment needs of a policy to evaluate it.
 pub trait EvalPolicy {
+    /// The logits of the policy for an observation, `[rows, n]`, without gradient.
+    ///
+    /// # Errors
+    /// Whatever the policy's network fails with.
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError>;
+
     /// Deterministic k-hot actions for an observation: the top-k of the logits, `[rows, n]`.
     ///
     /// # Errors

@@ -17,6 +17,7 @@ pub mod env;
 pub mod feature_selection;
 pub mod knn;
 pub mod space;
+pub mod vae;
 
 pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase};
 pub use space::{KHotSpace, SpaceError};

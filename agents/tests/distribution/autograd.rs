@@ -47,3 +47,34 @@ fn log_normalizer_gradient_is_the_marginals() {
     assert!(logits.grad().allclose(&cp.marginals(), 0.0, 1e-15, false));
     assert!((cp.log_normalizer().double_value(&[0]) - cp.log_normalizer_values()[0]).abs() == 0.0);
 }
+
+/// The gradients of the entropy and of the KL to uniform, against central finite
+/// differences of their enumerated values.
+#[test]
+fn entropy_and_kl_gradients_match_finite_differences() {
+    use super::reference::enumerate;
+    let eta = normal_logits(7, 21);
+    let logits = Tensor::from_slice(&eta).view([1, 7]).set_requires_grad(true);
+    let cp = ConditionalPoisson::new(&logits, 3).unwrap();
+    let kl = cp.kl_to_uniform().unwrap();
+    assert!((kl.double_value(&[0]) - cp.kl_to_uniform_values()[0]).abs() < 1e-15);
+    kl.sum(Kind::Double).backward();
+    let grad = Vec::<f64>::try_from(logits.grad().view([-1])).unwrap();
+    let h = 1e-5;
+    for i in 0..7 {
+        let mut up = eta.clone();
+        let mut down = eta.clone();
+        up[i] += h;
+        down[i] -= h;
+        // KL = log C(n, k) − H: its derivative is minus that of the entropy.
+        let numeric = -(enumerate(&up, 3).entropy - enumerate(&down, 3).entropy) / (2.0 * h);
+        assert!((grad[i] - numeric).abs() < 1e-8, "item {i}: {} vs {numeric}", grad[i]);
+    }
+    let logits = Tensor::from_slice(&eta).view([1, 7]).set_requires_grad(true);
+    let cp = ConditionalPoisson::new(&logits, 3).unwrap();
+    cp.entropy().unwrap().sum(Kind::Double).backward();
+    let entropy_grad = Vec::<f64>::try_from(logits.grad().view([-1])).unwrap();
+    for (a, b) in entropy_grad.iter().zip(&grad) {
+        assert!((a + b).abs() < 1e-12);
+    }
+}
