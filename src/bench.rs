@@ -192,3 +192,136 @@ fn duration(seconds: f64) -> String {
         format!("{:.1} µs", seconds * 1e6)
     }
 }
+
+/// One task of `bench train`: seconds per training step beside the floor.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMeasurement {
+    /// The task.
+    pub task: String,
+    /// Median seconds per training step (SFESS + VR, S = 32).
+    pub seconds_per_step: f64,
+    /// Median seconds of the step's matrix products alone (forward and backward).
+    pub floor_seconds: f64,
+    /// The paper's PyTorch code per step on a machine of this kind (from the project's issue).
+    pub paper_seconds: f64,
+}
+
+/// `(rows, inputs, outputs)` of every matrix product of one training step.
+fn step_products(config: &crate::config::TrainConfig) -> Vec<(i64, i64, i64)> {
+    use crate::config::EnvName;
+    let (batch, samples) = (config.batch_size as i64, config.samples as i64);
+    match config.env {
+        EnvName::KnnMnist | EnvName::KnnFashion => {
+            let rows = batch + config.candidates as i64;
+            vec![(rows, 784, 512), (rows, 512, 256), (rows, 256, config.embedding_dim as i64)]
+        }
+        EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => {
+            vec![(samples * batch, 784, 200), (samples * batch, 200, 784)]
+        }
+        EnvName::VaeMnist | EnvName::VaeFashion => {
+            let code = (config.vae_groups * config.vae_items) as i64;
+            let rows = samples * batch;
+            vec![
+                (batch, 784, 512),
+                (batch, 512, 256),
+                (batch, 256, code),
+                (rows, code, 256),
+                (rows, 256, 512),
+                (rows, 512, 784),
+            ]
+        }
+    }
+}
+
+/// Seconds of the products `(rows, in, out)`, forward and backward, on `device`.
+fn products_once(products: &[(i64, i64, i64)], device: Device) -> anyhow::Result<()> {
+    for &(rows, inputs, outputs) in products {
+        let x = Tensor::randn([rows, inputs], (Kind::Float, device)).set_requires_grad(true);
+        let w = Tensor::randn([inputs, outputs], (Kind::Float, device)).set_requires_grad(true);
+        x.f_mm(&w)?.f_sum(Kind::Float)?.f_backward()?;
+    }
+    if let Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+    Ok(())
+}
+
+/// `bench train`: seconds per step of each task with SFESS + VR (S = 32) on real data,
+/// and the floor, spending about `seconds` on each.
+///
+/// # Errors
+/// Missing data; training errors.
+pub fn train_steps(
+    device: Device,
+    seconds: f64,
+    data_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<Vec<StepMeasurement>> {
+    use crate::config::{EnvName, TrainConfig};
+    let budget = Duration::from_secs_f64(seconds);
+    let tasks = [
+        ("k-NN (MNIST)", EnvName::KnnMnist, None, 0.043),
+        ("VAE (20, 20, 10)", EnvName::VaeMnist, Some((20, 20, 10)), 0.139),
+        ("VAE (10, 10, 5)", EnvName::VaeMnist, Some((10, 10, 5)), 0.107),
+        ("feature selection k = 50", EnvName::FeatureSelectionMnist, None, 0.080),
+    ];
+    let mut results = Vec::new();
+    for (task, env, vae, paper_seconds) in tasks {
+        let mut config = TrainConfig {
+            env,
+            data_dir: data_dir.clone(),
+            device: crate::device::device_name(device),
+            ..TrainConfig::default()
+        };
+        if let Some((d, n, k)) = vae {
+            (config.vae_groups, config.vae_items, config.k) = (d, n, Some(k));
+        }
+        let mut experiment = crate::runner::Experiment::build(&config)?;
+        let variables = experiment.variables();
+        let mut optimizer = crate::trainer::Adam::new(variables, config.learning_rate, config.beta1, config.beta2);
+        let mut step = 0u64;
+        let (median, _, _) = time(budget, || {
+            step += 1;
+            crate::trainer::train_step(
+                step,
+                config.seed,
+                experiment.env.as_mut(),
+                experiment.policy.as_ref(),
+                experiment.estimator.as_ref(),
+                config.samples,
+                &mut optimizer,
+            )?;
+            if let Device::Cuda(_) = device {
+                tch::Cuda::synchronize(0);
+            }
+            Ok(())
+        })?;
+        let products = step_products(&config);
+        let (floor, _, _) = time(budget, || products_once(&products, device))?;
+        eprintln!("  {task:<26} {:>8.4} s/step   floor {:>8.4} s   paper's code {paper_seconds} s", median, floor);
+        results.push(StepMeasurement {
+            task: task.to_owned(),
+            seconds_per_step: median,
+            floor_seconds: floor,
+            paper_seconds,
+        });
+    }
+    Ok(results)
+}
+
+/// `bench train` as a Markdown table.
+pub fn step_table(results: &[StepMeasurement]) -> String {
+    let mut out = String::from(
+        "| task (SFESS + VR, S = 32, batch 128) | s/step | matrix products alone (floor) | paper's code | speed-up |\n|---|---:|---:|---:|---:|\n",
+    );
+    for m in results {
+        out += &format!(
+            "| {} | {:.4} | {:.4} | {:.3} | {:.1}x |\n",
+            m.task,
+            m.seconds_per_step,
+            m.floor_seconds,
+            m.paper_seconds,
+            m.paper_seconds / m.seconds_per_step
+        );
+    }
+    out
+}

@@ -214,6 +214,20 @@ pub enum BenchCommand {
     /// The k-subset distribution at the paper's sizes: normaliser + marginals, exact and
     /// Gumbel top-k sampling, n = 100,000 with its peak memory, and the paper's DFT.
     Distribution(BenchArgs),
+    /// Seconds per training step of each task with SFESS + VR (S = 32) on the real data,
+    /// beside what the step's matrix products alone cost (the floor).
+    Train(BenchTrainArgs),
+}
+
+/// Arguments of `bench train`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchTrainArgs {
+    /// Timing options.
+    #[command(flatten)]
+    pub timing: BenchArgs,
+    /// Folder with the mnist/ IDX files [default: $SFESS_DATA_DIR, else ~/.cache/sfess-agent/data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Arguments of the benchmarks.
@@ -360,6 +374,18 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
             } else {
                 bench::table(&results)
+            };
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the measurements")?;
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Train(args)) => {
+            let device = cli.device.resolve()?;
+            eprintln!("sfess-agent bench train on {} with {} threads", device_name(device), rayon_threads());
+            let results = bench::train_steps(device, args.timing.seconds, args.data_dir.clone())?;
+            let text = if args.timing.json {
+                serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
+            } else {
+                bench::step_table(&results)
             };
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the measurements")?;
             Ok(())

@@ -11,6 +11,11 @@
 //!
 //! Evaluation uses the top-k mask of the logits; the metric is that BCE on the split
 //! (lower is better).
+//!
+//! # Speed
+//! A k-hot mask times the first weight matrix needs only the `k` selected columns of it:
+//! for exact k-hot actions that carry no gradient (the score-function estimators), the
+//! first layer is a batched product with `k` columns instead of 784.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +39,8 @@ pub struct FeatureSelection {
     data: Mnist,
     batch: i64,
     vs: VarStore,
-    net: nn::Sequential,
+    first: nn::Linear,
+    second: nn::Linear,
     images: Option<Tensor>,
 }
 
@@ -55,10 +61,8 @@ impl FeatureSelection {
         }
         let vs = VarStore::new(device);
         let root = vs.root() / "reconstruction";
-        let net = nn::seq()
-            .add(nn::linear(&root / "layer0", PIXELS, 200, Default::default()))
-            .add_fn(|x| x.relu())
-            .add(nn::linear(&root / "layer1", 200, PIXELS, Default::default()));
+        let first = nn::linear(&root / "layer0", PIXELS, 200, Default::default());
+        let second = nn::linear(&root / "layer1", 200, PIXELS, Default::default());
         let spec = EnvSpec {
             name: name.to_owned(),
             space,
@@ -70,18 +74,55 @@ impl FeatureSelection {
                 "select {k} of 784 pixels (one global subset); loss = BCE of the 784-200-784 reconstruction"
             ),
         };
-        Ok(Self { spec, data: data.to_device(device), batch: batch as i64, vs, net, images: None })
+        Ok(Self { spec, data: data.to_device(device), batch: batch as i64, vs, first, second, images: None })
     }
 
     /// Per-sample BCE of reconstructing `images` `[B, 784]` from `images ⊙ masks` for masks
     /// `[S, 784]`: `[S]`.
     fn bce(&self, images: &Tensor, masks: &Tensor) -> Result<Tensor, EnvError> {
-        let masked = images.f_unsqueeze(0)?.f_mul(&masks.f_unsqueeze(1)?)?;
-        let logits = self.net.forward(&masked);
+        let hidden = match self.selected_columns(masks)? {
+            Some(columns) => self.first_layer_sparse(images, &columns)?,
+            None => self.first.forward(&images.f_unsqueeze(0)?.f_mul(&masks.f_unsqueeze(1)?)?),
+        };
+        let logits = self.second.forward(&hidden.f_relu()?);
         let target = images.f_unsqueeze(0)?.f_expand_as(&logits)?;
         let bce =
             logits.f_binary_cross_entropy_with_logits(&target, None::<Tensor>, None::<Tensor>, Reduction::None)?;
         Ok(bce.f_mean_dim(&[1i64, 2][..], false, None::<Kind>)?)
+    }
+
+    /// The selected pixels of each mask, `[S, k]`, when the masks are exact k-hot vectors
+    /// that carry no gradient; `None` otherwise (relaxed or differentiated actions).
+    fn selected_columns(&self, masks: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        let k = self.spec.space.k() as i64;
+        if masks.requires_grad() || k == 0 {
+            return Ok(None);
+        }
+        let binary = masks.f_eq(0.0)?.f_logical_or(&masks.f_eq(1.0)?)?.f_all()?;
+        let sizes = masks.f_sum_dim_intlist(-1, false, Kind::Int64)?.f_eq(k)?.f_all()?;
+        if !(bool::try_from(binary)? && bool::try_from(sizes)?) {
+            return Ok(None);
+        }
+        let samples = masks.size()[0];
+        // nonzero lists (row, column) pairs row by row, k per row.
+        let columns = masks.f_nonzero()?.f_select(1, 1)?.f_view([samples, k])?;
+        Ok(Some(columns))
+    }
+
+    /// The first layer for k-hot masks: `x[:, cols_s] W[:, cols_s]ᵀ + b`, `[S, B, 200]`.
+    fn first_layer_sparse(&self, images: &Tensor, columns: &Tensor) -> Result<Tensor, EnvError> {
+        let (samples, k) = (columns.size()[0], columns.size()[1]);
+        let flat = columns.f_flatten(0, -1)?;
+        let batch = images.size()[0];
+        let inputs = images.f_index_select(1, &flat)?.f_view([batch, samples, k])?.f_permute([1, 0, 2])?;
+        let hidden_size = self.first.ws.size()[0];
+        let weights =
+            self.first.ws.f_index_select(1, &flat)?.f_view([hidden_size, samples, k])?.f_permute([1, 2, 0])?;
+        let mut hidden = inputs.f_bmm(&weights)?;
+        if let Some(bias) = &self.first.bs {
+            hidden = hidden.f_add(bias)?;
+        }
+        Ok(hidden)
     }
 
     fn split(&self, phase: Phase) -> &Split {
@@ -129,5 +170,42 @@ impl Environment for FeatureSelection {
             total += mean * len as f64;
         }
         Ok(BTreeMap::from([("bce".to_owned(), total / n as f64)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Split;
+
+    fn tiny_data() -> Mnist {
+        let split = |n: i64| Split {
+            images: Tensor::rand([n, PIXELS], (Kind::Float, Device::Cpu)),
+            labels: Tensor::zeros([n], (Kind::Int64, Device::Cpu)),
+        };
+        Mnist { train: split(20), validation: split(5), test: split(5) }
+    }
+
+    /// The k-column first layer gives the dense product's losses and gradients.
+    #[test]
+    fn sparse_first_layer_equals_the_dense_product() {
+        tch::manual_seed(3);
+        let env = FeatureSelection::new("fs", tiny_data(), 8, 7, Device::Cpu).unwrap();
+        let images = env.data.train.images.narrow(0, 0, 8);
+        let masks = Tensor::zeros([3, PIXELS], (Kind::Float, Device::Cpu));
+        let picks = Tensor::from_slice(&[3i64, 90, 200, 201, 500, 600, 783]);
+        let masks = masks.index_fill(1, &picks, 1.0);
+        let masks = Tensor::cat(&[masks.narrow(0, 0, 2), masks.narrow(0, 2, 1).roll([5], [1])], 0);
+        let sparse = env.bce(&images, &masks).unwrap();
+        sparse.sum(Kind::Float).backward();
+        let sparse_grad = env.first.ws.grad().copy();
+        for v in env.vs.trainable_variables() {
+            let _ = v.grad().zero_();
+        }
+        let dense = env.bce(&images, &masks.set_requires_grad(true)).unwrap();
+        dense.sum(Kind::Float).backward();
+        assert!(env.selected_columns(&masks.detach()).unwrap().is_some());
+        assert!(sparse.allclose(&dense, 1e-5, 1e-6, false), "{sparse:?} vs {dense:?}");
+        assert!(sparse_grad.allclose(&env.first.ws.grad(), 1e-5, 1e-6, false));
     }
 }
