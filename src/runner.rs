@@ -230,8 +230,9 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
+    // Build first, so that a refused configuration leaves no folder behind.
     let mut experiment = Experiment::build(config)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
     let variables = experiment.variables();
     let mut optimizer = Adam::new(shallow(&variables), config.learning_rate, config.beta1, config.beta2);
     let checkpoint = dir.join(CHECKPOINT);
