@@ -281,15 +281,7 @@ pub fn train_steps(
         let mut step = 0u64;
         let (median, _, _) = time(budget, || {
             step += 1;
-            crate::trainer::train_step(
-                step,
-                config.seed,
-                experiment.env.as_mut(),
-                experiment.policy.as_ref(),
-                experiment.estimator.as_ref(),
-                config.samples,
-                &mut optimizer,
-            )?;
+            experiment.train_step(step, &config, &mut optimizer)?;
             if let Device::Cuda(_) = device {
                 tch::Cuda::synchronize(0);
             }

@@ -166,6 +166,22 @@ impl Experiment {
         named
     }
 
+    /// Training step `step` of `config` (see [`train_step`]); returns the mean loss.
+    ///
+    /// # Errors
+    /// As [`train_step`].
+    pub fn train_step(&mut self, step: u64, config: &TrainConfig, optimizer: &mut Adam) -> anyhow::Result<f64> {
+        train_step(
+            step,
+            config.seed,
+            self.env.as_mut(),
+            self.policy.as_ref(),
+            self.estimator.as_ref(),
+            config.samples,
+            optimizer,
+        )
+    }
+
     /// Evaluates the policy on `phase`.
     ///
     /// # Errors
@@ -260,17 +276,10 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     let loss_every = LOSS_EVERY.min(config.eval_every);
     for step in start..config.steps {
         let t = Instant::now();
-        let loss = train_step(
-            step,
-            config.seed,
-            experiment.env.as_mut(),
-            experiment.policy.as_ref(),
-            experiment.estimator.as_ref(),
-            config.samples,
-            &mut optimizer,
-        )
-        .with_context(|| format!("training step {step} of {}", config.steps))
-        .inspect_err(|_| progress.abandon())?;
+        let loss = experiment
+            .train_step(step, config, &mut optimizer)
+            .with_context(|| format!("training step {step} of {}", config.steps))
+            .inspect_err(|_| progress.abandon())?;
         training_seconds += t.elapsed().as_secs_f64();
         loss_sum += loss;
         loss_count += 1;

@@ -158,6 +158,14 @@ pub trait Environment {
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError>;
 }
 
+/// The held-out split of `data` that `phase` evaluates on.
+pub(crate) fn held_out(data: &crate::data::Mnist, phase: Phase) -> &crate::data::Split {
+    match phase {
+        Phase::Validation => &data.validation,
+        Phase::Test => &data.test,
+    }
+}
+
 /// Checks that `actions` is `[S, rows, n]` for `spec`.
 pub(crate) fn check_actions(spec: &EnvSpec, actions: &Tensor) -> Result<i64, EnvError> {
     let shape = actions.size();

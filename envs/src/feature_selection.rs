@@ -23,8 +23,10 @@ use rand::Rng;
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::data::{Mnist, Split};
-use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices};
+use crate::data::Mnist;
+use crate::env::{
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+};
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
@@ -124,13 +126,6 @@ impl FeatureSelection {
         }
         Ok(hidden)
     }
-
-    fn split(&self, phase: Phase) -> &Split {
-        match phase {
-            Phase::Validation => &self.data.validation,
-            Phase::Test => &self.data.test,
-        }
-    }
 }
 
 impl Environment for FeatureSelection {
@@ -160,7 +155,7 @@ impl Environment for FeatureSelection {
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
         let _guard = tch::no_grad_guard();
         let mask = policy.act(&Observation { inputs: Vec::new() })?.f_view([1, PIXELS])?;
-        let split = self.split(phase);
+        let split = held_out(&self.data, phase);
         let n = split.len() as i64;
         let mut total = 0.0;
         for start in (0..n).step_by(EVAL_CHUNK as usize) {

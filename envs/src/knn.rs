@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::{Mnist, Split};
-use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices};
+use crate::data::Mnist;
+use crate::env::{
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+};
 use crate::space::KHotSpace;
 
 /// Held-out images classified per chunk during evaluation (bounds the distance matrix).
@@ -76,13 +78,6 @@ impl StochasticKnn {
         Ok(Self { spec, data, batch: batch as i64, k: k as i64, same_label: None })
     }
 
-    fn split(&self, phase: Phase) -> &Split {
-        match phase {
-            Phase::Validation => &self.data.validation,
-            Phase::Test => &self.data.test,
-        }
-    }
-
     /// Embeds `images` in chunks with the policy.
     fn embed(policy: &dyn EvalPolicy, images: &Tensor) -> Result<Tensor, EnvError> {
         let n = images.size()[0];
@@ -130,7 +125,7 @@ impl Environment for StochasticKnn {
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
         let _guard = tch::no_grad_guard();
         let reference = Self::embed(policy, &self.data.train.images)?;
-        let split = self.split(phase);
+        let split = held_out(&self.data, phase);
         let held_out = Self::embed(policy, &split.images)?;
         let n = held_out.size()[0];
         let mut correct = 0i64;

@@ -23,8 +23,10 @@ use rand::Rng;
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::data::{Mnist, Split};
-use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices};
+use crate::data::Mnist;
+use crate::env::{
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+};
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
@@ -131,13 +133,6 @@ impl SubsetVae {
         let kl = entropy.f_neg()?.f_add_scalar((self.latent.items as f64).ln())?;
         Ok(kl.f_view([images, self.latent.groups as i64])?.f_mean_dim(-1, false, None::<Kind>)?)
     }
-
-    fn split(&self, phase: Phase) -> &Split {
-        match phase {
-            Phase::Validation => &self.data.validation,
-            Phase::Test => &self.data.test,
-        }
-    }
 }
 
 impl Environment for SubsetVae {
@@ -175,7 +170,7 @@ impl Environment for SubsetVae {
 
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
         let _guard = tch::no_grad_guard();
-        let split = self.split(phase);
+        let split = held_out(&self.data, phase);
         let n = split.len() as i64;
         let (d, code) = (self.latent.groups as i64, (self.latent.groups * self.latent.items) as i64);
         let (mut bce, mut kl_exact, mut kl_categorical) = (0.0, 0.0, 0.0);
