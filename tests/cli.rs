@@ -347,3 +347,22 @@ fn toy_rejects_bad_options() {
     fails_with(&run(&["toy", "--temperature", "0", "--device", "cpu"]), "temperature must be positive");
     usage_error(&run(&["toy", "--estimators", "sfess,nope"]), "nope");
 }
+
+#[test]
+fn envs_lists_every_environment_with_its_space_and_metric() {
+    let output = run(&["envs"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for (name, space) in [
+        ("knn-mnist", "(128, 10)"),
+        ("knn-fashion", "(128, 10)"),
+        ("feature-selection-mnist", "(784, 50)"),
+        ("feature-selection-fashion", "(784, 50)"),
+        ("vae-mnist", "(10, 5) x 10"),
+        ("vae-fashion", "(10, 5) x 10"),
+    ] {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("{name}:\n{text}"));
+        assert!(line.contains(space) && line.contains("| yes |"), "{line}");
+    }
+}
