@@ -47,6 +47,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// List the environments: action space, metric, whether the loss is differentiable.
     Envs,
+    /// Run several estimators over several seeds on one environment and tabulate them.
+    Compare(Box<CompareArgs>),
+    /// Rebuild a comparison's tables and figures from its run folders alone.
+    Report(ReportArgs),
     /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
     /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
     /// its number of samples (Figure 3c).
@@ -155,6 +159,95 @@ impl TrainArgs {
         }
         Ok(config)
     }
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Environment.
+    #[arg(long, value_enum)]
+    pub env: EnvName,
+    /// Estimators, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
+    pub estimators: Vec<EstimatorName>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2, 3, 4])]
+    pub seeds: Vec<u64>,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Output folder: one run folder per (estimator, seed), and the tables and figures.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Training steps per run [default: 50000].
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Samples per row S [default: 32].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Rows per step [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate [default: 1e-4].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Steps between validations [default: 1000].
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Subset size [default: the task's].
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Candidates per step for k-NN [default: 128].
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Subsets per image d of the VAE [default: 10].
+    #[arg(long)]
+    pub vae_groups: Option<usize>,
+    /// Items per subset n of the VAE [default: 10].
+    #[arg(long)]
+    pub vae_items: Option<usize>,
+    /// Folder with the mnist/ and fashion-mnist/ IDX files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Sampler of sfess and sfess-vr.
+    #[arg(long, value_enum)]
+    pub sampler: Option<crate::estimators::SamplerName>,
+    /// Relaxation temperature of gs and stgs.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+}
+
+impl CompareArgs {
+    /// The `train` flags every run gets.
+    fn train_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                flags.push(flag.to_owned());
+                flags.push(value);
+            }
+        };
+        push("--steps", self.steps.map(|v| v.to_string()));
+        push("--samples", self.samples.map(|v| v.to_string()));
+        push("--batch-size", self.batch_size.map(|v| v.to_string()));
+        push("--lr", self.lr.map(|v| v.to_string()));
+        push("--eval-every", self.eval_every.map(|v| v.to_string()));
+        push("-k", self.k.map(|v| v.to_string()));
+        push("--candidates", self.candidates.map(|v| v.to_string()));
+        push("--vae-groups", self.vae_groups.map(|v| v.to_string()));
+        push("--vae-items", self.vae_items.map(|v| v.to_string()));
+        push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
+        push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
+        push("--temperature", self.temperature.map(|v| v.to_string()));
+        flags
+    }
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The comparison's output folder.
+    pub dir: PathBuf,
 }
 
 /// Arguments of `eval`.
@@ -422,6 +515,30 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             let metrics = crate::runner::evaluate_run(&args.run)?;
             let text = serde_json::to_string(&metrics)? + "\n";
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
+            Ok(())
+        }
+        Command::Compare(args) => {
+            anyhow::ensure!(args.jobs >= 1, "--jobs must be at least 1");
+            anyhow::ensure!(
+                !args.seeds.is_empty() && !args.estimators.is_empty(),
+                "--seeds and --estimators must not be empty"
+            );
+            let plan = crate::compare::Plan {
+                env: args.env,
+                estimators: args.estimators.clone(),
+                seeds: args.seeds.clone(),
+                jobs: args.jobs,
+                out: args.out.clone(),
+                train_flags: args.train_flags(),
+                device: cli.device.to_string(),
+            };
+            let table = crate::compare::compare(&plan)?;
+            stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
+            Ok(())
+        }
+        Command::Report(args) => {
+            let table = crate::compare::report(&args.dir)?;
+            stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Envs => {

@@ -230,3 +230,90 @@ fn draw_line<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &LinePanel
         .map_err(plot_error)?;
     Ok(())
 }
+
+/// One line with a band of one standard deviation.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Legend name.
+    pub name: String,
+    /// `(x, mean, std)`.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Curves on linear axes.
+#[derive(Debug, Clone)]
+pub struct CurvePanel {
+    /// Title.
+    pub title: String,
+    /// Horizontal axis label.
+    pub x_label: String,
+    /// Vertical axis label.
+    pub y_label: String,
+    /// The curves.
+    pub curves: Vec<Curve>,
+}
+
+/// Lines with one-standard-deviation bands, as `stem.svg` and `stem.png`.
+///
+/// # Errors
+/// The figure cannot be drawn or written.
+pub fn curves(stem: &Path, panel: &CurvePanel) -> anyhow::Result<Vec<PathBuf>> {
+    let result = write_both(stem, (800, 480), |root| draw_curves(root, panel), |root| draw_curves(root, panel));
+    clean_partials(stem, result)
+}
+
+const CURVE_PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePanel) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(plot_error)?;
+    let all = panel.curves.iter().flat_map(|c| c.points.iter());
+    let (x_max, lo, hi) = all.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), p| {
+        (x.max(p.0), lo.min(p.1 - p.2), hi.max(p.1 + p.2))
+    });
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(0f64..x_max, (lo - pad)..(hi + pad))
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    for (i, curve) in panel.curves.iter().enumerate() {
+        let color = CURVE_PALETTE[i % CURVE_PALETTE.len()];
+        let band: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .map(|p| (p.0, p.1 + p.2))
+            .chain(curve.points.iter().rev().map(|p| (p.0, p.1 - p.2)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled()))).map_err(plot_error)?;
+        chart
+            .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(&curve.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}

@@ -10,7 +10,7 @@ use crate::common::{fails_with, json, run};
 /// Writes a synthetic MNIST under `root/mnist/`: each digit class lights its own band of
 /// rows of the 28×28 image, plus deterministic noise; 30% of the images light a random
 /// band instead, so accuracy saturates near 0.73 and keeps moving for a while.
-fn synthetic_mnist(root: &Path, train: usize, test: usize) {
+pub fn synthetic_mnist(root: &Path, train: usize, test: usize) {
     let dir = root.join("mnist");
     std::fs::create_dir_all(&dir).unwrap();
     let mut state = 12345u64;

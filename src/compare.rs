@@ -1,0 +1,449 @@
+//! `sfess-agent compare` and `sfess-agent report`: estimators side by side over seeds.
+//!
+//! `compare` runs every (estimator, seed) pair as an ordinary run folder
+//! `DIR/ESTIMATOR-seedSEED` (a child `sfess-agent train` process each, up to `--jobs` at a
+//! time), skips pairs whose run is complete, resumes interrupted ones from their
+//! checkpoint, and records a failure (a refused estimator, a NaN, a crash) in the pair's
+//! `failed.txt` without stopping the others. `report` rebuilds every output from the run
+//! folders alone: `table.md`, `table.csv`, `summary.json`, and the figures `curves.{svg,png}`
+//! (validation metric against steps, mean ± one standard deviation over seeds) and
+//! `speed.{svg,png}` (seconds per training step).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::config::EnvName;
+use crate::estimators::EstimatorName;
+use crate::files::write_atomically;
+use crate::runner::{Record, SUMMARY, Summary};
+
+/// Which pair a run folder holds, written by `compare` before the run starts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pair {
+    /// Environment.
+    pub env: EnvName,
+    /// Estimator.
+    pub estimator: EstimatorName,
+    /// Seed.
+    pub seed: u64,
+}
+
+const PAIR: &str = "pair.json";
+const FAILED: &str = "failed.txt";
+
+impl Pair {
+    /// The pair's run folder under `dir`.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        root.join(format!("{}-seed{}", self.estimator.as_str(), self.seed))
+    }
+}
+
+/// What to compare: the pairs and the `train` options every run gets.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Environment.
+    pub env: EnvName,
+    /// Estimators.
+    pub estimators: Vec<EstimatorName>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Extra `train` flags, passed through (`--steps 2000`, `--samples 32`, …).
+    pub train_flags: Vec<String>,
+    /// `--device` for every run.
+    pub device: String,
+}
+
+/// Runs the plan, then the report; returns the report's Markdown table.
+///
+/// # Errors
+/// The output folder cannot be written, or the binary cannot start a child run. Failed runs
+/// are not errors: they are reported.
+pub fn compare(plan: &Plan) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
+    let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+    let mut queue = Vec::new();
+    for &estimator in &plan.estimators {
+        for &seed in &plan.seeds {
+            let pair = Pair { env: plan.env, estimator, seed };
+            let dir = pair.dir(&plan.out);
+            if dir.join(SUMMARY).exists() {
+                continue;
+            }
+            queue.push(pair);
+        }
+    }
+    let total = queue.len();
+    eprintln!(
+        "compare: {} runs complete already, {total} to run, {} at a time",
+        plan.estimators.len() * plan.seeds.len() - total,
+        plan.jobs
+    );
+    let queue = Arc::new(Mutex::new(queue.into_iter().rev().collect::<Vec<_>>()));
+    let finished = Arc::new(Mutex::new(0usize));
+    let launched = Arc::new(Mutex::new(0usize));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1) {
+            let (queue, finished, launched, exe) =
+                (Arc::clone(&queue), Arc::clone(&finished), Arc::clone(&launched), exe.clone());
+            scope.spawn(move || {
+                loop {
+                    let Some(pair) = queue.lock().map(|mut q| q.pop()).ok().flatten() else { return };
+                    *launched.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    let outcome = run_pair(&exe, plan, &pair);
+                    let mut done = finished.lock().unwrap_or_else(|e| e.into_inner());
+                    *done += 1;
+                    let left = total - *done;
+                    let running = launched.lock().map_or(0, |l| *l) - *done;
+                    // With every worker busy, the remaining runs take about as long per run as the finished ones.
+                    let eta = started.elapsed().as_secs_f64() / *done as f64 * left as f64;
+                    let status = match outcome {
+                        Ok(()) => "done".to_owned(),
+                        Err(e) => format!("failed: {e:#}"),
+                    };
+                    eprintln!(
+                        "compare: {}-seed{} {status} | {} finished, {running} running, {} waiting, ETA {:.0} s",
+                        pair.estimator.as_str(),
+                        pair.seed,
+                        *done,
+                        left - running,
+                        eta
+                    );
+                }
+            });
+        }
+    });
+    report(&plan.out)
+}
+
+/// Runs one pair as a child `train`, resuming its folder when it holds a started run;
+/// a failure is written to the folder's `failed.txt`.
+fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<()> {
+    let dir = pair.dir(&plan.out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join(FAILED));
+    write_atomically(&dir.join(PAIR), (serde_json::to_string_pretty(pair)? + "\n").as_bytes())?;
+    let mut command = Command::new(exe);
+    command.arg("train").arg("--device").arg(&plan.device).args(["--quiet", "--json"]);
+    if dir.join(crate::runner::CONFIG).exists() {
+        command.arg("--resume").arg(&dir);
+        // A resumed run keeps its configuration; only the number of steps may move.
+        if let Some(i) = plan.train_flags.iter().position(|f| f == "--steps") {
+            command.args(&plan.train_flags[i..=i + 1]);
+        }
+    } else {
+        command.args(["--env", pair.env.as_str(), "--estimator", pair.estimator.as_str()]);
+        command.arg("--seed").arg(pair.seed.to_string()).arg("--out").arg(&dir).args(&plan.train_flags);
+    }
+    let output = command.stdin(Stdio::null()).output().context("starting a child sfess-agent train")?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let reason = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let reason = if reason.is_empty() { format!("exit status {}", output.status) } else { reason };
+    write_atomically(&dir.join(FAILED), format!("{reason}\n").as_bytes())?;
+    anyhow::bail!("{reason}")
+}
+
+/// One estimator's line of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Estimator.
+    pub estimator: String,
+    /// Mean of the test metric over the completed seeds.
+    pub mean: Option<f64>,
+    /// Standard deviation over seeds (`n − 1`), 0 for one seed.
+    pub std: Option<f64>,
+    /// Completed seeds.
+    pub seeds: Vec<u64>,
+    /// Failed seeds with their reasons.
+    pub failed: BTreeMap<u64, String>,
+    /// Mean seconds per training step.
+    pub seconds_per_step: Option<f64>,
+    /// Their standard deviation over seeds.
+    pub seconds_per_step_std: Option<f64>,
+    /// The paper's mean and standard deviation for the same task and configuration.
+    pub paper: Option<(f64, f64)>,
+}
+
+/// `summary.json` of a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonSummary {
+    /// Environment.
+    pub env: String,
+    /// The metric tabulated (test split).
+    pub metric: String,
+    /// Whether larger is better.
+    pub higher_is_better: bool,
+    /// One row per estimator.
+    pub estimators: Vec<Row>,
+}
+
+struct RunData {
+    pair: Pair,
+    summary: Option<Summary>,
+    failed: Option<String>,
+    validation: Vec<(u64, f64)>,
+    k: usize,
+    vae: (usize, usize),
+}
+
+fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
+    let mut runs = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let Ok(text) = std::fs::read_to_string(path.join(PAIR)) else { continue };
+        let pair: Pair = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid pair", path.join(PAIR).display()))?;
+        let summary =
+            std::fs::read_to_string(path.join(SUMMARY)).ok().and_then(|t| serde_json::from_str::<Summary>(&t).ok());
+        let failed = std::fs::read_to_string(path.join(FAILED)).ok().map(|t| t.trim().to_owned());
+        let config = crate::runner::read_config(&path).ok();
+        let k = config.as_ref().map_or(pair.env.default_k(), crate::config::TrainConfig::subset_size);
+        let vae = config.as_ref().map_or((10, 10), |c| (c.vae_groups, c.vae_items));
+        let metric = metric_of(pair.env);
+        let validation = std::fs::read_to_string(path.join(crate::runner::METRICS))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+            .filter(|r| r.split == "validation" && r.metric == metric)
+            .map(|r| (r.step, r.value))
+            .collect();
+        runs.push(RunData { pair, summary, failed, validation, k, vae });
+    }
+    Ok(runs)
+}
+
+/// The test metric compared for an environment (the VAE's is the one Table 3 reports).
+fn metric_of(env: EnvName) -> &'static str {
+    match env {
+        EnvName::KnnMnist | EnvName::KnnFashion => "accuracy",
+        EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => "bce",
+        EnvName::VaeMnist | EnvName::VaeFashion => "loss_categorical_kl",
+    }
+}
+
+fn higher_is_better(env: EnvName) -> bool {
+    matches!(env, EnvName::KnnMnist | EnvName::KnnFashion)
+}
+
+/// The paper's Tables 2–4 (mean, std over 5 seeds), in the order sfess-vr, sfess, simple,
+/// gs, stgs, imle, for the configuration `(env, k, vae)`.
+fn paper_numbers(env: EnvName, k: usize, vae: (usize, usize)) -> Option<[(f64, f64); 6]> {
+    use EnvName::*;
+    Some(match (env, k, vae) {
+        (KnnMnist, 10, _) => {
+            [(0.949, 0.002), (0.938, 0.009), (0.949, 0.002), (0.950, 0.002), (0.950, 0.002), (0.740, 0.037)]
+        }
+        (KnnFashion, 10, _) => {
+            [(0.869, 0.001), (0.778, 0.010), (0.871, 0.002), (0.873, 0.002), (0.873, 0.002), (0.696, 0.023)]
+        }
+        (FeatureSelectionMnist, 50, _) => {
+            [(0.132, 0.002), (0.189, 0.011), (0.133, 0.001), (0.147, 0.005), (0.146, 0.001), (0.182, 0.010)]
+        }
+        (FeatureSelectionFashion, 50, _) => {
+            [(0.307, 0.001), (0.326, 0.002), (0.311, 0.001), (0.320, 0.002), (0.318, 0.002), (0.323, 0.001)]
+        }
+        (FeatureSelectionMnist, 30, _) => {
+            [(0.154, 0.003), (0.214, 0.011), (0.160, 0.002), (0.168, 0.004), (0.173, 0.005), (0.206, 0.010)]
+        }
+        (FeatureSelectionFashion, 30, _) => {
+            [(0.320, 0.002), (0.343, 0.004), (0.327, 0.002), (0.336, 0.002), (0.335, 0.004), (0.341, 0.005)]
+        }
+        (VaeMnist, 5, (10, 10)) => {
+            [(90.04, 2.79), (205.72, 0.15), (81.90, 0.10), (97.36, 2.08), (95.05, 1.57), (99.74, 0.77)]
+        }
+        (VaeFashion, 5, (10, 10)) => {
+            [(227.73, 0.12), (384.27, 1.20), (225.19, 0.11), (241.72, 1.57), (233.68, 0.53), (234.88, 0.36)]
+        }
+        (VaeMnist, 10, (20, 20)) => {
+            [(68.83, 0.15), (205.86, 0.05), (67.96, 0.14), (86.25, 1.03), (73.90, 0.24), (84.55, 0.45)]
+        }
+        (VaeFashion, 10, (20, 20)) => {
+            [(218.39, 0.15), (384.81, 0.11), (218.82, 0.29), (248.63, 1.87), (225.06, 0.55), (238.13, 1.95)]
+        }
+        _ => return None,
+    })
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Rebuilds `table.md`, `table.csv`, `summary.json` and the figures from the run folders
+/// in `dir`; returns the Markdown table.
+///
+/// # Errors
+/// `dir` holds no comparison, or its files cannot be written.
+pub fn report(dir: &Path) -> anyhow::Result<String> {
+    let runs = read_runs(dir)?;
+    let Some(env) = runs.first().map(|r| r.pair.env) else {
+        anyhow::bail!("{} holds no comparison runs (no */pair.json); run sfess-agent compare first", dir.display());
+    };
+    anyhow::ensure!(runs.iter().all(|r| r.pair.env == env), "{} mixes runs of several environments", dir.display());
+    let metric = metric_of(env);
+    let paper = paper_numbers(env, runs[0].k, runs[0].vae);
+    let mut rows = Vec::new();
+    for (index, name) in EstimatorName::ALL.iter().enumerate() {
+        let mine: Vec<&RunData> = runs.iter().filter(|r| r.pair.estimator == *name).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let done: Vec<(u64, f64, f64)> = mine
+            .iter()
+            .filter_map(|r| {
+                r.summary.as_ref().and_then(|s| s.test.get(metric).map(|v| (r.pair.seed, *v, s.seconds_per_step)))
+            })
+            .collect();
+        let values: Vec<f64> = done.iter().map(|d| d.1).collect();
+        let (mean, std) = if values.is_empty() {
+            (None, None)
+        } else {
+            let (m, s) = mean_std(&values);
+            (Some(m), Some(s))
+        };
+        let speed: Vec<f64> = done.iter().map(|d| d.2).collect();
+        let failed = mine
+            .iter()
+            .filter(|r| r.summary.is_none())
+            .map(|r| (r.pair.seed, r.failed.clone().unwrap_or_else(|| "incomplete".to_owned())))
+            .collect();
+        let mut seeds: Vec<u64> = done.iter().map(|d| d.0).collect();
+        seeds.sort_unstable();
+        rows.push(Row {
+            estimator: name.as_str().to_owned(),
+            mean,
+            std,
+            seeds,
+            failed,
+            seconds_per_step: (!speed.is_empty()).then(|| mean_std(&speed).0),
+            seconds_per_step_std: (!speed.is_empty()).then(|| mean_std(&speed).1),
+            paper: paper.map(|p| p[index]),
+        });
+    }
+    let better = higher_is_better(env);
+    let mut ranked: Vec<(usize, f64)> = rows.iter().enumerate().filter_map(|(i, r)| r.mean.map(|m| (i, m))).collect();
+    ranked.sort_by(|a, b| if better { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+    let mark = |i: usize, text: String| match ranked.iter().position(|r| r.0 == i) {
+        Some(0) => format!("**{text}**"),
+        Some(1) => format!("<u>{text}</u>"),
+        _ => text,
+    };
+    let digits = if matches!(env, EnvName::VaeMnist | EnvName::VaeFashion) { 2 } else { 4 };
+    let mut md = format!(
+        "{} — test {metric} ({}), mean ± std over seeds; best in bold, second underlined\n\n\
+         | estimator | ours | seeds | s/step | paper (5 seeds, 50,000 steps) |\n|---|---:|---:|---:|---:|\n",
+        env.as_str(),
+        if better { "higher is better" } else { "lower is better" }
+    );
+    let mut csv = String::from("estimator,mean,std,seeds,failed,seconds_per_step,paper_mean,paper_std\n");
+    for (i, row) in rows.iter().enumerate() {
+        let ours = match (row.mean, row.std) {
+            (Some(m), Some(s)) => mark(i, format!("{m:.digits$} ± {s:.digits$}")),
+            _ => "—".to_owned(),
+        };
+        let failed = if row.failed.is_empty() {
+            String::new()
+        } else {
+            let reasons: Vec<String> =
+                row.failed.iter().map(|(seed, why)| format!("seed {seed} failed: {why}")).collect();
+            format!(" ({})", reasons.join("; "))
+        };
+        let paper_cell = row.paper.map_or("—".to_owned(), |(m, s)| format!("{m:.digits$} ± {s:.digits$}"));
+        let speed = row.seconds_per_step.map_or("—".to_owned(), |s| format!("{s:.4}"));
+        md += &format!("| {} | {ours}{failed} | {} | {speed} | {paper_cell} |\n", row.estimator, row.seeds.len());
+        let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+        csv += &format!(
+            "{},{},{},{},{},{},{},{}\n",
+            row.estimator,
+            opt(row.mean),
+            opt(row.std),
+            row.seeds.len(),
+            row.failed.len(),
+            opt(row.seconds_per_step),
+            opt(row.paper.map(|p| p.0)),
+            opt(row.paper.map(|p| p.1))
+        );
+    }
+    let summary = ComparisonSummary {
+        env: env.as_str().to_owned(),
+        metric: metric.to_owned(),
+        higher_is_better: better,
+        estimators: rows.clone(),
+    };
+    write_atomically(&dir.join("table.md"), md.as_bytes())?;
+    write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
+    write_atomically(&dir.join("summary.json"), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+    draw_figures(dir, env, metric, &runs, &rows)?;
+    Ok(md)
+}
+
+fn draw_figures(dir: &Path, env: EnvName, metric: &str, runs: &[RunData], rows: &[Row]) -> anyhow::Result<()> {
+    use crate::plot::{Bar, BarPanel, Curve, CurvePanel};
+    let mut curves = Vec::new();
+    for row in rows {
+        let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for run in runs.iter().filter(|r| r.pair.estimator.as_str() == row.estimator && r.summary.is_some()) {
+            for &(step, value) in &run.validation {
+                by_step.entry(step).or_default().push(value);
+            }
+        }
+        let points: Vec<(f64, f64, f64)> = by_step
+            .iter()
+            .map(|(&s, v)| {
+                let (m, sd) = mean_std(v);
+                (s as f64, m, sd)
+            })
+            .collect();
+        if !points.is_empty() {
+            curves.push(Curve { name: row.estimator.clone(), points });
+        }
+    }
+    if !curves.is_empty() {
+        let panel = CurvePanel {
+            title: format!("{}: validation {metric} (mean ± 1 std over seeds)", env.as_str()),
+            x_label: "training step".into(),
+            y_label: format!("validation {metric}"),
+            curves,
+        };
+        crate::plot::curves(&dir.join("curves"), &panel)?;
+    }
+    let timed: Vec<Bar> = rows
+        .iter()
+        .filter_map(|r| {
+            let (mean, std) = (r.seconds_per_step?, r.seconds_per_step_std.unwrap_or(0.0));
+            Some(Bar { label: r.estimator.clone(), values: vec![(mean, std)] })
+        })
+        .collect();
+    if !timed.is_empty() {
+        let panel = BarPanel {
+            title: format!("{}: seconds per training step", env.as_str()),
+            y_label: "seconds per step".into(),
+            series: vec!["mean over seeds".into()],
+            groups: timed,
+        };
+        crate::plot::bars(&dir.join("speed"), &[panel])?;
+    }
+    Ok(())
+}
