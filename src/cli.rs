@@ -182,7 +182,8 @@ pub struct CompareArgs {
     /// Training steps per run [default: 50000].
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Samples per row S [default: 32].
+    /// Samples per row S of sfess-vr [default: 32]; as in the paper, every other estimator
+    /// draws one.
     #[arg(long)]
     pub samples: Option<usize>,
     /// Rows per step [default: 128].

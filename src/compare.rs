@@ -126,6 +126,19 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
     report(&plan.out)
 }
 
+/// The `train` flags of one estimator's runs: as the paper, SFESS + VR draws `--samples`
+/// samples per row (32 by default) and every other estimator one.
+fn flags_for(plan: &Plan, estimator: EstimatorName) -> Vec<String> {
+    let mut flags = plan.train_flags.clone();
+    if estimator != EstimatorName::SfessVr {
+        if let Some(i) = flags.iter().position(|f| f == "--samples") {
+            flags.drain(i..=i + 1);
+        }
+        flags.extend(["--samples".to_owned(), "1".to_owned()]);
+    }
+    flags
+}
+
 /// Runs one pair as a child `train`, resuming its folder when it holds a started run;
 /// a failure is written to the folder's `failed.txt`.
 fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<()> {
@@ -143,7 +156,7 @@ fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<()> {
         }
     } else {
         command.args(["--env", pair.env.as_str(), "--estimator", pair.estimator.as_str()]);
-        command.arg("--seed").arg(pair.seed.to_string()).arg("--out").arg(&dir).args(&plan.train_flags);
+        command.arg("--seed").arg(pair.seed.to_string()).arg("--out").arg(&dir).args(flags_for(plan, pair.estimator));
     }
     let output = command.stdin(Stdio::null()).output().context("starting a child sfess-agent train")?;
     if output.status.success() {

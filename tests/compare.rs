@@ -56,6 +56,9 @@ fn compare_tabulates_the_run_folders_and_resumes() {
         assert!(out.join(file).exists(), "{file} missing");
     }
     let summary = read_json(&out.join("summary.json"));
+    // As in the paper, sfess-vr draws --samples per row and the others one.
+    let samples = |name: &str| read_json(&out.join(format!("{name}-seed0/config.json")))["samples"].as_u64();
+    assert_eq!((samples("sfess-vr"), samples("sfess")), (Some(4), Some(1)));
     for row in summary["estimators"].as_array().unwrap() {
         let name = row["estimator"].as_str().unwrap();
         let values: Vec<f64> = [0, 1]
@@ -88,7 +91,7 @@ fn a_failed_run_is_reported_and_the_others_complete() {
     let tmp = tempfile::tempdir().unwrap();
     synthetic_mnist(tmp.path(), 240, 60);
     let (data, out) = (tmp.path().to_str().unwrap(), tmp.path().join("cmp"));
-    // sfess-vr needs two samples per row; sfess runs with one.
+    // sfess-vr needs two samples per row (sfess always draws one).
     let output = run(&compare_args(data, out.to_str().unwrap(), "sfess,sfess-vr", "1"));
     assert!(output.status.success(), "{}", stderr(&output));
     let table = stdout(&output);
