@@ -289,6 +289,7 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
         .configure_mesh()
         .x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(plot_error)?;
