@@ -57,17 +57,12 @@ pub enum Command {
     Toy(ToyArgs),
 }
 
-/// Arguments of `train`. Every option left out takes its value from `--config FILE` if
-/// given, else the paper's default (see `TrainConfig`).
-#[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// Environment.
-    #[arg(long, value_enum)]
-    pub env: Option<EnvName>,
-    /// Gradient estimator.
-    #[arg(long, value_enum)]
-    pub estimator: Option<EstimatorName>,
-    /// Samples per row S [default: 32].
+/// The per-task options shared by `train` and `compare`; each one left out keeps its
+/// default (or the `--config` file's value).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TaskOptions {
+    /// Samples per row S [default: 32]; in `compare` only sfess-vr's, every other
+    /// estimator draws one, as in the paper.
     #[arg(long)]
     pub samples: Option<usize>,
     /// Training steps [default: 50000].
@@ -82,9 +77,6 @@ pub struct TrainArgs {
     /// Steps between validations and checkpoints [default: 1000].
     #[arg(long)]
     pub eval_every: Option<u64>,
-    /// Seed [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// Subset size [default: 10 for k-NN, 50 for feature selection, 5 for the VAE].
     #[arg(short, long)]
     pub k: Option<usize>,
@@ -107,6 +99,67 @@ pub struct TrainArgs {
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
+}
+
+impl TaskOptions {
+    /// Sets every given option in `config`.
+    pub fn apply(&self, config: &mut TrainConfig) {
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
+        }
+        set!(samples => config.samples, steps => config.steps, batch_size => config.batch_size,
+             lr => config.learning_rate, eval_every => config.eval_every, candidates => config.candidates,
+             vae_groups => config.vae_groups, vae_items => config.vae_items,
+             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature);
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
+        if let Some(k) = self.k {
+            config.k = Some(k);
+        }
+    }
+
+    /// The given options as `train` flags.
+    pub fn to_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                flags.push(flag.to_owned());
+                flags.push(value);
+            }
+        };
+        push("--steps", self.steps.map(|v| v.to_string()));
+        push("--samples", self.samples.map(|v| v.to_string()));
+        push("--batch-size", self.batch_size.map(|v| v.to_string()));
+        push("--lr", self.lr.map(|v| v.to_string()));
+        push("--eval-every", self.eval_every.map(|v| v.to_string()));
+        push("-k", self.k.map(|v| v.to_string()));
+        push("--candidates", self.candidates.map(|v| v.to_string()));
+        push("--vae-groups", self.vae_groups.map(|v| v.to_string()));
+        push("--vae-items", self.vae_items.map(|v| v.to_string()));
+        push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
+        push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
+        push("--temperature", self.temperature.map(|v| v.to_string()));
+        flags
+    }
+}
+
+/// Arguments of `train`. Every option left out takes its value from `--config FILE` if
+/// given, else the paper's default (see `TrainConfig`).
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Environment.
+    #[arg(long, value_enum)]
+    pub env: Option<EnvName>,
+    /// Gradient estimator.
+    #[arg(long, value_enum)]
+    pub estimator: Option<EstimatorName>,
+    /// Seed [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The task's options.
+    #[command(flatten)]
+    pub task: TaskOptions,
     /// A JSON configuration (the run folder's config.json format); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -141,19 +194,16 @@ impl TrainArgs {
             }
             (None, None) => TrainConfig::default(),
         };
-        macro_rules! set {
-            ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
+        if let Some(env) = self.env {
+            config.env = env;
         }
-        set!(env => config.env, estimator => config.estimator, samples => config.samples, steps => config.steps,
-             batch_size => config.batch_size, lr => config.learning_rate, eval_every => config.eval_every,
-             seed => config.seed, candidates => config.candidates, vae_groups => config.vae_groups, vae_items => config.vae_items,
-             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature);
-        if let Some(dir) = &self.data_dir {
-            config.data_dir = Some(dir.clone());
+        if let Some(estimator) = self.estimator {
+            config.estimator = estimator;
         }
-        if let Some(k) = self.k {
-            config.k = Some(k);
+        if let Some(seed) = self.seed {
+            config.seed = seed;
         }
+        self.task.apply(&mut config);
         if self.resume.is_none() || *device != DeviceSpec::Auto {
             config.device = device.to_string();
         }
@@ -179,69 +229,9 @@ pub struct CompareArgs {
     /// Output folder: one run folder per (estimator, seed), and the tables and figures.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Training steps per run [default: 50000].
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Samples per row S of sfess-vr [default: 32]; as in the paper, every other estimator
-    /// draws one.
-    #[arg(long)]
-    pub samples: Option<usize>,
-    /// Rows per step [default: 128].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Adam's learning rate [default: 1e-4].
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Steps between validations [default: 1000].
-    #[arg(long)]
-    pub eval_every: Option<u64>,
-    /// Subset size [default: the task's].
-    #[arg(short, long)]
-    pub k: Option<usize>,
-    /// Candidates per step for k-NN [default: 128].
-    #[arg(long)]
-    pub candidates: Option<usize>,
-    /// Subsets per image d of the VAE [default: 10].
-    #[arg(long)]
-    pub vae_groups: Option<usize>,
-    /// Items per subset n of the VAE [default: 10].
-    #[arg(long)]
-    pub vae_items: Option<usize>,
-    /// Folder with the mnist/ and fashion-mnist/ IDX files.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Sampler of sfess and sfess-vr.
-    #[arg(long, value_enum)]
-    pub sampler: Option<crate::estimators::SamplerName>,
-    /// Relaxation temperature of gs and stgs.
-    #[arg(long)]
-    pub temperature: Option<f64>,
-}
-
-impl CompareArgs {
-    /// The `train` flags every run gets.
-    fn train_flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                flags.push(flag.to_owned());
-                flags.push(value);
-            }
-        };
-        push("--steps", self.steps.map(|v| v.to_string()));
-        push("--samples", self.samples.map(|v| v.to_string()));
-        push("--batch-size", self.batch_size.map(|v| v.to_string()));
-        push("--lr", self.lr.map(|v| v.to_string()));
-        push("--eval-every", self.eval_every.map(|v| v.to_string()));
-        push("-k", self.k.map(|v| v.to_string()));
-        push("--candidates", self.candidates.map(|v| v.to_string()));
-        push("--vae-groups", self.vae_groups.map(|v| v.to_string()));
-        push("--vae-items", self.vae_items.map(|v| v.to_string()));
-        push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
-        push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
-        push("--temperature", self.temperature.map(|v| v.to_string()));
-        flags
-    }
+    /// The task's options, passed to every run.
+    #[command(flatten)]
+    pub task: TaskOptions,
 }
 
 /// Arguments of `report`.
@@ -530,7 +520,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 seeds: args.seeds.clone(),
                 jobs: args.jobs,
                 out: args.out.clone(),
-                train_flags: args.train_flags(),
+                train_flags: args.task.to_flags(),
                 device: cli.device.to_string(),
             };
             let table = crate::compare::compare(&plan)?;
