@@ -273,3 +273,20 @@ fn grouped_losses_are_shared_by_their_rows() {
     let bad = Tensor::zeros([2, 3], (Kind::Double, tch::Device::Cpu));
     assert!(matches!(estimator.surrogate_loss(&draw, &bad), Err(EstimatorError::LossShape { .. })));
 }
+
+/// A draw handed to another estimator's surrogate is an error, not a panic.
+#[test]
+fn a_draw_from_another_estimator_is_refused() {
+    let logits = Tensor::from_slice(&ETA).view([1, 5]).set_requires_grad(true);
+    let draw =
+        RelaxedTopK::new(0.5, false).unwrap().draw(&logits, K, 2, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
+    let losses = toy_loss(draw.actions());
+    for estimator in [
+        Box::new(ScoreFunction::plain(Sampler::Exact)) as Box<dyn GradientEstimator>,
+        Box::new(Simple),
+        Box::new(Imle::new(10.0, 1.0, ImleNoise::Gumbel).unwrap()),
+    ] {
+        let err = estimator.surrogate_loss(&draw, &losses).unwrap_err();
+        assert!(matches!(err, EstimatorError::ForeignDraw { .. }), "{}: {err}", estimator.name());
+    }
+}

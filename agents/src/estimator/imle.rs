@@ -99,7 +99,9 @@ impl GradientEstimator for Imle {
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
         draw.groups(losses)?;
-        let Memory::Perturbation { noise, hard } = &draw.memory else { unreachable!("an I-MLE draw keeps its noise") };
+        let Memory::Perturbation { noise, hard } = &draw.memory else {
+            return Err(Error::ForeignDraw { estimator: self.name() });
+        };
         let loss_gradient = draw.loss_gradient(self.name(), losses)?;
         let target_keys =
             draw.logits.f_detach()?.f_unsqueeze(0)?.f_sub(&loss_gradient.f_mul_scalar(self.lambda)?)?.f_add(noise)?;

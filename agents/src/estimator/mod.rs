@@ -99,6 +99,12 @@ pub enum Error {
         /// The estimator's name.
         estimator: &'static str,
     },
+    /// The draw was made by another estimator.
+    #[error("{estimator} was given a draw made by another estimator; build the surrogate with the estimator that drew")]
+    ForeignDraw {
+        /// The estimator asked for the surrogate.
+        estimator: &'static str,
+    },
     /// An error of the k-subset distribution (bad logits or k).
     #[error(transparent)]
     Distribution(#[from] conditional_poisson::Error),

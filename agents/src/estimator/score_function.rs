@@ -70,7 +70,7 @@ impl GradientEstimator for ScoreFunction {
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
         let groups = draw.groups(losses)?;
-        let Memory::Policy(policy) = &draw.memory else { unreachable!("a score-function draw keeps its policy") };
+        let Memory::Policy(policy) = &draw.memory else { return Err(Error::ForeignDraw { estimator: self.name() }) };
         let f = losses.f_detach()?;
         let advantage = if self.leave_one_out { f.f_sub(&Self::baselines(&f)?)? } else { f };
         // log p of each loss's actions: the sum over its group of rows, [S, R].

@@ -3,7 +3,7 @@
 use rand::Rng;
 use tch::Kind;
 
-use super::{Draw, GradientEstimator, Memory, Properties, Result, check_samples};
+use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples};
 use crate::conditional_poisson::{ConditionalPoisson, Sampler};
 use tch::Tensor;
 
@@ -34,7 +34,7 @@ impl GradientEstimator for Simple {
 
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor> {
         draw.groups(losses)?;
-        let Memory::Policy(policy) = &draw.memory else { unreachable!("a SIMPLE draw keeps its policy") };
+        let Memory::Policy(policy) = &draw.memory else { return Err(Error::ForeignDraw { estimator: self.name() }) };
         let mean_gradient = draw.loss_gradient(self.name(), losses)?.f_mean_dim(0, false, None::<Kind>)?;
         let gradient = policy.covariance_vector_product(&mean_gradient)?;
         draw.surrogate_with_logit_gradient(losses, &gradient)
