@@ -108,6 +108,21 @@ fn clean_partials(stem: &Path, result: anyhow::Result<Vec<PathBuf>>) -> anyhow::
     result
 }
 
+/// The legend of every figure: framed, on a translucent white box, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(position)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)
+}
+
 fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the figure: {e}")
 }
@@ -164,14 +179,7 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panels: &[BarPane
             });
             chart.draw_series(errors).map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
 }
@@ -220,14 +228,7 @@ fn draw_line<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &LinePanel
             .label(format!("{name} ({value:.3} ± {std:.3})"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::MiddleRight)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     Ok(())
 }
 
@@ -308,13 +309,6 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
             .label(&curve.name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }

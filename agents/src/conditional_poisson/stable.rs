@@ -310,16 +310,19 @@ impl<'a, T: Real> ForwardTable<'a, T> {
 
     /// Visits rows `r = n−1, …, 0` as `(r, F_r, F_{r+1})`, block by block from the end.
     fn for_each_row_backwards(&mut self, mut visit: impl FnMut(usize, &[T], &[T])) {
-        let mut next = self.last.clone();
+        let width = self.width;
         for b in (0..self.blocks()).rev() {
             if self.held != b {
                 self.fill_block(b);
             }
             let first = b * self.block;
             let end = (first + self.block).min(self.n);
+            // F_end: the next block's checkpoint, or F_n after the last block.
+            let boundary =
+                if b + 1 < self.blocks() { &self.checkpoints[(b + 1) * width..][..width] } else { &self.last[..] };
             for r in (first..end).rev() {
-                visit(r, self.row(r), &next);
-                next.copy_from_slice(self.row(r));
+                let after = if r + 1 < end { self.row(r + 1) } else { boundary };
+                visit(r, self.row(r), after);
             }
         }
     }
