@@ -145,7 +145,8 @@ pub fn train_step(
         );
     }
     let draw = estimator.draw(&logits, k, samples, &mut rng)?;
-    let losses = env.step(draw.actions())?;
+    let transition = env.step(draw.actions())?;
+    let losses = transition.rewards.f_neg()?;
     let mut surrogate = estimator.surrogate_loss(&draw, &losses)?;
     if let Some(extra) = env.logit_loss(&logits)? {
         surrogate = surrogate.f_add(&extra)?;

@@ -42,6 +42,9 @@ pub struct EnvSpec {
     pub metric: String,
     /// Whether a larger metric is better.
     pub higher_is_better: bool,
+    /// Features per row of the first observation input (what a policy network reads: 784
+    /// for an image), or 0 when the observation has no inputs (one global subset).
+    pub observation_dim: usize,
     /// One line for `sfess-agent envs`.
     pub description: String,
 }
@@ -51,6 +54,38 @@ pub struct EnvSpec {
 pub struct Observation {
     /// The policy's inputs (k-NN: `[queries, candidates]`; a global subset: none).
     pub inputs: Vec<Tensor>,
+}
+
+/// What [`Environment::step`] gives: Gymnasium's `(reward, terminated, truncated, info)`,
+/// batched over the `S` sampled actions of each row. Every task here is a one-step
+/// episode (a contextual bandit): each `reset` starts an episode and its `step` ends it.
+#[derive(Debug)]
+pub struct Transition {
+    /// One reward per action, `[S, rows]`. For the paper's tasks the reward is minus the
+    /// loss, and it carries the graph into the actions (when differentiable) and into the
+    /// environment's own parameters.
+    pub rewards: Tensor,
+    /// Whether the episode ended (always, for one-step episodes).
+    pub terminated: bool,
+    /// Whether the episode was cut short by a time limit.
+    pub truncated: bool,
+    /// Diagnostics of this step (means over the batch), logged with the training loss.
+    pub info: BTreeMap<String, f64>,
+}
+
+impl Transition {
+    /// A terminated one-step episode with these rewards and no info.
+    pub fn rewards(rewards: Tensor) -> Self {
+        Self { rewards, terminated: true, truncated: false, info: BTreeMap::new() }
+    }
+
+    /// A terminated one-step episode whose rewards are minus `losses`.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn losses(losses: &Tensor) -> Result<Self, EnvError> {
+        Ok(Self::rewards(losses.f_neg()?))
+    }
 }
 
 /// Errors of environments.
@@ -128,13 +163,13 @@ pub trait Environment {
     /// libtorch errors.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError>;
 
-    /// One loss per action for the last observation: actions `[S, rows, n]` (k-hot or
-    /// relaxed), losses `[S, rows]`. The losses carry a graph into the actions (when the
-    /// environment is differentiable) and into the environment's own parameters.
+    /// Scores actions `[S, rows, n]` (k-hot, or relaxed for differentiable environments)
+    /// for the last observation: one reward per action, `[S, rows]`, in a [`Transition`].
     ///
     /// # Errors
-    /// [`EnvError::ActionShape`], [`EnvError::NotReset`], libtorch errors.
-    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError>;
+    /// [`EnvError::ActionShape`], [`EnvError::NotReset`], libtorch errors, and whatever
+    /// computes the reward (a child process, a user's closure) fails with.
+    fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError>;
 
     /// Terms of the loss that depend on the logits directly rather than through the
     /// actions (a VAE's KL to the prior), as a scalar to add to the surrogate; `None` when
@@ -156,6 +191,16 @@ pub trait Environment {
     /// # Errors
     /// Policy and libtorch errors.
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError>;
+
+    /// The main metric of the selections that need no training, on `phase`: random
+    /// subsets and the task's classical method (QR pivoting, greedy, ...), by name. Empty
+    /// for tasks without any.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn baselines(&mut self, _phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
+        Ok(BTreeMap::new())
+    }
 }
 
 /// The held-out split of `data` that `phase` evaluates on.

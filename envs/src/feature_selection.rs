@@ -25,7 +25,8 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    held_out,
 };
 use crate::space::KHotSpace;
 
@@ -72,6 +73,7 @@ impl FeatureSelection {
             differentiable: true,
             metric: "bce".to_owned(),
             higher_is_better: false,
+            observation_dim: 0,
             description: format!(
                 "select {k} of 784 pixels (one global subset); loss = BCE of the 784-200-784 reconstruction"
             ),
@@ -141,11 +143,11 @@ impl Environment for FeatureSelection {
         Ok(Observation { inputs: Vec::new() })
     }
 
-    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError> {
+    fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError> {
         let samples = check_actions(&self.spec, actions)?;
         let images = self.images.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
         let masks = actions.f_view([samples, PIXELS])?.f_to_kind(images.kind())?;
-        Ok(self.bce(images, &masks)?.f_view([samples, 1])?)
+        Transition::losses(&self.bce(images, &masks)?.f_view([samples, 1])?)
     }
 
     fn var_store(&self) -> Option<&VarStore> {

@@ -20,7 +20,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    held_out,
 };
 use crate::space::KHotSpace;
 
@@ -71,6 +72,7 @@ impl StochasticKnn {
             differentiable: true,
             metric: "accuracy".to_owned(),
             higher_is_better: true,
+            observation_dim: 784,
             description: format!(
                 "stochastic {k}-NN: pick {k} of {candidates} candidates per query; test = {k}-NN vote in the learned embedding"
             ),
@@ -115,11 +117,12 @@ impl Environment for StochasticKnn {
         })
     }
 
-    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError> {
+    fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError> {
         check_actions(&self.spec, actions)?;
         let same = self.same_label.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
         let hits = actions.f_mul(&same.f_to_kind(actions.kind())?)?.f_sum_dim_intlist(-1, false, None::<Kind>)?;
-        Ok(hits.f_div_scalar(-(self.k as f64))?)
+        // Reward: the fraction of the k picks that share the query's label.
+        Ok(Transition::rewards(hits.f_div_scalar(self.k as f64)?))
     }
 
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {

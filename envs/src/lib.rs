@@ -19,5 +19,5 @@ pub mod knn;
 pub mod space;
 pub mod vae;
 
-pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase};
+pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition};
 pub use space::{KHotSpace, SpaceError};

@@ -25,7 +25,8 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, check_actions, distinct_indices, held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    held_out,
 };
 use crate::space::KHotSpace;
 
@@ -110,6 +111,7 @@ impl SubsetVae {
             differentiable: true,
             metric: "loss".to_owned(),
             higher_is_better: false,
+            observation_dim: 784,
             description: format!(
                 "subset VAE: {d} subsets of {k} of {n} items per image; loss = BCE + exact KL to uniform"
             ),
@@ -149,13 +151,13 @@ impl Environment for SubsetVae {
         Ok(Observation { inputs: vec![images] })
     }
 
-    /// Losses `[S, B]`: one per image, shared by its `d` rows.
-    fn step(&mut self, actions: &Tensor) -> Result<Tensor, EnvError> {
+    /// Rewards `[S, B]`: minus the BCE of each image, shared by its `d` rows.
+    fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError> {
         let samples = check_actions(&self.spec, actions)?;
         let images = self.images.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
         let code = (self.latent.groups * self.latent.items) as i64;
         let codes = actions.f_view([samples, self.batch, code])?.f_to_kind(images.kind())?;
-        self.bce(&codes, images)
+        Transition::losses(&self.bce(&codes, images)?)
     }
 
     /// `mean_b Σ_groups KL_exact`.
