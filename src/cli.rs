@@ -71,13 +71,15 @@ pub struct TaskOptions {
     /// Rows per step [default: 128].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Adam's learning rate [default: 1e-4].
+    /// Adam's learning rate [default: 1e-4 for the paper's tasks; 0.05 for free logits on
+    /// a black-box task, 1e-3 for an MLP policy].
     #[arg(long)]
     pub lr: Option<f64>,
     /// Steps between validations and checkpoints [default: 1000].
     #[arg(long)]
     pub eval_every: Option<u64>,
-    /// Subset size [default: 10 for k-NN, 50 for feature selection, 5 for the VAE].
+    /// Subset size [default: 10 for k-NN and cmd, 50 for feature selection, 5 for the VAE and
+    /// max-coverage, 20 for sensor placement].
     #[arg(short, long)]
     pub k: Option<usize>,
     /// Candidates per step for k-NN [default: 128].
@@ -99,6 +101,37 @@ pub struct TaskOptions {
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Policy of a black-box task: free logits, or an MLP of the observation [default: logits].
+    #[arg(long, value_enum)]
+    pub policy: Option<crate::config::PolicyName>,
+    /// Hidden units of the MLP policy [default: 64].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// cmd: the reward command, run by `sh -c`; it reads actions and writes rewards as JSON
+    /// lines (see the README).
+    #[arg(long, value_name = "COMMAND")]
+    pub reward_cmd: Option<String>,
+    /// cmd: seconds to wait for each answer of the reward command [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub reward_timeout: Option<f64>,
+    /// Items n of cmd; sets n of max-coverage [default: 50].
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Sensor placement: principal components of the reconstruction basis [default: 10].
+    #[arg(long)]
+    pub sensor_modes: Option<usize>,
+    /// max-coverage: elements of the universe [default: 500].
+    #[arg(long)]
+    pub coverage_elements: Option<usize>,
+    /// max-coverage: seed of the random instance [default: 0].
+    #[arg(long)]
+    pub coverage_seed: Option<u64>,
+    /// k-NN feature selection: neighbours of the classifier [default: 5].
+    #[arg(long)]
+    pub neighbours: Option<usize>,
+    /// k-NN feature selection: labelled reference images per step [default: 1000].
+    #[arg(long)]
+    pub references: Option<usize>,
 }
 
 impl TaskOptions {
@@ -108,9 +141,21 @@ impl TaskOptions {
             ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
         }
         set!(samples => config.samples, steps => config.steps, batch_size => config.batch_size,
-             lr => config.learning_rate, eval_every => config.eval_every, candidates => config.candidates,
+             eval_every => config.eval_every, candidates => config.candidates,
              vae_groups => config.vae_groups, vae_items => config.vae_items,
-             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature);
+             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature,
+             policy => config.policy, hidden => config.hidden, reward_timeout => config.reward_timeout,
+             sensor_modes => config.sensor_modes, coverage_elements => config.coverage_elements,
+             coverage_seed => config.coverage_seed, neighbours => config.neighbours, references => config.references);
+        if let Some(lr) = self.lr {
+            config.learning_rate = Some(lr);
+        }
+        if let Some(n) = self.n {
+            config.n = Some(n);
+        }
+        if let Some(command) = &self.reward_cmd {
+            config.reward_cmd = Some(command.clone());
+        }
         if let Some(dir) = &self.data_dir {
             config.data_dir = Some(dir.clone());
         }
@@ -140,6 +185,16 @@ impl TaskOptions {
         push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
         push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
         push("--temperature", self.temperature.map(|v| v.to_string()));
+        push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
+        push("--hidden", self.hidden.map(|v| v.to_string()));
+        push("--reward-cmd", self.reward_cmd.clone());
+        push("--reward-timeout", self.reward_timeout.map(|v| v.to_string()));
+        push("--n", self.n.map(|v| v.to_string()));
+        push("--sensor-modes", self.sensor_modes.map(|v| v.to_string()));
+        push("--coverage-elements", self.coverage_elements.map(|v| v.to_string()));
+        push("--coverage-seed", self.coverage_seed.map(|v| v.to_string()));
+        push("--neighbours", self.neighbours.map(|v| v.to_string()));
+        push("--references", self.references.map(|v| v.to_string()));
         flags
     }
 }

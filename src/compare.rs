@@ -251,11 +251,15 @@ fn metric_of(env: EnvName) -> &'static str {
         EnvName::KnnMnist | EnvName::KnnFashion => "accuracy",
         EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => "bce",
         EnvName::VaeMnist | EnvName::VaeFashion => "loss_categorical_kl",
+        EnvName::Cmd => "reward",
+        EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => "mse",
+        EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => "accuracy",
+        EnvName::MaxCoverage => "coverage",
     }
 }
 
 fn higher_is_better(env: EnvName) -> bool {
-    matches!(env, EnvName::KnnMnist | EnvName::KnnFashion)
+    !matches!(metric_of(env), "bce" | "loss_categorical_kl" | "mse")
 }
 
 /// The paper's Tables 2–4 (mean, std over 5 seeds), in the order sfess-vr, sfess, simple,

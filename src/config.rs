@@ -24,17 +24,38 @@ pub enum EnvName {
     VaeMnist,
     /// Subset VAE on Fashion-MNIST.
     VaeFashion,
+    /// Black box: rewards from your own command (--reward-cmd), over JSON lines.
+    Cmd,
+    /// Black box: k sensors reconstruct synthetic smooth fields (no data needed).
+    SensorPlacementSynthetic,
+    /// Black box: k sensor pixels reconstruct MNIST images in a PCA basis.
+    SensorPlacementMnist,
+    /// Black box: k sensor pixels reconstruct Fashion-MNIST images in a PCA basis.
+    SensorPlacementFashion,
+    /// Black box: k pixels scored by a k-NN classifier's accuracy on MNIST.
+    FeatureSelectionKnnMnist,
+    /// Black box: k pixels scored by a k-NN classifier's accuracy on Fashion-MNIST.
+    FeatureSelectionKnnFashion,
+    /// Black box: maximum coverage, k of n sets (compared with greedy and the optimum).
+    MaxCoverage,
 }
 
 impl EnvName {
     /// Every environment.
-    pub const ALL: [EnvName; 6] = [
+    pub const ALL: [EnvName; 13] = [
         EnvName::KnnMnist,
         EnvName::KnnFashion,
         EnvName::FeatureSelectionMnist,
         EnvName::FeatureSelectionFashion,
         EnvName::VaeMnist,
         EnvName::VaeFashion,
+        EnvName::Cmd,
+        EnvName::SensorPlacementSynthetic,
+        EnvName::SensorPlacementMnist,
+        EnvName::SensorPlacementFashion,
+        EnvName::FeatureSelectionKnnMnist,
+        EnvName::FeatureSelectionKnnFashion,
+        EnvName::MaxCoverage,
     ];
 
     /// The name on the command line.
@@ -46,27 +67,83 @@ impl EnvName {
             EnvName::FeatureSelectionFashion => "feature-selection-fashion",
             EnvName::VaeMnist => "vae-mnist",
             EnvName::VaeFashion => "vae-fashion",
+            EnvName::Cmd => "cmd",
+            EnvName::SensorPlacementSynthetic => "sensor-placement-synthetic",
+            EnvName::SensorPlacementMnist => "sensor-placement-mnist",
+            EnvName::SensorPlacementFashion => "sensor-placement-fashion",
+            EnvName::FeatureSelectionKnnMnist => "feature-selection-knn-mnist",
+            EnvName::FeatureSelectionKnnFashion => "feature-selection-knn-fashion",
+            EnvName::MaxCoverage => "max-coverage",
         }
     }
 
-    /// The data set it trains on.
-    pub fn data_set(self) -> sfess_envs::data::DataSet {
+    /// The data set it reads, if any.
+    pub fn data_set(self) -> Option<sfess_envs::data::DataSet> {
         use sfess_envs::data::DataSet;
         match self {
-            EnvName::KnnMnist | EnvName::FeatureSelectionMnist | EnvName::VaeMnist => DataSet::Mnist,
-            EnvName::KnnFashion | EnvName::FeatureSelectionFashion | EnvName::VaeFashion => DataSet::FashionMnist,
+            EnvName::KnnMnist
+            | EnvName::FeatureSelectionMnist
+            | EnvName::VaeMnist
+            | EnvName::SensorPlacementMnist
+            | EnvName::FeatureSelectionKnnMnist => Some(DataSet::Mnist),
+            EnvName::KnnFashion
+            | EnvName::FeatureSelectionFashion
+            | EnvName::VaeFashion
+            | EnvName::SensorPlacementFashion
+            | EnvName::FeatureSelectionKnnFashion => Some(DataSet::FashionMnist),
+            EnvName::Cmd | EnvName::SensorPlacementSynthetic | EnvName::MaxCoverage => None,
         }
     }
 
-    /// The paper's subset size for this task: 10 for k-NN, 50 for feature selection, 5
-    /// for the VAE's (10, 10, 5).
+    /// Whether it is one of the paper's three tasks (with their own networks and settings).
+    pub fn is_paper_task(self) -> bool {
+        matches!(
+            self,
+            EnvName::KnnMnist
+                | EnvName::KnnFashion
+                | EnvName::FeatureSelectionMnist
+                | EnvName::FeatureSelectionFashion
+                | EnvName::VaeMnist
+                | EnvName::VaeFashion
+        )
+    }
+
+    /// The default subset size: the paper's for its tasks (10 for k-NN, 50 for feature
+    /// selection, 5 for the VAE's (10, 10, 5)); 20 sensors, 50 pixels for k-NN feature
+    /// selection, 5 sets for maximum coverage, 10 for `cmd`.
     pub fn default_k(self) -> usize {
         match self {
-            EnvName::KnnMnist | EnvName::KnnFashion => 10,
-            EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => 50,
-            EnvName::VaeMnist | EnvName::VaeFashion => 5,
+            EnvName::KnnMnist | EnvName::KnnFashion | EnvName::Cmd => 10,
+            EnvName::FeatureSelectionMnist
+            | EnvName::FeatureSelectionFashion
+            | EnvName::FeatureSelectionKnnMnist
+            | EnvName::FeatureSelectionKnnFashion => 50,
+            EnvName::VaeMnist | EnvName::VaeFashion | EnvName::MaxCoverage => 5,
+            EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => 20,
         }
     }
+
+    /// The default learning rate: the paper's 1e-4 for its tasks; 0.05 for the free logits
+    /// of the black-box tasks (1e-3 with an MLP policy), which otherwise barely move in a
+    /// few thousand steps.
+    pub fn default_learning_rate(self, policy: PolicyName) -> f64 {
+        match (self.is_paper_task(), policy) {
+            (true, _) => 1e-4,
+            (false, PolicyName::Logits) => 0.05,
+            (false, PolicyName::Mlp) => 1e-3,
+        }
+    }
+}
+
+/// The policy of a black-box or custom environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// Free logits: one global subset (repeated for every row).
+    #[default]
+    Logits,
+    /// An MLP from each row of the observation to its logits (needs an observation).
+    Mlp,
 }
 
 /// Everything a run needs; written to the run folder as `config.json`.
@@ -83,8 +160,9 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Rows per step (128): queries for k-NN.
     pub batch_size: usize,
-    /// Adam's learning rate (1e-4).
-    pub learning_rate: f64,
+    /// Adam's learning rate (`None`: the paper's 1e-4 for its tasks, 0.05 for free logits
+    /// on a black-box task, 1e-3 for an MLP policy).
+    pub learning_rate: Option<f64>,
     /// Adam's β₁ (0.9).
     pub beta1: f64,
     /// Adam's β₂ (0.999).
@@ -111,6 +189,26 @@ pub struct TrainConfig {
     pub device: String,
     /// Estimator options (sampler, temperatures, I-MLE's λ and noise).
     pub estimator_options: EstimatorOptionsConfig,
+    /// Policy of the black-box tasks: free logits or an MLP of the observation.
+    pub policy: PolicyName,
+    /// Hidden units of the MLP policy (64).
+    pub hidden: usize,
+    /// `cmd`: the reward command, run by `sh -c` (for example `python3 score.py`).
+    pub reward_cmd: Option<String>,
+    /// `cmd`: seconds to wait for each answer of the reward command (60).
+    pub reward_timeout: f64,
+    /// `cmd`: items n; `max-coverage`: sets n (50).
+    pub n: Option<usize>,
+    /// Sensor placement: principal components r of the reconstruction basis (10).
+    pub sensor_modes: usize,
+    /// Maximum coverage: elements of the universe (500).
+    pub coverage_elements: usize,
+    /// Maximum coverage: seed of the random instance (0; fixed across training seeds).
+    pub coverage_seed: u64,
+    /// k-NN feature selection: neighbours of the classifier (5).
+    pub neighbours: usize,
+    /// k-NN feature selection: labelled reference images per training step (1,000).
+    pub references: usize,
 }
 
 /// [`EstimatorOptions`] as stored in a config file.
@@ -162,7 +260,7 @@ impl Default for TrainConfig {
             samples: 32,
             steps: 50_000,
             batch_size: 128,
-            learning_rate: 1e-4,
+            learning_rate: None,
             beta1: 0.9,
             beta2: 0.999,
             eval_every: 1_000,
@@ -175,6 +273,16 @@ impl Default for TrainConfig {
             data_dir: None,
             device: "auto".to_owned(),
             estimator_options: EstimatorOptionsConfig::default(),
+            policy: PolicyName::Logits,
+            hidden: 64,
+            reward_cmd: None,
+            reward_timeout: 60.0,
+            n: None,
+            sensor_modes: 10,
+            coverage_elements: 500,
+            coverage_seed: 0,
+            neighbours: 5,
+            references: 1000,
         }
     }
 }
@@ -183,6 +291,11 @@ impl TrainConfig {
     /// The subset size: `k`, else the task's default.
     pub fn subset_size(&self) -> usize {
         self.k.unwrap_or_else(|| self.env.default_k())
+    }
+
+    /// Adam's learning rate: `learning_rate`, else the task's default.
+    pub fn lr(&self) -> f64 {
+        self.learning_rate.unwrap_or_else(|| self.env.default_learning_rate(self.policy))
     }
 
     /// Checks the values that no later step checks with a clearer message.
@@ -195,11 +308,28 @@ impl TrainConfig {
         anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");
         anyhow::ensure!(self.samples >= 1, "samples must be at least 1");
         anyhow::ensure!(self.embedding_dim >= 1, "embedding_dim must be at least 1");
+        anyhow::ensure!(self.lr().is_finite() && self.lr() > 0.0, "learning_rate must be positive, got {}", self.lr());
         anyhow::ensure!(
-            self.learning_rate.is_finite() && self.learning_rate > 0.0,
-            "learning_rate must be positive, got {}",
-            self.learning_rate
+            self.reward_timeout.is_finite() && self.reward_timeout > 0.0,
+            "reward_timeout must be a positive number of seconds, got {}",
+            self.reward_timeout
         );
+        anyhow::ensure!(self.hidden >= 1, "hidden must be at least 1");
+        if self.env.is_paper_task() && self.policy != PolicyName::Logits {
+            anyhow::bail!(
+                "--policy applies to the black-box and custom environments; {} uses the paper's network",
+                self.env.as_str()
+            );
+        }
+        if self.env == EnvName::Cmd {
+            anyhow::ensure!(
+                self.reward_cmd.as_deref().is_some_and(|c| !c.trim().is_empty()),
+                "--env cmd needs the reward command: --reward-cmd 'python3 score.py' (see the README's protocol)"
+            );
+            anyhow::ensure!(self.n.is_some(), "--env cmd needs the number of items: --n N");
+        } else if self.reward_cmd.is_some() {
+            anyhow::bail!("--reward-cmd is only for --env cmd, not {}", self.env.as_str());
+        }
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }

@@ -91,30 +91,41 @@ impl Policy for KnnEmbedding {
 }
 
 /// One global subset: the logits are a free parameter vector `[1, n]`, initialised at zero
-/// (the uniform law over k-subsets), whatever the observation.
+/// (the uniform law over k-subsets), whatever the observation; repeated for each of the
+/// `rows` rows when an environment asks for several subsets per step.
 #[derive(Debug)]
 pub struct GlobalLogits {
     vs: VarStore,
     logits: Tensor,
+    rows: i64,
     k: i64,
 }
 
 impl GlobalLogits {
-    /// `n` free logits on `device`.
+    /// `n` free logits on `device`, for one row.
     pub fn new(device: Device, n: i64, k: i64) -> Self {
+        Self::with_rows(device, n, k, 1)
+    }
+
+    /// `n` free logits on `device`, shared by `rows` rows.
+    pub fn with_rows(device: Device, n: i64, k: i64, rows: i64) -> Self {
         let vs = VarStore::new(device);
         let logits = vs.root().zeros("logits", &[1, n]);
-        Self { vs, logits, k }
+        Self { vs, logits, rows, k }
+    }
+
+    fn rows_of(&self, observation: &Observation) -> i64 {
+        observation.inputs.first().map_or(self.rows, |input| input.size()[0])
     }
 }
 
 impl EvalPolicy for GlobalLogits {
-    fn logits(&self, _observation: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.logits.detach())
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(self.logits.detach().f_expand([self.rows_of(observation), -1], false)?)
     }
 
-    fn act(&self, _observation: &Observation) -> Result<Tensor, EnvError> {
-        Ok(top_k_hot(&self.logits.detach(), self.k)?)
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
     }
 
     fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
@@ -123,8 +134,55 @@ impl EvalPolicy for GlobalLogits {
 }
 
 impl Policy for GlobalLogits {
-    fn forward(&self, _observation: &Observation) -> anyhow::Result<Tensor> {
-        Ok(self.logits.shallow_clone())
+    fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
+        let rows = self.rows_of(observation);
+        Ok(if rows == 1 { self.logits.shallow_clone() } else { self.logits.f_expand([rows, -1], false)? })
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+}
+
+/// A contextual policy: an MLP `d → h → h → n` (ReLU) from each row of the observation's
+/// first input `[rows, d]` to that row's logits `[rows, n]`.
+#[derive(Debug)]
+pub struct MlpPolicy {
+    vs: VarStore,
+    net: nn::Sequential,
+    k: i64,
+}
+
+impl MlpPolicy {
+    /// A fresh network on `device` (initialised from libtorch's generator).
+    pub fn new(device: Device, input: i64, hidden: i64, n: i64, k: i64) -> Self {
+        let vs = VarStore::new(device);
+        let net = mlp(&(vs.root() / "policy"), &[input, hidden, hidden, n]);
+        Self { vs, net, k }
+    }
+}
+
+impl EvalPolicy for MlpPolicy {
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        let _guard = tch::no_grad_guard();
+        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
+    }
+
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
+    }
+
+    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+}
+
+impl Policy for MlpPolicy {
+    fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
+        let Some(contexts) = observation.inputs.first() else {
+            anyhow::bail!("the MLP policy reads the observation's first input, but the observation has none");
+        };
+        Ok(self.net.forward(&contexts.f_to_kind(tch::Kind::Float)?))
     }
 
     fn var_store(&self) -> &VarStore {

@@ -26,15 +26,19 @@ use sfess_envs::data::{Mnist, default_data_dir};
 use sfess_envs::feature_selection::FeatureSelection;
 use sfess_envs::knn::StochasticKnn;
 use sfess_envs::vae::{Latent, SubsetKl, SubsetVae};
-use sfess_envs::{Environment, Phase};
+use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
+use sfess_envs::external::ExternalReward;
+use sfess_envs::knn_selection::{KnnFeatureSelection, KnnSelectionConfig};
+use sfess_envs::sensor::{Fields, SensorConfig, SensorPlacement};
+use sfess_envs::{EnvSpec, Environment, KHotSpace, Phase};
 use tch::{Device, Tensor};
 
-use crate::config::{EnvName, TrainConfig};
+use crate::config::{EnvName, PolicyName, TrainConfig};
 use crate::device::{DeviceSpec, device_name};
 use crate::estimators::{self, EstimatorOptions};
 use crate::files::write_atomically;
-use crate::policy::{GlobalLogits, KnnEmbedding, Policy, VaeEncoder};
-use crate::trainer::{Adam, load_checkpoint, save_checkpoint, train_step};
+use crate::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
+use crate::trainer::{Adam, StepReport, load_checkpoint, save_checkpoint, train_step};
 
 /// File names inside a run folder.
 pub const CONFIG: &str = "config.json";
@@ -65,6 +69,10 @@ pub struct Summary {
     pub seconds_per_step: f64,
     /// Test metrics.
     pub test: BTreeMap<String, f64>,
+    /// The main test metric of untrained selections (random subsets, the task's classical
+    /// method), for the black-box tasks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, f64>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -106,50 +114,92 @@ pub struct Experiment {
 impl Experiment {
     /// Builds the experiment of `config`: loads the data, initialises the networks from
     /// `config.seed`, and refuses an estimator that needs gradients on a black-box
-    /// environment.
+    /// environment (before starting anything).
     ///
     /// # Errors
-    /// Unknown device, missing or corrupt data, bad sizes, refused estimator.
+    /// Unknown device, missing or corrupt data, bad sizes, refused estimator, a reward
+    /// command that cannot start.
     pub fn build(config: &TrainConfig) -> anyhow::Result<Self> {
         config.check()?;
         let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let device = device.resolve()?;
         let estimator = estimators::build(config.estimator, &EstimatorOptions::from(&config.estimator_options))?;
+        if !config.env.is_paper_task() {
+            refuse_on_black_box(estimator.as_ref(), config.env.as_str())?;
+        }
         tch::manual_seed(config.seed as i64);
-        let data_dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
-        let set = config.env.data_set();
-        let data = Mnist::load(&data_dir, set)
-            .with_context(|| format!("loading {} for {}", set.name(), config.env.as_str()))?;
+        let data = match config.env.data_set() {
+            Some(set) => {
+                let data_dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
+                let data = Mnist::load(&data_dir, set)
+                    .with_context(|| format!("loading {} for {}", set.name(), config.env.as_str()))?;
+                Some(data)
+            }
+            None => None,
+        };
         let (name, k) = (config.env.as_str(), config.subset_size());
-        let (env, policy): (Box<dyn Environment>, Box<dyn Policy>) = match config.env {
-            EnvName::KnnMnist | EnvName::KnnFashion => (
-                Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?),
-                Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64)),
-            ),
-            EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => (
-                Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?),
-                Box::new(GlobalLogits::new(device, 784, k as i64)),
-            ),
-            EnvName::VaeMnist | EnvName::VaeFashion => {
+        let paper_policy: Option<Box<dyn Policy>>;
+        let env: Box<dyn Environment> = match (config.env, data) {
+            (EnvName::KnnMnist | EnvName::KnnFashion, Some(data)) => {
+                paper_policy = Some(Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64)));
+                Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?)
+            }
+            (EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion, Some(data)) => {
+                paper_policy = Some(Box::new(GlobalLogits::new(device, 784, k as i64)));
+                Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?)
+            }
+            (EnvName::VaeMnist | EnvName::VaeFashion, Some(data)) => {
                 let latent = Latent { groups: config.vae_groups, items: config.vae_items, k };
-                let policy = VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64);
-                (Box::new(SubsetVae::new(name, data, config.batch_size, latent, exact_kl(), device)?), Box::new(policy))
+                paper_policy =
+                    Some(Box::new(VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64)));
+                Box::new(SubsetVae::new(name, data, config.batch_size, latent, exact_kl(), device)?)
+            }
+            (env, data) => {
+                paper_policy = None;
+                black_box_env(config, env, data, device)?
             }
         };
+        let policy = match paper_policy {
+            Some(policy) => policy,
+            None => policy_for(env.spec(), config.policy, config.hidden, device)?,
+        };
+        Self::assemble(env, policy, estimator, config.samples, device)
+    }
+
+    /// An experiment on your own environment (a [`sfess_envs::custom::RewardEnv`] or any
+    /// [`Environment`]), with a policy of kind `policy` (`hidden` units for an MLP).
+    ///
+    /// # Errors
+    /// The estimator needs gradients the environment cannot give; too few samples; an MLP
+    /// policy for an environment without observations.
+    pub fn custom(
+        env: Box<dyn Environment>,
+        policy: PolicyName,
+        hidden: usize,
+        estimator: Box<dyn GradientEstimator>,
+        samples: usize,
+        device: Device,
+    ) -> anyhow::Result<Self> {
+        let policy = policy_for(env.spec(), policy, hidden, device)?;
+        Self::assemble(env, policy, estimator, samples, device)
+    }
+
+    fn assemble(
+        env: Box<dyn Environment>,
+        policy: Box<dyn Policy>,
+        estimator: Box<dyn GradientEstimator>,
+        samples: usize,
+        device: Device,
+    ) -> anyhow::Result<Self> {
         let spec = env.spec();
-        if !spec.differentiable && !estimator.properties().non_differentiable_f {
-            bail!(
-                "{} needs a loss differentiable in the actions, but {} is a black box; use sfess or sfess-vr",
-                estimator.name(),
-                spec.name
-            );
+        if !spec.differentiable {
+            refuse_on_black_box(estimator.as_ref(), &spec.name)?;
         }
-        if config.samples < estimator.minimum_samples() {
+        if samples < estimator.minimum_samples() {
             bail!(
-                "{} needs at least {} samples per row (--samples), got {}",
+                "{} needs at least {} samples per row (--samples), got {samples}",
                 estimator.name(),
                 estimator.minimum_samples(),
-                config.samples
             );
         }
         Ok(Self { env, policy, estimator, device })
@@ -166,20 +216,24 @@ impl Experiment {
         named
     }
 
-    /// Training step `step` of `config` (see [`train_step`]); returns the mean loss.
+    /// Training step `step` of a run seeded `seed`, with `samples` samples per row (see
+    /// [`train_step`]).
     ///
     /// # Errors
     /// As [`train_step`].
-    pub fn train_step(&mut self, step: u64, config: &TrainConfig, optimizer: &mut Adam) -> anyhow::Result<f64> {
-        train_step(
-            step,
-            config.seed,
-            self.env.as_mut(),
-            self.policy.as_ref(),
-            self.estimator.as_ref(),
-            config.samples,
-            optimizer,
-        )
+    pub fn train_step(
+        &mut self,
+        step: u64,
+        seed: u64,
+        samples: usize,
+        optimizer: &mut Adam,
+    ) -> anyhow::Result<StepReport> {
+        train_step(step, seed, self.env.as_mut(), self.policy.as_ref(), self.estimator.as_ref(), samples, optimizer)
+    }
+
+    /// Adam over every variable of the experiment.
+    pub fn optimizer(&self, learning_rate: f64, beta1: f64, beta2: f64) -> Adam {
+        Adam::new(self.variables(), learning_rate, beta1, beta2)
     }
 
     /// Evaluates the policy on `phase`.
@@ -190,6 +244,89 @@ impl Experiment {
         Ok(self.env.evaluate(phase, self.policy.as_ref())?)
     }
 }
+
+/// Refuses an estimator that needs `∂f/∂z` on the black-box environment `env`, naming
+/// the estimators that work.
+fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::Result<()> {
+    if estimator.properties().non_differentiable_f {
+        return Ok(());
+    }
+    let working: Vec<&str> = estimators::EstimatorName::ALL
+        .iter()
+        .filter(|name| estimators::build(**name, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f))
+        .map(|name| name.as_str())
+        .collect();
+    bail!(
+        "{} needs a loss differentiable in the actions, but {env} is a black box; use {}",
+        estimator.name(),
+        working.join(" or ")
+    )
+}
+
+/// The policy of a black-box or custom environment: free logits for all rows, or an MLP
+/// of the observation.
+fn policy_for(spec: &EnvSpec, policy: PolicyName, hidden: usize, device: Device) -> anyhow::Result<Box<dyn Policy>> {
+    let (n, k, rows) = (spec.space.n() as i64, spec.space.k() as i64, spec.rows as i64);
+    Ok(match policy {
+        PolicyName::Logits => Box::new(GlobalLogits::with_rows(device, n, k, rows)),
+        PolicyName::Mlp => {
+            anyhow::ensure!(
+                spec.observation_dim > 0,
+                "--policy mlp reads the observation, but {} has none (one global subset); use --policy logits",
+                spec.name
+            );
+            Box::new(MlpPolicy::new(device, spec.observation_dim as i64, hidden as i64, n, k))
+        }
+    })
+}
+
+/// The black-box environments that ship with the tool.
+fn black_box_env(
+    config: &TrainConfig,
+    env: EnvName,
+    data: Option<Mnist>,
+    device: Device,
+) -> anyhow::Result<Box<dyn Environment>> {
+    let (name, k) = (env.as_str(), config.subset_size());
+    let missing_data = || anyhow::anyhow!("{name} needs its data set");
+    Ok(match env {
+        EnvName::Cmd => {
+            let command = config.reward_cmd.as_deref().context("--env cmd needs --reward-cmd")?;
+            let n = config.n.context("--env cmd needs --n")?;
+            let space = KHotSpace::new(n, k).with_context(|| format!("--env cmd with --n {n} --k {k}"))?;
+            let timeout = std::time::Duration::from_secs_f64(config.reward_timeout);
+            Box::new(ExternalReward::new(command, space, timeout)?)
+        }
+        EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => {
+            let fields = match data {
+                Some(data) => Fields::Images(data),
+                None => Fields::Synthetic { side: SYNTHETIC_SIDE, seed: 0 },
+            };
+            let sensors = SensorConfig { sensors: k, modes: config.sensor_modes, batch: config.batch_size };
+            Box::new(SensorPlacement::new(name, fields, sensors, device)?)
+        }
+        EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => {
+            let settings = KnnSelectionConfig {
+                k,
+                neighbours: config.neighbours,
+                references: config.references,
+                queries: config.batch_size,
+            };
+            Box::new(KnnFeatureSelection::new(name, data.ok_or_else(missing_data)?, settings, device)?)
+        }
+        EnvName::MaxCoverage => {
+            let sets = config.n.unwrap_or(DEFAULT_COVERAGE_SETS);
+            let instance = CoverageInstance::random(sets, config.coverage_elements, config.coverage_seed)?;
+            Box::new(MaxCoverage::new(name, instance, k)?)
+        }
+        paper => bail!("{} is one of the paper's tasks, not a black box", paper.as_str()),
+    })
+}
+
+/// Side of the synthetic fields' grid (n = 256 locations).
+pub const SYNTHETIC_SIDE: usize = 16;
+/// Sets of the default maximum-coverage instance.
+pub const DEFAULT_COVERAGE_SETS: usize = 50;
 
 /// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE.
 fn exact_kl() -> SubsetKl {
@@ -250,7 +387,7 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     let mut experiment = Experiment::build(config)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
     let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.learning_rate, config.beta1, config.beta2);
+    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2);
     let checkpoint = dir.join(CHECKPOINT);
     let (start, mut elapsed_before) = if resume && checkpoint.exists() {
         let step = load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
@@ -271,35 +408,30 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     let progress = progress_bar(config.steps, start, verbosity);
     let started = Instant::now();
     let mut training_seconds = 0.0;
-    let mut loss_sum = 0.0;
-    let mut loss_count = 0u64;
+    let mut window = TrainWindow::default();
     let loss_every = LOSS_EVERY.min(config.eval_every);
+    let mut last_checkpoint = (start > 0).then_some(start);
     for step in start..config.steps {
         let t = Instant::now();
-        let loss = experiment
-            .train_step(step, config, &mut optimizer)
-            .with_context(|| format!("training step {step} of {}", config.steps))
+        let report = experiment
+            .train_step(step, config.seed, config.samples, &mut optimizer)
+            .with_context(|| stopped_at(step, config.steps, dir, last_checkpoint))
             .inspect_err(|_| progress.abandon())?;
         training_seconds += t.elapsed().as_secs_f64();
-        loss_sum += loss;
-        loss_count += 1;
+        window.add(&report);
         let done = step + 1;
         let elapsed = elapsed_before + started.elapsed().as_secs_f64();
         if done % loss_every == 0 || done == config.steps {
-            log.write(&Record {
-                step: done,
-                split: "train".into(),
-                metric: "loss".into(),
-                value: loss_sum / loss_count as f64,
-                elapsed_seconds: elapsed,
-            })?;
-            loss_sum = 0.0;
-            loss_count = 0;
+            record_all(&mut log, done, "train", &window.take(), elapsed)?;
         }
         if done % config.eval_every == 0 || done == config.steps {
-            let metrics = experiment.evaluate(Phase::Validation)?;
+            let metrics = experiment
+                .evaluate(Phase::Validation)
+                .with_context(|| stopped_at(step, config.steps, dir, last_checkpoint))
+                .inspect_err(|_| progress.abandon())?;
             record_all(&mut log, done, "validation", &metrics, elapsed_before + started.elapsed().as_secs_f64())?;
             save_checkpoint(&checkpoint, done, &variables, &optimizer)?;
+            last_checkpoint = Some(done);
             if let Some(value) = metrics.get(&spec.metric) {
                 progress.set_message(format!("validation {} {value:.4}", spec.metric));
             }
@@ -309,6 +441,10 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     progress.finish_and_clear();
     let test = experiment.evaluate(Phase::Test)?;
     record_all(&mut log, config.steps, "test", &test, elapsed_before + started.elapsed().as_secs_f64())?;
+    let baselines = experiment.env.baselines(Phase::Test)?;
+    let as_records: BTreeMap<String, f64> =
+        baselines.iter().map(|(name, value)| (format!("baseline.{name}"), *value)).collect();
+    record_all(&mut log, config.steps, "test", &as_records, elapsed_before + started.elapsed().as_secs_f64())?;
     let trained = config.steps - start;
     let summary = Summary {
         env: config.env.as_str().to_owned(),
@@ -318,6 +454,7 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
         device: device_name(experiment.device),
         seconds_per_step: if trained > 0 { training_seconds / trained as f64 } else { 0.0 },
         test,
+        baselines,
     };
     write_atomically(&dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
     Ok(summary)
@@ -331,7 +468,7 @@ pub fn evaluate_run(dir: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
     let config = read_config(dir)?;
     let mut experiment = Experiment::build(&config)?;
     let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.learning_rate, config.beta1, config.beta2);
+    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2);
     let checkpoint = dir.join(CHECKPOINT);
     anyhow::ensure!(checkpoint.exists(), "{} has no checkpoint yet ({CHECKPOINT})", dir.display());
     load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
@@ -352,6 +489,44 @@ pub fn read_config(dir: &Path) -> anyhow::Result<TrainConfig> {
 /// The default run folder: `runs/ENV-ESTIMATOR-seedSEED`.
 pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-{}-seed{}", config.env.as_str(), config.estimator.as_str(), config.seed))
+}
+
+/// The context of an error that stopped a run: where, and what is kept.
+fn stopped_at(step: u64, steps: u64, dir: &Path, checkpoint: Option<u64>) -> String {
+    let kept = match checkpoint {
+        Some(at) => format!(
+            "the checkpoint of step {at} is kept in {}; continue with --resume {}",
+            dir.display(),
+            dir.display()
+        ),
+        None => "no checkpoint was written yet".to_owned(),
+    };
+    format!("training step {step} of {steps} ({kept})")
+}
+
+/// The training records between two log lines: the mean loss and the mean of each info entry.
+#[derive(Debug, Default)]
+struct TrainWindow {
+    sums: BTreeMap<String, f64>,
+    steps: u64,
+}
+
+impl TrainWindow {
+    fn add(&mut self, report: &StepReport) {
+        *self.sums.entry("loss".to_owned()).or_default() += report.loss;
+        for (name, value) in &report.info {
+            *self.sums.entry(format!("info.{name}")).or_default() += value;
+        }
+        self.steps += 1;
+    }
+
+    /// The means since the last call, and a fresh window.
+    fn take(&mut self) -> BTreeMap<String, f64> {
+        let steps = self.steps.max(1) as f64;
+        let means = std::mem::take(&mut self.sums).into_iter().map(|(name, sum)| (name, sum / steps)).collect();
+        self.steps = 0;
+        means
+    }
 }
 
 fn record_all(
@@ -397,30 +572,29 @@ fn progress_bar(steps: u64, start: u64, verbosity: Verbosity) -> ProgressBar {
 }
 
 /// `sfess-agent envs`: one line per environment, with the default configuration's action
-/// space (without loading any data).
+/// space (without loading any data or starting any process).
 pub fn environments_table() -> String {
     let defaults = TrainConfig::default();
     let mut out = String::from(
         "| env | action space (n, k) | rows per step | metric | differentiable loss | task |\n|---|---|---|---|---|---|\n",
     );
     for env in EnvName::ALL {
-        let data = env.data_set().name();
+        let data = env.data_set().map_or("", |set| set.name());
         let k = env.default_k();
-        let (space, rows, metric, differentiable, task) = match env {
+        let one = "1 (one global subset)".to_owned();
+        let (space, rows, metric, task) = match env {
             EnvName::KnnMnist | EnvName::KnnFashion => (
                 format!("({}, {k})", defaults.candidates),
                 defaults.batch_size.to_string(),
                 "accuracy (higher is better)",
-                "yes",
                 format!(
                     "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
                 ),
             ),
             EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => (
                 format!("(784, {k})"),
-                "1 (one global subset)".to_owned(),
+                one,
                 "bce (lower is better)",
-                "yes",
                 format!(
                     "feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"
                 ),
@@ -429,12 +603,54 @@ pub fn environments_table() -> String {
                 format!("({}, {k}) x {} per image", defaults.vae_items, defaults.vae_groups),
                 format!("{} x {}", defaults.batch_size, defaults.vae_groups),
                 "loss = BCE + exact KL (lower is better)",
-                "yes",
                 format!(
                     "subset VAE on {data}: d = 10 subsets of k of n = 10 per image; also logs the paper's categorical-KL loss"
                 ),
             ),
+            EnvName::Cmd => (
+                format!("(--n, {k})"),
+                one,
+                "reward (higher is better)",
+                "your reward command (--reward-cmd) scores the subsets over JSON lines; baseline: random".to_owned(),
+            ),
+            EnvName::SensorPlacementSynthetic => (
+                format!("({}, {k})", SYNTHETIC_SIDE * SYNTHETIC_SIDE),
+                one,
+                "mse (lower is better)",
+                format!(
+                    "k sensors on a {SYNTHETIC_SIDE}x{SYNTHETIC_SIDE} grid reconstruct synthetic smooth fields in {} PCA modes; baselines: QR pivoting, random",
+                    defaults.sensor_modes
+                ),
+            ),
+            EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => (
+                format!("(784, {k})"),
+                one,
+                "mse (lower is better)",
+                format!(
+                    "k sensor pixels reconstruct {data} images in {} PCA modes; baselines: QR pivoting, random",
+                    defaults.sensor_modes
+                ),
+            ),
+            EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => (
+                format!("(784, {k})"),
+                one,
+                "accuracy (higher is better)",
+                format!(
+                    "k pixels of {data} scored by a {}-NN classifier's accuracy; baselines: Fisher score, random",
+                    defaults.neighbours
+                ),
+            ),
+            EnvName::MaxCoverage => (
+                format!("({DEFAULT_COVERAGE_SETS}, {k})"),
+                one,
+                "coverage (higher is better)",
+                format!(
+                    "k of {DEFAULT_COVERAGE_SETS} sets covering {} elements; baselines: greedy (1 - 1/e), the optimum, random",
+                    defaults.coverage_elements
+                ),
+            ),
         };
+        let differentiable = if env.is_paper_task() { "yes" } else { "no (black box)" };
         out += &format!("| {} | {space} | {rows} | {metric} | {differentiable} | {task} |\n", env.as_str());
     }
     out

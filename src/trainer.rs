@@ -119,7 +119,16 @@ pub fn step_rng(seed: u64, step: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(z ^ (z >> 31))
 }
 
-/// One training step: draw, score, build the surrogate, update. Returns the mean loss.
+/// What one training step reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// The mean loss of the step's samples (minus their mean reward, plus any logit loss).
+    pub loss: f64,
+    /// The environment's diagnostics of the step ([`sfess_envs::Transition::info`]).
+    pub info: std::collections::BTreeMap<String, f64>,
+}
+
+/// One training step: draw, score, build the surrogate, update.
 ///
 /// # Errors
 /// Estimator, environment and policy errors; a non-finite loss.
@@ -131,7 +140,7 @@ pub fn train_step(
     estimator: &dyn GradientEstimator,
     samples: usize,
     optimizer: &mut Adam,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<StepReport> {
     let mut rng = step_rng(seed, step);
     let observation = env.reset(&mut rng)?;
     let logits = policy.forward(&observation)?;
@@ -162,7 +171,7 @@ pub fn train_step(
     optimizer.zero_grad();
     surrogate.f_backward()?;
     optimizer.step()?;
-    Ok(value)
+    Ok(StepReport { loss: value, info: transition.info })
 }
 
 /// Writes a checkpoint (the variables, Adam's moments and the step) atomically.

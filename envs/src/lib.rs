@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod custom;
 pub mod data;
 pub mod env;
 pub mod feature_selection;
