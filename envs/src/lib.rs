@@ -17,6 +17,7 @@ pub mod data;
 pub mod env;
 pub mod feature_selection;
 pub mod knn;
+pub mod sensor;
 pub mod space;
 pub mod vae;
 
