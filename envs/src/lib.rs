@@ -14,6 +14,7 @@
 
 pub mod data;
 pub mod env;
+pub mod external;
 pub mod feature_selection;
 pub mod knn;
 pub mod space;
