@@ -127,6 +127,24 @@ pub enum EnvError {
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] TchError),
+    /// The external reward command ([`crate::external`]) failed: it could not be started,
+    /// exited or closed its stdout before answering, gave no answer in time, or answered
+    /// something that is not one finite reward per action. The environment is unusable
+    /// afterwards (its process group has been killed).
+    #[error("reward command '{command}'{}: {problem}", batch_line(.line))]
+    RewardProcess {
+        /// The command, as given to `sh -c`.
+        command: String,
+        /// The request line that failed (counted from 1; 0 before the first request).
+        line: u64,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+/// `, batch line N` for request line `N`, nothing for 0 (before the first request).
+fn batch_line(line: &u64) -> String {
+    if *line == 0 { String::new() } else { format!(", batch line {line}") }
 }
 
 /// What an environment needs of a policy to evaluate it.

@@ -15,6 +15,7 @@
 pub mod custom;
 pub mod data;
 pub mod env;
+pub mod external;
 pub mod feature_selection;
 pub mod knn;
 pub mod sensor;
