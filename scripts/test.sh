@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs libtorch if it is missing (once, into a
-# per-user cache), then checks formatting and lints and runs every test and doctest.
+# per-user cache), then checks formatting and lints (every feature, the Gymnasium adapter
+# included), runs every test and doctest, and runs each example briefly.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+cargo test --workspace --all-features
+
+# The examples, briefly (the README runs them in full).
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+echo "== examples"
+cargo run --quiet --example custom_reward -- 100
+cargo run --quiet --example sensor_placement -- 50
+cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/score.py' \
+    --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json

@@ -3,4 +3,5 @@
 mod cli;
 mod common;
 mod compare;
+mod custom;
 mod train;

@@ -17,6 +17,8 @@ pub mod data;
 pub mod env;
 pub mod external;
 pub mod feature_selection;
+#[cfg(feature = "gymnasium")]
+pub mod gymnasium;
 pub mod knn;
 pub mod sensor;
 pub mod space;
