@@ -12,10 +12,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod coverage;
 pub mod data;
 pub mod env;
 pub mod feature_selection;
 pub mod knn;
+pub mod knn_selection;
 pub mod space;
 pub mod vae;
 
