@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod coverage;
 pub mod custom;
 pub mod data;
 pub mod env;
@@ -20,6 +21,7 @@ pub mod feature_selection;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
 pub mod knn;
+pub mod knn_selection;
 pub mod sensor;
 pub mod space;
 pub mod vae;
