@@ -86,8 +86,14 @@ impl Agent {
             learning_rate.is_finite() && learning_rate > 0.0,
             "the learning rate must be positive, got {learning_rate}"
         );
-        let experiment =
-            Experiment::custom(Box::new(env), options.policy, options.hidden, estimator, options.samples, options.device)?;
+        let experiment = Experiment::custom(
+            Box::new(env),
+            options.policy,
+            options.hidden,
+            estimator,
+            options.samples,
+            options.device,
+        )?;
         let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999);
         Ok(Self { experiment, optimizer, seed: options.seed, samples: options.samples, steps: 0 })
     }

@@ -569,9 +569,10 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 !args.seeds.is_empty() && !args.estimators.is_empty(),
                 "--seeds and --estimators must not be empty"
             );
+            let estimators = crate::compare::estimators_for(args.env, &args.estimators)?;
             let plan = crate::compare::Plan {
                 env: args.env,
-                estimators: args.estimators.clone(),
+                estimators,
                 seeds: args.seeds.clone(),
                 jobs: args.jobs,
                 out: args.out.clone(),

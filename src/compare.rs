@@ -245,6 +245,32 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
     Ok(runs)
 }
 
+/// The estimators that can run on `env`: all of `wanted` for the paper's tasks; on a black
+/// box only the score-function ones, with a note on what was skipped.
+///
+/// # Errors
+/// None of `wanted` works on the black box.
+pub fn estimators_for(env: EnvName, wanted: &[EstimatorName]) -> anyhow::Result<Vec<EstimatorName>> {
+    if env.is_paper_task() {
+        return Ok(wanted.to_vec());
+    }
+    let options = crate::estimators::EstimatorOptions::default();
+    let works = |name: &EstimatorName| {
+        crate::estimators::build(*name, &options).is_ok_and(|e| e.properties().non_differentiable_f)
+    };
+    let (kept, skipped): (Vec<EstimatorName>, Vec<EstimatorName>) = wanted.iter().partition(|name| works(name));
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|n| n.as_str()).collect();
+        eprintln!(
+            "compare: {} is a black box; skipping {} (they need a differentiable loss)",
+            env.as_str(),
+            names.join(", ")
+        );
+    }
+    anyhow::ensure!(!kept.is_empty(), "{} is a black box: compare sfess-vr and sfess on it", env.as_str());
+    Ok(kept)
+}
+
 /// The test metric compared for an environment (the VAE's is the one Table 3 reports).
 fn metric_of(env: EnvName) -> &'static str {
     match env {
@@ -403,6 +429,18 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
             opt(row.paper.map(|p| p.0)),
             opt(row.paper.map(|p| p.1))
         );
+    }
+    // The untrained selections of the black-box tasks (random subsets, classical methods).
+    let mut baselines: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for run in &runs {
+        for (name, value) in run.summary.iter().flat_map(|s| s.baselines.iter()) {
+            baselines.entry(name.clone()).or_default().push(*value);
+        }
+    }
+    for (name, values) in &baselines {
+        let (m, s) = mean_std(values);
+        md += &format!("| baseline: {name} | {m:.digits$} ± {s:.digits$} | {} | — | — |\n", values.len());
+        csv += &format!("baseline: {name},{m},{s},{},0,,,\n", values.len());
     }
     let summary = ComparisonSummary {
         env: env.as_str().to_owned(),

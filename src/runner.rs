@@ -22,14 +22,14 @@ use serde::{Deserialize, Serialize};
 use sfess_agents::ConditionalPoisson;
 use sfess_agents::GradientEstimator;
 use sfess_envs::EnvError;
+use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
 use sfess_envs::data::{Mnist, default_data_dir};
+use sfess_envs::external::ExternalReward;
 use sfess_envs::feature_selection::FeatureSelection;
 use sfess_envs::knn::StochasticKnn;
-use sfess_envs::vae::{Latent, SubsetKl, SubsetVae};
-use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
-use sfess_envs::external::ExternalReward;
 use sfess_envs::knn_selection::{KnnFeatureSelection, KnnSelectionConfig};
 use sfess_envs::sensor::{Fields, SensorConfig, SensorPlacement};
+use sfess_envs::vae::{Latent, SubsetKl, SubsetVae};
 use sfess_envs::{EnvSpec, Environment, KHotSpace, Phase};
 use tch::{Device, Tensor};
 
@@ -253,7 +253,9 @@ fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::
     }
     let working: Vec<&str> = estimators::EstimatorName::ALL
         .iter()
-        .filter(|name| estimators::build(**name, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f))
+        .filter(|name| {
+            estimators::build(**name, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f)
+        })
         .map(|name| name.as_str())
         .collect();
     bail!(
@@ -376,6 +378,7 @@ impl MetricsLog {
 /// Everything [`Experiment::build`] refuses; a non-finite loss (the last good checkpoint
 /// stays); I/O errors.
 pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosity) -> anyhow::Result<Summary> {
+    config.check()?;
     if !resume && dir.join(CONFIG).exists() {
         bail!(
             "{} already holds a run; continue it with --resume {}, or choose another --out",

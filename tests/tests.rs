@@ -1,5 +1,6 @@
 //! Integration tests of the `sfess-agent` binary (one test binary; modules below).
 
+mod blackbox;
 mod cli;
 mod common;
 mod compare;

@@ -92,7 +92,8 @@ impl<E: Environment> GymnasiumEnv<E> {
         }
         let actions = Tensor::from_slice(&values).f_view([1, rows as i64, n as i64])?;
         let transition = self.env.step(&actions)?;
-        let rewards: Vec<f64> = Vec::try_from(transition.rewards.f_detach()?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
+        let rewards: Vec<f64> =
+            Vec::try_from(transition.rewards.f_detach()?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
         let mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
         let mut info: Info = transition.info.iter().map(|(name, value)| (name.clone(), Value::from(*value))).collect();
         info.insert("rewards".to_owned(), Value::from(rewards));
@@ -126,7 +127,9 @@ impl<E: Environment> Env<Array1<f32>, Array1<f32>> for GymnasiumEnv<E> {
     fn reset(&mut self, seed: Option<i32>, _options: Options) -> (Array1<f32>, Info) {
         match self.try_reset(seed) {
             Ok(result) => result,
-            Err(error) => (self.observation.clone(), HashMap::from([("error".to_owned(), Value::from(error.to_string()))])),
+            Err(error) => {
+                (self.observation.clone(), HashMap::from([("error".to_owned(), Value::from(error.to_string()))]))
+            }
         }
     }
 

@@ -1,0 +1,217 @@
+//! The black-box environments from the command line: `cmd` (a reward command over JSON
+//! lines), the shipped black boxes, and the refusals.
+
+use std::path::Path;
+
+use crate::common::{fails_with, json, run, stderr};
+
+/// A reward command: the reward of a subset is the sum of its indices / 100; it stops
+/// answering (exits with status 3) after `answers` lines when given.
+fn write_script(dir: &Path, answers: Option<usize>) -> String {
+    let path = dir.join("score.py");
+    let limit = answers.map_or("None".to_owned(), |a| a.to_string());
+    let script = format!(
+        "import json, sys\n\
+         for count, line in enumerate(sys.stdin):\n    \
+             if {limit} is not None and count >= {limit}:\n        \
+                 print('out of answers', file=sys.stderr); sys.exit(3)\n    \
+             actions = json.loads(line)['actions']\n    \
+             print(json.dumps([sum(a) / 100 for a in actions]), flush=True)\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    format!("python3 {}", path.display())
+}
+
+#[test]
+fn envs_lists_the_black_boxes_as_not_differentiable() {
+    let output = run(&["envs"]);
+    let text = crate::common::stdout(&output);
+    for name in [
+        "cmd",
+        "sensor-placement-synthetic",
+        "sensor-placement-mnist",
+        "sensor-placement-fashion",
+        "feature-selection-knn-mnist",
+        "feature-selection-knn-fashion",
+        "max-coverage",
+    ] {
+        let line = text.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("| no (black box) |"), "{line}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("| knn-mnist |") && l.contains("| yes |")), "{text}");
+}
+
+#[test]
+fn a_reward_command_trains_and_reports_the_random_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = write_script(dir.path(), None);
+    let out = dir.path().join("run");
+    let summary = json(&run(&[
+        "train",
+        "--env",
+        "cmd",
+        "--reward-cmd",
+        &command,
+        "--n",
+        "20",
+        "--k",
+        "3",
+        "--steps",
+        "60",
+        "--eval-every",
+        "20",
+        "--samples",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--json",
+    ]));
+    // The best subset {17, 18, 19} scores 0.54; a random one 3 · 9.5/100 = 0.285.
+    let learned = summary["test"]["reward"].as_f64().unwrap();
+    let random = summary["baselines"]["random"].as_f64().unwrap();
+    assert!((random - 0.285).abs() < 0.05, "{random}");
+    assert!(learned > 0.45, "after 60 steps the policy's subset scores {learned}");
+    assert_eq!(summary["env"], "cmd");
+}
+
+#[test]
+fn a_reward_command_that_dies_stops_the_run_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lines: 1 validation at step 0, 2–6 steps 0–4, 7 validation at step 5 (checkpoint), 8–9
+    // steps 5–6; line 10 (step 7) gets no answer.
+    let command = write_script(dir.path(), Some(9));
+    let out = dir.path().join("run");
+    let output = run(&[
+        "train",
+        "--env",
+        "cmd",
+        "--reward-cmd",
+        &command,
+        "--n",
+        "20",
+        "--k",
+        "3",
+        "--steps",
+        "20",
+        "--eval-every",
+        "5",
+        "--samples",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for phrase in [
+        "training step 7 of 20",
+        "the checkpoint of step 5 is kept",
+        "--resume",
+        "batch line 10",
+        "exit status: 3",
+        "out of answers",
+    ] {
+        assert!(err.contains(phrase), "{phrase:?} not in {err}");
+    }
+    assert!(out.join("checkpoint.ot").exists() && !out.join("summary.json").exists());
+}
+
+#[test]
+fn black_boxes_refuse_pathwise_estimators_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let command = format!("touch {}; cat", marker.display());
+    let out = dir.path().join("run");
+    for estimator in ["gs", "stgs", "simple", "imle"] {
+        fails_with(
+            &run(&[
+                "train",
+                "--env",
+                "cmd",
+                "--reward-cmd",
+                &command,
+                "--n",
+                "20",
+                "--estimator",
+                estimator,
+                "--out",
+                out.to_str().unwrap(),
+            ]),
+            "is a black box; use sfess-vr or sfess",
+        );
+    }
+    assert!(!marker.exists() && !out.exists());
+    fails_with(&run(&["train", "--env", "cmd", "--n", "20"]), "--reward-cmd");
+    fails_with(&run(&["train", "--env", "cmd", "--reward-cmd", "cat"]), "--n N");
+    fails_with(
+        &run(&["train", "--env", "cmd", "--reward-cmd", "cat", "--n", "5", "--k", "6"]),
+        "k = 6 is out of range for n = 5",
+    );
+    fails_with(
+        &run(&["train", "--env", "max-coverage", "--policy", "mlp", "--out", out.to_str().unwrap()]),
+        "--policy mlp reads the observation",
+    );
+    fails_with(
+        &run(&["train", "--env", "knn-mnist", "--policy", "mlp", "--out", out.to_str().unwrap()]),
+        "uses the paper's network",
+    );
+}
+
+#[test]
+fn sensor_placement_reports_qr_pivoting_and_random_sensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let summary = json(&run(&[
+        "train",
+        "--env",
+        "sensor-placement-synthetic",
+        "--steps",
+        "150",
+        "--eval-every",
+        "50",
+        "--samples",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--json",
+    ]));
+    let (learned, qr, random) = (
+        summary["test"]["mse"].as_f64().unwrap(),
+        summary["baselines"]["qr-pivoting"].as_f64().unwrap(),
+        summary["baselines"]["random"].as_f64().unwrap(),
+    );
+    assert!(qr < random, "QR pivoting {qr} should beat random sensors {random}");
+    assert!(learned < random, "after 150 steps the learned sensors ({learned}) should beat random ones ({random})");
+}
+
+#[test]
+fn max_coverage_reports_greedy_the_optimum_and_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let summary = json(&run(&[
+        "train",
+        "--env",
+        "max-coverage",
+        "--n",
+        "20",
+        "--k",
+        "4",
+        "--steps",
+        "200",
+        "--eval-every",
+        "100",
+        "--samples",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--json",
+    ]));
+    let get = |key: &str| summary["baselines"][key].as_f64().unwrap();
+    let learned = summary["test"]["coverage"].as_f64().unwrap();
+    assert!(get("greedy") <= get("optimum") + 1e-12 && get("random") < get("greedy"), "{summary}");
+    assert!(learned <= get("optimum") + 1e-12 && learned > get("random"), "{summary}");
+}
