@@ -437,10 +437,13 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
             baselines.entry(name.clone()).or_default().push(*value);
         }
     }
+    // A baseline needs no training: every run reports the same value unless the runs differ
+    // in what they select from (then mean ± std over runs).
     for (name, values) in &baselines {
         let (m, s) = mean_std(values);
-        md += &format!("| baseline: {name} | {m:.digits$} ± {s:.digits$} | {} | — | — |\n", values.len());
-        csv += &format!("baseline: {name},{m},{s},{},0,,,\n", values.len());
+        let cell = if s == 0.0 { format!("{m:.digits$}") } else { format!("{m:.digits$} ± {s:.digits$}") };
+        md += &format!("| baseline: {name} | {cell} | — | — | — |\n");
+        csv += &format!("baseline: {name},{m},{s},,0,,,\n");
     }
     let summary = ComparisonSummary {
         env: env.as_str().to_owned(),

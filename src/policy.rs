@@ -28,6 +28,27 @@ pub fn top_k_hot(logits: &Tensor, k: i64) -> Result<Tensor, tch::TchError> {
     zeros.f_scatter_value(-1, &indices, 1.0)
 }
 
+/// [`EvalPolicy`] for a network policy without an embedding: the logits are its forward
+/// pass without gradient, the action their top-k (the type has a field `k`).
+macro_rules! evaluated_by_forward {
+    ($policy:ty) => {
+        impl EvalPolicy for $policy {
+            fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+                let _guard = tch::no_grad_guard();
+                self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
+            }
+
+            fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+                Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
+            }
+
+            fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+                Ok(None)
+            }
+        }
+    };
+}
+
 /// A multilayer perceptron with ReLU between layers (none after the last).
 fn mlp(path: &nn::Path, sizes: &[i64]) -> nn::Sequential {
     let mut net = nn::seq();
@@ -162,20 +183,7 @@ impl MlpPolicy {
     }
 }
 
-impl EvalPolicy for MlpPolicy {
-    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        let _guard = tch::no_grad_guard();
-        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
-    }
-
-    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
-    }
-
-    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(None)
-    }
-}
+evaluated_by_forward!(MlpPolicy);
 
 impl Policy for MlpPolicy {
     fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
@@ -209,20 +217,7 @@ impl VaeEncoder {
     }
 }
 
-impl EvalPolicy for VaeEncoder {
-    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        let _guard = tch::no_grad_guard();
-        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
-    }
-
-    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
-    }
-
-    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(None)
-    }
-}
+evaluated_by_forward!(VaeEncoder);
 
 impl Policy for VaeEncoder {
     fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {

@@ -274,20 +274,6 @@ mod tests {
         Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25])
     }
 
-    struct Fixed(Tensor);
-    impl EvalPolicy for Fixed {
-        fn logits(&self, _: &Observation) -> Result<Tensor, EnvError> {
-            Ok(self.0.shallow_clone())
-        }
-        fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-            let rows = observation.inputs.first().map_or(1, |c| c.size()[0]);
-            Ok(self.0.f_expand([rows, -1], false)?.f_contiguous()?)
-        }
-        fn embed(&self, _: &Tensor) -> Result<Option<Tensor>, EnvError> {
-            Ok(None)
-        }
-    }
-
     #[test]
     fn scores_each_action_with_the_closure() {
         let v = values();
@@ -297,7 +283,7 @@ mod tests {
         let t = env.step(&actions).unwrap();
         assert_eq!(Vec::<f32>::try_from(t.rewards.flatten(0, -1)).unwrap(), vec![2.5, -0.75]);
         assert!(t.terminated && !t.truncated);
-        let policy = Fixed(Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).view([1, 4]));
+        let policy = crate::env::FixedAction(Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).view([1, 4]));
         assert_eq!(env.evaluate(Phase::Test, &policy).unwrap()["reward"], 2.25);
         // A uniform pair has E = (k/n)·Σv = 0.5 · 1.75 = 0.875 and sd ≈ 1.2; the mean of 32
         // draws has sd ≈ 0.21.

@@ -169,6 +169,31 @@ pub trait EvalPolicy {
     fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError>;
 }
 
+/// A policy that always plays the same action: to evaluate a hand-picked subset (or a
+/// classical method's) with [`Environment::evaluate`]. An action of one row `[1, n]` is
+/// repeated for every row of the observation's first input.
+#[derive(Debug)]
+pub struct FixedAction(pub Tensor);
+
+impl EvalPolicy for FixedAction {
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        self.act(observation)
+    }
+
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        match observation.inputs.first() {
+            Some(input) if self.0.size()[0] == 1 => {
+                Ok(self.0.f_expand([input.size()[0], -1], false)?.f_contiguous()?)
+            }
+            _ => Ok(self.0.shallow_clone()),
+        }
+    }
+
+    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+}
+
 /// An environment whose actions are k-hot vectors, with Gymnasium's semantics batched:
 /// `reset` draws a training observation, `step` scores `S` actions for each of its rows.
 pub trait Environment {

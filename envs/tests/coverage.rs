@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
-use sfess_envs::{EnvError, Environment, EvalPolicy, Observation, Phase};
+use sfess_envs::{EnvError, Environment, FixedAction, Phase};
 use tch::{Device, Kind, Tensor};
 
 /// `1 − 1/e`, greedy's guarantee.
@@ -174,21 +174,6 @@ fn bad_instances_are_errors() {
     assert!(matches!(MaxCoverage::new("cov", instance, 5), Err(EnvError::Config { .. })), "k > n");
 }
 
-/// A policy that always plays one fixed action.
-struct Fixed(Tensor);
-
-impl EvalPolicy for Fixed {
-    fn logits(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn act(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn embed(&self, _: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(None)
-    }
-}
-
 /// The k-hot vector of `chosen` among `n`, `[1, n]`.
 fn k_hot(n: usize, chosen: &[usize]) -> Tensor {
     let mut v = vec![0f32; n];
@@ -223,11 +208,11 @@ fn the_environment_scores_k_hot_actions() {
     let relaxed = Tensor::full([1, 1, 12], 0.25, (Kind::Float, Device::Cpu));
     assert!(matches!(env.step(&relaxed), Err(EnvError::Config { .. })));
     // Evaluation plays the policy's action; both phases agree.
-    let policy = Fixed(k_hot(12, &picks[1]));
+    let policy = FixedAction(k_hot(12, &picks[1]));
     for phase in [Phase::Validation, Phase::Test] {
         assert_eq!(env.evaluate(phase, &policy).unwrap()["coverage"], instance.coverage(&picks[1]));
     }
-    assert!(env.evaluate(Phase::Test, &Fixed(k_hot(12, &[1]))).is_err());
+    assert!(env.evaluate(Phase::Test, &FixedAction(k_hot(12, &[1]))).is_err());
 }
 
 #[test]

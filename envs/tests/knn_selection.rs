@@ -7,7 +7,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use sfess_envs::data::{Mnist, Split};
 use sfess_envs::env::distinct_indices;
 use sfess_envs::knn_selection::{KnnFeatureSelection, KnnSelectionConfig, fisher_scores};
-use sfess_envs::{EnvError, Environment, EvalPolicy, Observation, Phase};
+use sfess_envs::{EnvError, Environment, FixedAction, Phase};
 use tch::{Device, Kind, Tensor};
 
 /// Pixels of the synthetic images.
@@ -209,21 +209,6 @@ fn fisher_scores_rank_the_informative_pixels_first() {
     assert!(fisher_scores(&images, &Tensor::from_slice(&[0i64, -1, 0, 1])).is_err());
 }
 
-/// A policy that always plays one fixed action.
-struct Fixed(Tensor);
-
-impl EvalPolicy for Fixed {
-    fn logits(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn act(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn embed(&self, _: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(None)
-    }
-}
-
 #[test]
 fn the_environment_evaluates_policies_and_baselines() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
@@ -234,10 +219,10 @@ fn the_environment_evaluates_policies_and_baselines() {
     let spec = env.spec().clone();
     assert_eq!((spec.rows, spec.differentiable, spec.higher_is_better, spec.observation_dim), (1, false, true, 0));
     assert_eq!((spec.metric.as_str(), spec.space.n(), spec.space.k()), ("accuracy", PIXELS, 3));
-    let policy = Fixed(masks(PIXELS, &[INFORMATIVE.to_vec()]).view([1, PIXELS as i64]));
+    let policy = FixedAction(masks(PIXELS, &[INFORMATIVE.to_vec()]).view([1, PIXELS as i64]));
     let metrics = env.evaluate(Phase::Test, &policy).unwrap();
     assert_eq!(metrics["accuracy"], env.accuracy_of(&INFORMATIVE, Phase::Test).unwrap());
-    let two = Fixed(masks(PIXELS, &[vec![0, 1]]).view([1, PIXELS as i64]));
+    let two = FixedAction(masks(PIXELS, &[vec![0, 1]]).view([1, PIXELS as i64]));
     assert!(matches!(env.evaluate(Phase::Test, &two), Err(EnvError::Policy(_))));
     let baselines = env.baselines(Phase::Validation).unwrap();
     assert_eq!(baselines.keys().map(String::as_str).collect::<Vec<_>>(), ["fisher-score", "random"]);

@@ -11,7 +11,7 @@ use sfess_envs::env::distinct_indices;
 use sfess_envs::sensor::{
     Fields, RANDOM_BASELINE_SEED, RANDOM_BASELINE_SUBSETS, SensorConfig, SensorPlacement, qr_pivots,
 };
-use sfess_envs::{EnvError, Environment, EvalPolicy, Observation, Phase};
+use sfess_envs::{EnvError, Environment, FixedAction, Phase};
 use tch::{Device, Kind, Tensor};
 
 const CPU: Device = Device::Cpu;
@@ -385,21 +385,6 @@ fn synthetic_defaults() {
     assert_eq!((spec.name.as_str(), spec.metric.as_str()), ("sensors", "mse"));
 }
 
-/// A policy that always picks the same pixels.
-struct Fixed(Tensor);
-
-impl EvalPolicy for Fixed {
-    fn logits(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn act(&self, _: &Observation) -> Result<Tensor, EnvError> {
-        Ok(self.0.shallow_clone())
-    }
-    fn embed(&self, _: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(None)
-    }
-}
-
 #[test]
 fn the_environment_protocol() {
     tch::manual_seed(10);
@@ -414,7 +399,7 @@ fn the_environment_protocol() {
     assert!(matches!(env.step(&actions(&[vec![1, 2, 3]], n)), Err(EnvError::Config { .. })));
     assert!(matches!(env.step(&(actions(std::slice::from_ref(&set), n) * 0.5)), Err(EnvError::Config { .. })));
     for phase in [Phase::Validation, Phase::Test] {
-        let policy = Fixed(actions(std::slice::from_ref(&set), n).view([1, n as i64]));
+        let policy = FixedAction(actions(std::slice::from_ref(&set), n).view([1, n as i64]));
         let metrics = env.evaluate(phase, &policy).unwrap();
         assert_eq!(metrics, BTreeMap::from([("mse".to_owned(), env.error_of(&set, phase).unwrap())]));
         let baselines = env.baselines(phase).unwrap();
