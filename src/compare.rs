@@ -395,9 +395,12 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
         _ => text,
     };
     let digits = if matches!(env, EnvName::VaeMnist | EnvName::VaeFashion) { 2 } else { 4 };
+    // The paper's column only where the paper has numbers for this task and configuration.
+    let paper_header = if paper.is_some() { " paper (5 seeds, 50,000 steps) |" } else { "" };
+    let paper_rule = if paper.is_some() { "---:|" } else { "" };
     let mut md = format!(
         "{} — test {metric} ({}), mean ± std over seeds; best in bold, second underlined\n\n\
-         | estimator | ours | seeds | s/step | paper (5 seeds, 50,000 steps) |\n|---|---:|---:|---:|---:|\n",
+         | estimator | ours | seeds | s/step |{paper_header}\n|---|---:|---:|---:|{paper_rule}\n",
         env.as_str(),
         if better { "higher is better" } else { "lower is better" }
     );
@@ -416,7 +419,8 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
         };
         let paper_cell = row.paper.map_or("—".to_owned(), |(m, s)| format!("{m:.digits$} ± {s:.digits$}"));
         let speed = row.seconds_per_step.map_or("—".to_owned(), |s| format!("{s:.4}"));
-        md += &format!("| {} | {ours}{failed} | {} | {speed} | {paper_cell} |\n", row.estimator, row.seeds.len());
+        let paper_cell = if paper.is_some() { format!(" {paper_cell} |") } else { String::new() };
+        md += &format!("| {} | {ours}{failed} | {} | {speed} |{paper_cell}\n", row.estimator, row.seeds.len());
         let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         csv += &format!(
             "{},{},{},{},{},{},{},{}\n",
@@ -441,8 +445,10 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
     // in what they select from (then mean ± std over runs).
     for (name, values) in &baselines {
         let (m, s) = mean_std(values);
-        let cell = if s == 0.0 { format!("{m:.digits$}") } else { format!("{m:.digits$} ± {s:.digits$}") };
-        md += &format!("| baseline: {name} | {cell} | — | — | — |\n");
+        let same = s <= 1e-9 * m.abs().max(1.0);
+        let cell = if same { format!("{m:.digits$}") } else { format!("{m:.digits$} ± {s:.digits$}") };
+        let paper_cell = if paper.is_some() { " — |" } else { "" };
+        md += &format!("| baseline: {name} | {cell} | — | — |{paper_cell}\n");
         csv += &format!("baseline: {name},{m},{s},,0,,,\n");
     }
     let summary = ComparisonSummary {
