@@ -1,8 +1,12 @@
 //! A black-box reward computed by an external command, in any language, that talks JSON
 //! lines on its stdin and stdout (`sfess-agent train --env cmd --reward-cmd 'python3 score.py'`).
 //!
-//! The environment has one global subset (`rows = 1`, no observation inputs), is not
-//! differentiable, and its metric `reward` is the command's answer (higher is better).
+//! By default ([`ExternalReward::new`]) the environment has one global subset (`rows = 1`,
+//! no observation inputs). In contextual mode ([`ExternalReward::contextual`]) the command
+//! also supplies the contexts: `rows` rows of `d` numbers per step, which a policy network
+//! reads to choose one subset per context (see [Contextual mode](#contextual-mode)). Either
+//! way the environment is not differentiable, and its metric `reward` is the command's
+//! answer (higher is better).
 //!
 //! # Protocol
 //!
@@ -11,12 +15,14 @@
 //! JSON to the command's stdin (and flushes it):
 //!
 //! ```text
-//! {"line":12,"phase":"train","n":100,"k":10,"actions":[[3,17,42,...],[...],...]}
+//! {"line":12,"phase":"train","request":"rewards","n":100,"k":10,"actions":[[3,17,42,...],[...],...]}
 //! ```
 //!
 //! - `line` counts the requests from 1;
 //! - `phase` is `train` (a training step), `validation` or `test` (evaluation of the
 //!   policy's top-k subset, and the random-subset baseline);
+//! - `request` is `rewards` (in contextual mode it can also be `contexts`, below); a
+//!   command that only scores subsets can ignore it, as any field it does not know;
 //! - `n` and `k`: the number of items and the subset size;
 //! - `actions`: one entry per sampled action, the sorted 0-based indices of its `k` items.
 //!
@@ -49,6 +55,49 @@
 //!     print(json.dumps([float(sum(a)) for a in actions]), flush=True)
 //! ```
 //!
+//! # Contextual mode
+//!
+//! With `rows = R` contexts of `d` numbers, the command chooses the contexts as well as
+//! scoring the subsets, and a policy (an MLP from each context row to that row's logits)
+//! learns one subset per context. Two kinds of request alternate, told apart by `request`:
+//!
+//! 1. **Contexts.** Each training step starts (`reset`) with
+//!
+//!    ```text
+//!    {"line":7,"phase":"train","request":"contexts","rows":4,"seed":2718281828459045}
+//!    ```
+//!
+//!    and the command answers exactly `R` rows of exactly `d` finite numbers:
+//!
+//!    ```text
+//!    {"contexts": [[0.1, -0.5, 0.3], [0.9, 0.0, 0.2], [0.4, 0.4, -0.1], [0.0, 1.0, 0.0]]}
+//!    ```
+//!
+//!    `seed` is an integer in `[0, 2^53)` (exact in every JSON parser) drawn from the run's
+//!    generator: a command that draws its contexts from it makes the run reproducible.
+//!    The command must remember the contexts it sent last: the next rewards request
+//!    scores actions for them. The policy sees them as one observation input `[R, d]`.
+//! 2. **Rewards.** The training step's `S` sampled actions for each context come in one
+//!    request with the number of rows,
+//!
+//!    ```text
+//!    {"line":8,"phase":"train","request":"rewards","n":20,"k":3,"rows":4,"actions":[[...],...]}
+//!    ```
+//!
+//!    holding `S·R` actions in sample-major order: entry `i` is an action for context row
+//!    `i % R` of the last contexts. The answer is `S·R` rewards in the same order, as
+//!    above (an array, or an object with `rewards` and `info`).
+//!
+//! Evaluation and the baseline use held-out contexts: a contexts request with `phase`
+//! `validation` or `test` and a fixed `seed` (1 for validation, 2 for test, so a command
+//! that draws from the seed gives the same held-out contexts at every evaluation), then
+//! one rewards request with that phase: the policy's top-k subset for each row (the
+//! metric `reward` is the mean over the rows), or 32 random subsets per row, sample-major,
+//! from a fixed seed (the baseline `random` is their mean reward).
+//!
+//! An evaluation replaces the command's last contexts, so a training `step` needs a new
+//! `reset` after one (`step` before any `reset` is [`EnvError::NotReset`]).
+//!
 //! # Failures
 //!
 //! Each failure is an [`EnvError::RewardProcess`] naming the command and the request
@@ -61,6 +110,10 @@
 //! - an answer that is not JSON, not of the forms above, with the wrong number of
 //!   rewards, or with an entry that is not a finite number: the message quotes the start
 //!   of the answer;
+//! - in contextual mode, an answer to a contexts request that is not an object with
+//!   `contexts`, with the wrong number of rows (`got 3 context rows, expected 4`), a row
+//!   of the wrong length (`context row 2 has 5 numbers, expected 3`), or an entry that is
+//!   not a finite number;
 //! - a line the command printed after its answer, before the next request (the answers
 //!   would be out of step with the requests).
 //!
@@ -117,6 +170,14 @@ const RANDOM_SUBSETS: usize = 32;
 /// Seed of the random subsets of the `random` baseline.
 const RANDOM_SEED: u64 = 0x5FE5_5EED;
 
+/// The `seed` of the held-out contexts of `phase` (contextual mode).
+fn held_out_seed(phase: Phase) -> u64 {
+    match phase {
+        Phase::Validation => 1,
+        Phase::Test => 2,
+    }
+}
+
 /// The external-command reward environment; see the [module docs](self) for the protocol.
 #[derive(Debug)]
 pub struct ExternalReward {
@@ -130,6 +191,11 @@ pub struct ExternalReward {
     line: u64,
     /// Why the environment is dead, once it is.
     failure: Option<String>,
+    /// Numbers per context in contextual mode; `None` for one global subset.
+    context_dim: Option<usize>,
+    /// Whether the command's last contexts are training contexts from a `reset` (contextual
+    /// mode): `step` scores actions for them.
+    training_contexts: bool,
 }
 
 impl ExternalReward {
@@ -141,6 +207,48 @@ impl ExternalReward {
     /// [`EnvError::RewardProcess`] when `sh` cannot be started. A command that `sh` cannot
     /// find fails at the first request (with `sh`'s exit status 127 and its message).
     pub fn new(command: &str, space: KHotSpace, timeout: Duration) -> Result<Self, EnvError> {
+        let (n, k) = (space.n(), space.k());
+        let description = format!("select {k} of {n} items (one global subset); reward from the command '{command}'");
+        Self::start(command, space, timeout, 1, None, description)
+    }
+
+    /// Starts `command` as [`new`](Self::new) does, in contextual mode: each step, the
+    /// command supplies `rows` contexts of `context_dim` numbers (the observation, one
+    /// input `[rows, context_dim]`), then scores `S` actions for each (see the module docs).
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for zero `rows` or `context_dim`, and as [`new`](Self::new).
+    pub fn contextual(
+        command: &str,
+        space: KHotSpace,
+        rows: usize,
+        context_dim: usize,
+        timeout: Duration,
+    ) -> Result<Self, EnvError> {
+        let config = |problem: &str| EnvError::Config { env: NAME.to_owned(), problem: problem.to_owned() };
+        if rows == 0 {
+            return Err(config("contextual mode needs at least one context row per step (rows >= 1)"));
+        }
+        if context_dim == 0 {
+            return Err(config("contextual mode needs contexts of at least one number (context_dim >= 1)"));
+        }
+        let (n, k) = (space.n(), space.k());
+        let description = format!(
+            "select {k} of {n} items for each of {rows} contexts of {context_dim} numbers from the command; reward \
+             from the command '{command}'"
+        );
+        Self::start(command, space, timeout, rows, Some(context_dim), description)
+    }
+
+    /// Checks the command and the timeout, starts the command and builds the environment.
+    fn start(
+        command: &str,
+        space: KHotSpace,
+        timeout: Duration,
+        rows: usize,
+        context_dim: Option<usize>,
+        description: String,
+    ) -> Result<Self, EnvError> {
         let config = |problem: &str| EnvError::Config { env: NAME.to_owned(), problem: problem.to_owned() };
         if command.trim().is_empty() {
             return Err(config("the reward command is empty"));
@@ -153,16 +261,15 @@ impl ExternalReward {
             line: 0,
             problem,
         })?;
-        let (n, k) = (space.n(), space.k());
         let spec = EnvSpec {
             name: NAME.to_owned(),
             space,
-            rows: 1,
+            rows,
             differentiable: false,
             metric: "reward".to_owned(),
             higher_is_better: true,
-            observation_dim: 0,
-            description: format!("select {k} of {n} items (one global subset); reward from the command '{command}'"),
+            observation_dim: context_dim.unwrap_or(0),
+            description,
         };
         Ok(Self {
             spec,
@@ -172,6 +279,8 @@ impl ExternalReward {
             process: Some(process),
             line: 0,
             failure: None,
+            context_dim,
+            training_contexts: false,
         })
     }
 
@@ -203,8 +312,36 @@ impl ExternalReward {
             .collect()
     }
 
-    /// Sends `actions` with `phase` as one request line and returns the command's answer.
-    fn request(&mut self, phase: &str, actions: &[Vec<i64>]) -> Result<Answer, EnvError> {
+    /// Sends `actions` with `phase` as one rewards request and returns the command's answer.
+    fn request_rewards(&mut self, phase: &str, actions: &[Vec<i64>]) -> Result<Answer, EnvError> {
+        let (n, k) = (self.spec.space.n(), self.spec.space.k());
+        let actions_json = serde_json::to_string(actions)
+            .map_err(|e| self.error(self.line + 1, format!("writing the request: {e}")))?;
+        let rows = match self.context_dim {
+            Some(_) => format!(",\"rows\":{}", self.spec.rows),
+            None => String::new(),
+        };
+        let fields = format!(
+            "\"phase\":{},\"request\":\"rewards\",\"n\":{n},\"k\":{k}{rows},\"actions\":{actions_json}",
+            Value::from(phase)
+        );
+        let expected = actions.len();
+        self.request(&fields, |text| parse_answer(text, expected))
+    }
+
+    /// Asks the command for `rows` contexts for `phase` with `seed`: the tensor `[rows, d]`
+    /// (f32, on the CPU). Contextual mode only.
+    fn request_contexts(&mut self, phase: &str, seed: u64) -> Result<Tensor, EnvError> {
+        let (rows, dim) = (self.spec.rows, self.spec.observation_dim);
+        let fields =
+            format!("\"phase\":{},\"request\":\"contexts\",\"rows\":{rows},\"seed\":{seed}", Value::from(phase));
+        let values = self.request(&fields, |text| parse_contexts(text, rows, dim))?;
+        Ok(Tensor::from_slice(&values).f_view([rows as i64, dim as i64])?)
+    }
+
+    /// Sends one request line (`fields` follow its `line`) and parses the answer with
+    /// `parse`; any failure kills the command and marks the environment dead.
+    fn request<T>(&mut self, fields: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, EnvError> {
         if let Some(first) = &self.failure {
             return Err(self
                 .error(self.line + 1, format!("the reward process has failed earlier and is not running ({first})")));
@@ -214,11 +351,20 @@ impl ExternalReward {
         };
         self.line += 1;
         let line = self.line;
-        let (n, k) = (self.spec.space.n(), self.spec.space.k());
-        let outcome = process
-            .exchange(line, phase, n, k, actions, self.timeout)
-            .and_then(|text| parse_answer(&text, actions.len()).map_err(Failure::Answer));
+        let outcome =
+            process.exchange(line, fields, self.timeout).and_then(|text| parse(&text).map_err(Failure::Answer));
         outcome.map_err(|failure| self.fail(line, failure))
+    }
+
+    /// The held-out contexts of `phase` as an observation (contextual mode), or no inputs.
+    fn held_out_observation(&mut self, phase: Phase) -> Result<Observation, EnvError> {
+        if self.context_dim.is_none() {
+            return Ok(Observation { inputs: Vec::new() });
+        }
+        // The command's last contexts are about to be the held-out ones.
+        self.training_contexts = false;
+        let contexts = self.request_contexts(phase.name(), held_out_seed(phase))?;
+        Ok(Observation { inputs: vec![contexts] })
     }
 
     /// Shuts the process down after `failure` at request `line`, marks the environment
@@ -260,51 +406,70 @@ impl Environment for ExternalReward {
         &self.spec
     }
 
-    /// Inputs: none (one global subset); nothing is sent to the command.
-    fn reset(&mut self, _rng: &mut dyn Rng) -> Result<Observation, EnvError> {
-        Ok(Observation { inputs: Vec::new() })
+    /// Inputs: none for one global subset (nothing is sent to the command); in contextual
+    /// mode, the `[rows, d]` contexts the command answers to a `train` contexts request
+    /// with a seed drawn from `rng`.
+    fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
+        if self.context_dim.is_none() {
+            return Ok(Observation { inputs: Vec::new() });
+        }
+        self.training_contexts = false;
+        // 53 bits: exact as a JSON number in every language.
+        let seed = rng.next_u64() >> 11;
+        let contexts = self.request_contexts("train", seed)?;
+        self.training_contexts = true;
+        Ok(Observation { inputs: vec![contexts] })
     }
 
-    /// Sends the `S` actions `[S, 1, n]` as one `train` request; rewards `[S, 1]` (f32, on
-    /// the actions' device) and the answer's `info`.
+    /// Sends the `S·rows` actions `[S, rows, n]` (sample-major) as one `train` rewards
+    /// request; rewards `[S, rows]` (f32, on the actions' device) and the answer's `info`.
     fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError> {
         let samples = check_actions(&self.spec, actions)?;
-        let subsets = self.subsets(actions, samples as usize)?;
-        let answer = self.request("train", &subsets)?;
+        if self.context_dim.is_some() && !self.training_contexts {
+            return Err(EnvError::NotReset { env: NAME.to_owned() });
+        }
+        let rows = self.spec.rows;
+        let subsets = self.subsets(actions, samples as usize * rows)?;
+        let answer = self.request_rewards("train", &subsets)?;
         let rewards: Vec<f32> = answer.rewards.iter().map(|&r| r as f32).collect();
-        let rewards = Tensor::from_slice(&rewards).f_view([samples, 1])?.f_to_device(actions.device())?;
+        let rewards = Tensor::from_slice(&rewards).f_view([samples, rows as i64])?.f_to_device(actions.device())?;
         Ok(Transition { rewards, terminated: true, truncated: false, info: answer.info })
     }
 
-    /// `reward`: the command's reward for the policy's top-k subset, sent with `phase`;
-    /// the answer's `info` entries are added (except one named `reward`).
+    /// `reward`: the command's reward for the policy's top-k subset, sent with `phase` (in
+    /// contextual mode, the mean over the rows of the held-out contexts of `phase`); the
+    /// answer's `info` entries are added (except one named `reward`).
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
-        let action = policy.act(&Observation { inputs: Vec::new() })?;
-        let n = self.spec.space.n() as i64;
-        if action.size() != [1, n] {
-            return Err(EnvError::Policy(format!("the action has shape {:?}, expected [1, {n}]", action.size())));
+        let observation = self.held_out_observation(phase)?;
+        let action = policy.act(&observation)?;
+        let (rows, n) = (self.spec.rows, self.spec.space.n() as i64);
+        if action.size() != [rows as i64, n] {
+            return Err(EnvError::Policy(format!("the action has shape {:?}, expected [{rows}, {n}]", action.size())));
         }
-        let subsets = self.subsets(&action, 1)?;
-        let answer = self.request(phase.name(), &subsets)?;
+        let subsets = self.subsets(&action, rows)?;
+        let answer = self.request_rewards(phase.name(), &subsets)?;
+        let mean = answer.rewards.iter().sum::<f64>() / rows as f64;
         let mut metrics = answer.info;
-        metrics.insert("reward".to_owned(), answer.rewards[0]);
+        metrics.insert("reward".to_owned(), mean);
         Ok(metrics)
     }
 
     /// `random`: the mean reward of 32 uniformly random k-subsets (from a fixed seed), sent
-    /// as one request with `phase`.
+    /// as one request with `phase`; in contextual mode, 32 per row of the held-out contexts
+    /// of `phase`, sample-major.
     fn baselines(&mut self, phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
-        let (n, k) = (self.spec.space.n(), self.spec.space.k());
+        self.held_out_observation(phase)?;
+        let (n, k, rows) = (self.spec.space.n(), self.spec.space.k(), self.spec.rows);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED);
-        let subsets: Vec<Vec<i64>> = (0..RANDOM_SUBSETS)
+        let subsets: Vec<Vec<i64>> = (0..RANDOM_SUBSETS * rows)
             .map(|_| {
                 let mut subset = distinct_indices(&mut rng, n, k);
                 subset.sort_unstable();
                 subset
             })
             .collect();
-        let answer = self.request(phase.name(), &subsets)?;
-        let mean = answer.rewards.iter().sum::<f64>() / RANDOM_SUBSETS as f64;
+        let answer = self.request_rewards(phase.name(), &subsets)?;
+        let mean = answer.rewards.iter().sum::<f64>() / subsets.len() as f64;
         Ok(BTreeMap::from([("random".to_owned(), mean)]))
     }
 }
@@ -340,13 +505,7 @@ struct Answer {
 /// `{"rewards": [...], "info": {"name": number, ...}}` (`info` optional). The error
 /// says what is wrong and quotes the start of the line.
 fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "the answer is not JSON ({e}): {} (the command must print exactly one JSON line per request on \
-             stdout; logs go to stderr)",
-            quote(text)
-        )
-    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
     let (items, info) = match &value {
         Value::Array(items) => (items, BTreeMap::new()),
         Value::Object(map) => {
@@ -385,6 +544,53 @@ fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
         })
         .collect::<Result<_, _>>()?;
     Ok(Answer { rewards, info })
+}
+
+/// Parses the answer to a contexts request: an object `{"contexts": [[x, ...], ...]}`
+/// with exactly `rows` rows of exactly `dim` finite numbers (finite in f32 too); the values
+/// row by row. The error says what is wrong and quotes the start of the line.
+fn parse_contexts(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
+    let Some(Value::Array(items)) = value.as_object().and_then(|map| map.get("contexts")) else {
+        return Err(format!(
+            "the answer to a contexts request must be an object {{\"contexts\": [[number, ...], ...]}}: {}",
+            quote(text)
+        ));
+    };
+    if items.len() != rows {
+        return Err(format!("got {} context rows, expected {rows}: {}", items.len(), quote(text)));
+    }
+    let mut values = Vec::with_capacity(rows * dim);
+    for (r, row) in items.iter().enumerate() {
+        let Value::Array(row) = row else {
+            return Err(format!("context row {r} is {}, not an array of {dim} numbers: {}", short(row), quote(text)));
+        };
+        if row.len() != dim {
+            return Err(format!("context row {r} has {} numbers, expected {dim}: {}", row.len(), quote(text)));
+        }
+        for (j, v) in row.iter().enumerate() {
+            match v.as_f64() {
+                Some(x) if x.is_finite() && (x as f32).is_finite() => values.push(x as f32),
+                _ => {
+                    return Err(format!(
+                        "context row {r}, entry {j} is {}, not a finite number: {}",
+                        short(v),
+                        quote(text)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// The error for an answer that is not JSON.
+fn not_json(error: &serde_json::Error, text: &str) -> String {
+    format!(
+        "the answer is not JSON ({error}): {} (the command must print exactly one JSON line per request on stdout; \
+         logs go to stderr)",
+        quote(text)
+    )
 }
 
 /// `text` in single quotes, cut after [`QUOTE_CHARS`] characters.
@@ -520,16 +726,9 @@ impl Process {
         Ok((requests, events, tail, stderr_reader))
     }
 
-    /// Sends request `line` and waits up to `timeout` for the answer line.
-    fn exchange(
-        &mut self,
-        line: u64,
-        phase: &str,
-        n: usize,
-        k: usize,
-        actions: &[Vec<i64>],
-        timeout: Duration,
-    ) -> Result<String, Failure> {
+    /// Sends request `line` (`{"line":L,` then `fields}`) and waits up to `timeout` for the
+    /// answer line.
+    fn exchange(&mut self, line: u64, fields: &str, timeout: Duration) -> Result<String, Failure> {
         // Anything already on stdout came after the previous answer.
         loop {
             match self.events.try_recv() {
@@ -547,11 +746,7 @@ impl Process {
                 Err(TryRecvError::Disconnected) => return Err(Failure::Exited),
             }
         }
-        let request = format!(
-            "{{\"line\":{line},\"phase\":{},\"n\":{n},\"k\":{k},\"actions\":{}}}\n",
-            Value::from(phase),
-            serde_json::to_string(actions).map_err(|e| Failure::Io(format!("writing the request: {e}")))?
-        );
+        let request = format!("{{\"line\":{line},{fields}}}\n");
         let sent = self.requests.as_ref().is_some_and(|requests| requests.send(request).is_ok());
         if !sent {
             return Err(Failure::Exited);
@@ -692,6 +887,28 @@ mod tests {
         assert!(err(r#"{"reward": [1]}"#, 1).contains("without a \"rewards\" array"));
         assert!(err(r#"{"rewards": [1], "info": {"a": "b"}}"#, 1).contains("info \"a\""));
         assert!(err(r#"{"rewards": [1], "info": [1]}"#, 1).contains("\"info\" is not an object"));
+    }
+
+    #[test]
+    fn parses_contexts_row_by_row() {
+        let text = r#"{"contexts": [[0.5, -2], [1e3, 0]], "note": "ignored"}"#;
+        assert_eq!(parse_contexts(text, 2, 2).unwrap(), vec![0.5, -2.0, 1000.0, 0.0]);
+    }
+
+    #[test]
+    fn rejects_malformed_contexts_saying_why() {
+        let err = |text: &str| parse_contexts(text, 2, 3).unwrap_err();
+        assert!(err("nope").contains("not JSON") && err("nope").contains("'nope'"));
+        assert!(err("[[1, 2, 3], [4, 5, 6]]").contains("must be an object {\"contexts\""));
+        assert!(err(r#"{"context": []}"#).contains("must be an object"));
+        assert!(err(r#"{"contexts": [[1, 2, 3]]}"#).contains("got 1 context rows, expected 2"));
+        assert!(
+            err(r#"{"contexts": [[1, 2, 3], [4, 5, 6, 7, 8]]}"#).contains("context row 1 has 5 numbers, expected 3")
+        );
+        assert!(err(r#"{"contexts": [[1, 2, 3], 4]}"#).contains("context row 1 is 4, not an array of 3 numbers"));
+        assert!(err(r#"{"contexts": [[1, "a", 3], [4, 5, 6]]}"#).contains(r#"context row 0, entry 1 is "a", not"#));
+        assert!(err(r#"{"contexts": [[1, 2, 3], [4, 5, null]]}"#).contains("entry 2 is null, not a finite number"));
+        assert!(err(r#"{"contexts": [[1, 2, 3], [4, 5, 1e39]]}"#).contains("not a finite number"), "overflows f32");
     }
 
     #[test]

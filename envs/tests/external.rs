@@ -1,12 +1,13 @@
 //! The external-command reward environment against real child processes: `sh` one-liners
 //! and small `python3` scripts written to a temporary folder.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sfess_envs::external::ExternalReward;
-use sfess_envs::{EnvError, Environment, EvalPolicy, KHotSpace, Observation, Phase};
+use sfess_envs::{EnvError, Environment, EvalPolicy, FixedAction, KHotSpace, Observation, Phase};
 use tch::{Device, Kind, Tensor};
 
 /// Timeout for children that do answer: generous, as tests run in parallel on 2 cores.
@@ -180,7 +181,9 @@ fn a_working_command_scores_steps_evaluations_and_baselines() {
     assert_eq!(requests.len(), 5);
     for (i, request) in requests.iter().enumerate() {
         assert_eq!(request["line"], i as u64 + 1);
+        assert_eq!(request["request"], "rewards", "every request says what it asks for");
         assert_eq!((request["n"].as_u64(), request["k"].as_u64()), (Some(10), Some(3)));
+        assert!(request.get("rows").is_none() && request.get("seed").is_none(), "{request}");
     }
     let phases: Vec<_> = requests.iter().map(|r| r["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, ["train", "train", "validation", "test", "test"]);
@@ -393,4 +396,294 @@ fn a_failure_kills_background_processes_too() {
     assert!(message(env.step(&actions(3, &[&[1]]))).contains("'oops'"));
     assert_reaped(env.child_id());
     assert_gone(sleeper);
+}
+
+// ---- Contextual mode ----
+
+/// A contextual child with hand-computable answers. Contexts request (`rows` R, `seed` s,
+/// `phase` p coded 0/1/2): row r is `[r + 0.5, p, s % 1000]`. Rewards request: action i
+/// (for row `i % R` of the last contexts `c`) scores `c[0] · Σ items + c[1]`. Every request
+/// is appended to `requests.jsonl`.
+const CONTEXT_PY: &str = r#"
+import json, sys
+log = open(sys.argv[1], "a")
+contexts = []
+for request in sys.stdin:
+    log.write(request); log.flush()
+    r = json.loads(request)
+    phase = {"train": 0, "validation": 1, "test": 2}[r["phase"]]
+    if r["request"] == "contexts":
+        contexts = [[row + 0.5, phase, r["seed"] % 1000] for row in range(r["rows"])]
+        print(json.dumps({"contexts": contexts}), flush=True)
+    else:
+        rows = len(contexts)
+        rewards = [contexts[i % rows][0] * sum(a) + contexts[i % rows][1] for i, a in enumerate(r["actions"])]
+        print(json.dumps({"rewards": rewards, "info": {"line": r["line"], "rows": rows}}), flush=True)
+"#;
+
+/// A temporary folder with `context.py`, and the command that runs it.
+fn context_scorer() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("context.py"), CONTEXT_PY).unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let command = format!("python3 '{}' '{}'", path("context.py"), path("requests.jsonl"));
+    (dir, command)
+}
+
+/// The requests `context.py` received, parsed.
+fn context_requests(dir: &tempfile::TempDir) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// The contexts `context.py` sends for `rows` rows, phase code `phase` and `seed`.
+fn expected_contexts(rows: usize, phase: f32, seed: u64) -> Vec<f32> {
+    (0..rows).flat_map(|r| [r as f32 + 0.5, phase, (seed % 1000) as f32]).collect()
+}
+
+/// `context.py`'s reward of `items` for context row `row` in phase code `phase`.
+fn context_reward(row: usize, phase: f64, items: &[i64]) -> f64 {
+    (row as f64 + 0.5) * items.iter().sum::<i64>() as f64 + phase
+}
+
+/// Actions `[S, R, n]` from `subsets[s][r]`.
+fn contextual_actions(n: i64, subsets: &[Vec<&[i64]>]) -> Tensor {
+    let samples: Vec<Tensor> = subsets.iter().map(|rows| actions(n, rows).squeeze_dim(1)).collect();
+    Tensor::stack(&samples, 0)
+}
+
+/// The values of a tensor, flattened.
+fn values(tensor: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(tensor.to_kind(Kind::Float).reshape([-1])).unwrap()
+}
+
+/// A policy that plays a fixed action `[R, n]` and remembers the contexts it was shown.
+struct RecordingPolicy {
+    action: Tensor,
+    seen: RefCell<Vec<Vec<f32>>>,
+}
+
+impl EvalPolicy for RecordingPolicy {
+    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        self.act(observation)
+    }
+    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
+        assert_eq!(observation.inputs.len(), 1);
+        self.seen.borrow_mut().push(values(&observation.inputs[0]));
+        Ok(self.action.copy())
+    }
+    fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
+}
+
+fn seeded(seed: u64) -> rand_xoshiro::Xoshiro256PlusPlus {
+    <rand_xoshiro::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(seed)
+}
+
+#[test]
+fn contextual_round_trip_of_contexts_rewards_evaluation_and_baselines() {
+    let (dir, command) = context_scorer();
+    let (n, k, rows, dim) = (6, 2, 2, 3);
+    let mut env = ExternalReward::contextual(&command, space(n, k), rows, dim, TIMEOUT).unwrap();
+    let spec = env.spec().clone();
+    assert_eq!((spec.name.as_str(), spec.rows, spec.observation_dim, spec.differentiable), ("cmd", 2, 3, false));
+    assert_eq!((spec.metric.as_str(), spec.higher_is_better), ("reward", true));
+
+    // reset: one contexts request; the answer is the observation, exactly.
+    let observation = env.reset(&mut seeded(7)).unwrap();
+    assert_eq!(observation.inputs.len(), 1);
+    let contexts = &observation.inputs[0];
+    assert_eq!((contexts.size(), contexts.kind()), (vec![2, 3], Kind::Float));
+    let seed = context_requests(&dir)[0]["seed"].as_u64().unwrap();
+    assert!(seed < 1 << 53, "the seed is exact in any JSON parser: {seed}");
+    assert_eq!(values(contexts), expected_contexts(rows, 0.0, seed));
+
+    // step: S = 3 samples of 2 rows; subsets[s][r] is for row r.
+    let subsets: Vec<Vec<&[i64]>> = vec![vec![&[0, 1], &[2, 5]], vec![&[3, 4], &[0, 5]], vec![&[1, 2], &[1, 2]]];
+    let transition = env.step(&contextual_actions(n as i64, &subsets)).unwrap();
+    assert_eq!((transition.rewards.size(), transition.rewards.kind()), (vec![3, 2], Kind::Float));
+    let expected: Vec<f32> =
+        subsets.iter().flat_map(|row| (0..rows).map(|r| context_reward(r, 0.0, row[r]) as f32)).collect();
+    assert_eq!(values(&transition.rewards), expected);
+    assert_eq!(transition.info, BTreeMap::from([("line".to_owned(), 2.0), ("rows".to_owned(), 2.0)]));
+    // Steps may repeat on the same contexts.
+    assert_eq!(values(&env.step(&contextual_actions(n as i64, &subsets)).unwrap().rewards), expected);
+
+    // The same generator gives the same seed, so a child that draws from it repeats itself.
+    env.reset(&mut seeded(7)).unwrap();
+
+    // evaluate: validation contexts (seed 1), the policy's action per row, the mean reward.
+    let policy =
+        RecordingPolicy { action: actions(n as i64, &[&[0, 3], &[4, 5]]).squeeze_dim(1), seen: RefCell::default() };
+    let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
+    let mean = (context_reward(0, 1.0, &[0, 3]) + context_reward(1, 1.0, &[4, 5])) / 2.0;
+    assert_eq!(metrics["reward"], mean);
+    assert_eq!((metrics["line"], metrics["rows"]), (6.0, 2.0));
+    assert_eq!(*policy.seen.borrow(), [expected_contexts(rows, 1.0, 1)], "held-out contexts of seed 1");
+    // The same held-out contexts every time; test ones use seed 2.
+    assert_eq!(env.evaluate(Phase::Validation, &policy).unwrap()["reward"], mean);
+    env.evaluate(Phase::Test, &policy).unwrap();
+    assert_eq!(policy.seen.borrow()[2], expected_contexts(rows, 2.0, 2));
+
+    // An evaluation replaced the child's contexts: a training step needs a new reset.
+    let err = env.step(&contextual_actions(n as i64, &subsets)).unwrap_err();
+    assert!(matches!(err, EnvError::NotReset { .. }), "{err:?}");
+
+    // baselines: test contexts (seed 2), then 32 random subsets per row, sample-major.
+    let random = env.baselines(Phase::Test).unwrap();
+    assert_eq!(random.keys().collect::<Vec<_>>(), ["random"]);
+    assert_eq!(env.baselines(Phase::Test).unwrap(), random, "a fixed seed");
+
+    let requests = context_requests(&dir);
+    let kinds: Vec<(&str, &str)> =
+        requests.iter().map(|r| (r["request"].as_str().unwrap(), r["phase"].as_str().unwrap())).collect();
+    #[rustfmt::skip]
+    assert_eq!(kinds, [
+        ("contexts", "train"), ("rewards", "train"), ("rewards", "train"), ("contexts", "train"),
+        ("contexts", "validation"), ("rewards", "validation"), ("contexts", "validation"), ("rewards", "validation"),
+        ("contexts", "test"), ("rewards", "test"),
+        ("contexts", "test"), ("rewards", "test"), ("contexts", "test"), ("rewards", "test"),
+    ]);
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(request["line"], i as u64 + 1);
+        assert_eq!(request["rows"], 2, "{request}");
+        match request["request"].as_str() {
+            Some("contexts") => assert!(request.get("actions").is_none() && request.get("n").is_none()),
+            _ => assert!(request.get("seed").is_none() && request["n"] == 6 && request["k"] == 2, "{request}"),
+        }
+    }
+    assert_eq!(requests[3]["seed"], seed, "the same generator, the same seed");
+    let seeds: Vec<_> = [4, 6, 8, 10, 12].iter().map(|&i| requests[i]["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [1, 1, 2, 2, 2]);
+    assert_eq!(requests[1]["actions"], serde_json::json!([[0, 1], [2, 5], [3, 4], [0, 5], [1, 2], [1, 2]]));
+    assert_eq!(requests[5]["actions"], serde_json::json!([[0, 3], [4, 5]]));
+    // The baseline is the mean reward of the 64 actions it sent, action i for row i % 2.
+    let sent = requests[11]["actions"].as_array().unwrap();
+    assert_eq!(sent.len(), 64);
+    let total: f64 = sent
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let items: Vec<i64> = a.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+            assert!(items.len() == 2 && items[0] < items[1] && items[1] < 6, "{a}");
+            context_reward(i % 2, 2.0, &items)
+        })
+        .sum();
+    assert!((random["random"] - total / 64.0).abs() < 1e-12, "{} vs {}", random["random"], total / 64.0);
+
+    let child = env.child_id();
+    drop(env);
+    assert_reaped(child);
+}
+
+#[test]
+fn contextual_mode_needs_rows_and_context_numbers() {
+    let err = ExternalReward::contextual("cat", space(3, 1), 0, 2, TIMEOUT).unwrap_err();
+    assert!(matches!(&err, EnvError::Config { problem, .. } if problem.contains("rows >= 1")), "{err:?}");
+    let err = ExternalReward::contextual("cat", space(3, 1), 2, 0, TIMEOUT).unwrap_err();
+    assert!(matches!(&err, EnvError::Config { problem, .. } if problem.contains("context_dim >= 1")), "{err:?}");
+    assert!(matches!(ExternalReward::contextual(" ", space(3, 1), 2, 2, TIMEOUT), Err(EnvError::Config { .. })));
+}
+
+#[test]
+fn a_contextual_step_before_reset_is_not_reset() {
+    let (dir, command) = context_scorer();
+    let mut env = ExternalReward::contextual(&command, space(4, 1), 2, 3, TIMEOUT).unwrap();
+    let step = contextual_actions(4, &[vec![&[0], &[3]]]);
+    let err = env.step(&step).unwrap_err();
+    assert!(matches!(err, EnvError::NotReset { .. }), "{err:?}");
+    // A wrong shape is still a shape error (one row where two are expected).
+    assert!(matches!(env.step(&actions(4, &[&[0]])), Err(EnvError::ActionShape { .. })));
+    // Nothing was sent, and the environment works.
+    env.reset(&mut seeded(1)).unwrap();
+    let rewards = values(&env.step(&step).unwrap().rewards);
+    assert_eq!(rewards, [context_reward(0, 0.0, &[0]) as f32, context_reward(1, 0.0, &[3]) as f32]);
+    assert_eq!(context_requests(&dir).len(), 2);
+}
+
+/// Starts a contextual environment (2 rows of 2 numbers) on `command`, resets it and
+/// returns the error message, after checking the child is gone and the environment dead.
+fn contexts_failure(command: &str) -> String {
+    let mut env = ExternalReward::contextual(command, space(3, 1), 2, 2, TIMEOUT).unwrap();
+    let child = env.child_id();
+    let err = message(env.reset(&mut seeded(1)));
+    assert!(err.starts_with(&format!("reward command '{command}', batch line 1: ")), "{err}");
+    assert_reaped(child);
+    assert!(message(env.reset(&mut seeded(1))).contains("has failed"));
+    assert!(message(env.baselines(Phase::Test)).contains("has failed"));
+    err
+}
+
+#[test]
+fn malformed_contexts_are_errors_that_say_why() {
+    let answer = |text: &str| contexts_failure(&format!("while read l; do echo '{text}'; done"));
+    let err = answer(r#"{"contexts": [[1, 2]]}"#);
+    assert!(err.contains("got 1 context rows, expected 2"), "{err}");
+    let err = answer(r#"{"contexts": [[1, 2], [3, 4, 5]]}"#);
+    assert!(err.contains("context row 1 has 3 numbers, expected 2"), "{err}");
+    let err = answer(r#"{"contexts": [[1, "x"], [3, 4]]}"#);
+    assert!(err.contains(r#"context row 0, entry 1 is "x", not a finite number"#), "{err}");
+    let err = answer(r#"{"contexts": [[1, 2], [null, 4]]}"#);
+    assert!(err.contains("entry 0 is null, not a finite number"), "{err}");
+    let err = answer("not json");
+    assert!(err.contains("not JSON") && err.contains("'not json'"), "{err}");
+    let err = answer("[0.5, 0.5]");
+    assert!(err.contains(r#"must be an object {"contexts""#) && err.contains("'[0.5, 0.5]'"), "{err}");
+}
+
+/// A failure at a later contexts request names its line, and kills background processes.
+#[test]
+fn a_later_contexts_failure_names_its_line_and_kills_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let command = format!(
+        "sleep 30 & echo $! > '{}'; read l; echo '{{\"contexts\": [[1], [2]]}}'; read l; echo '[1, 2]'; read l; \
+         echo '{{\"contexts\": [[1], [2], [3]]}}'; read l",
+        pid_file.display()
+    );
+    let mut env = ExternalReward::contextual(&command, space(3, 1), 2, 1, TIMEOUT).unwrap();
+    let sleeper = read_pid(&pid_file);
+    assert_eq!(values(&env.reset(&mut seeded(1)).unwrap().inputs[0]), [1.0, 2.0]);
+    let rewards = env.step(&contextual_actions(3, &[vec![&[0], &[2]]])).unwrap().rewards;
+    assert_eq!((rewards.size(), values(&rewards)), (vec![1, 2], vec![1.0, 2.0]));
+    let err = message(env.evaluate(Phase::Validation, &FixedAction(actions(3, &[&[1]]).squeeze_dim(1))));
+    assert!(err.contains("batch line 3: got 3 context rows, expected 2"), "{err}");
+    assert_reaped(env.child_id());
+    assert_gone(sleeper);
+}
+
+#[test]
+fn the_contextual_example_script_runs() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/contextual_score.py");
+    let (n, k, rows, dim) = (20, 3, 8, 4);
+    let mut env = ExternalReward::contextual(&format!("python3 '{script}'"), space(n, k), rows, dim, TIMEOUT).unwrap();
+    let mut rng = seeded(3);
+    let observation = env.reset(&mut rng).unwrap();
+    let contexts = &observation.inputs[0];
+    assert_eq!(contexts.size(), [8, 4]);
+    let norms = values(&contexts.square().sum_dim_intlist(1, false, Kind::Float).sqrt());
+    assert!(norms.iter().all(|x| (x - 1.0).abs() < 1e-5), "contexts on the unit sphere: {norms:?}");
+
+    // Random k-hot actions [S, rows, n].
+    let samples = 4;
+    let subsets: Vec<Vec<i64>> =
+        (0..samples * rows).map(|_| sfess_envs::env::distinct_indices(&mut rng, n, k)).collect();
+    let table: Vec<Vec<&[i64]>> = subsets.chunks(rows).map(|c| c.iter().map(Vec::as_slice).collect()).collect();
+    let transition = env.step(&contextual_actions(n as i64, &table)).unwrap();
+    assert_eq!(transition.rewards.size(), [samples as i64, rows as i64]);
+    let rewards = values(&transition.rewards);
+    assert!(rewards.iter().all(|r| r.is_finite() && r.abs() <= k as f32 + 1e-4), "{rewards:?}");
+    let optimal = transition.info["optimal"];
+    assert!(rewards.iter().sum::<f32>() as f64 / rewards.len() as f64 <= optimal + 1e-6);
+
+    let policy = FixedAction(actions(n as i64, &[&[0, 1, 2]]).squeeze_dim(1));
+    let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
+    assert!(metrics["reward"].is_finite() && metrics["reward"] <= metrics["optimal"], "{metrics:?}");
+    assert_eq!(env.evaluate(Phase::Validation, &policy).unwrap(), metrics, "the same held-out contexts");
+    let random = env.baselines(Phase::Test).unwrap()["random"];
+    assert!(random.is_finite() && random.abs() < 1.0, "{random}");
+    let child = env.child_id();
+    drop(env);
+    assert_reaped(child);
 }
