@@ -19,3 +19,5 @@ cargo run --quiet --example custom_reward -- 100
 cargo run --quiet --example sensor_placement -- 50
 cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/score.py' \
     --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json
+cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
+    --n 20 --k 3 --context-dim 4 --policy mlp --batch-size 32 --steps 20 --eval-every 10 --out "$scratch/ctx" --json

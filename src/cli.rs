@@ -117,6 +117,10 @@ pub struct TaskOptions {
     /// Items n of cmd; sets n of max-coverage [default: 50].
     #[arg(long)]
     pub n: Option<usize>,
+    /// cmd: the command also supplies contexts of this many numbers, --batch-size of them per
+    /// step, one subset each (pair with --policy mlp).
+    #[arg(long, value_name = "D")]
+    pub context_dim: Option<usize>,
     /// Sensor placement: principal components of the reconstruction basis [default: 10].
     #[arg(long)]
     pub sensor_modes: Option<usize>,
@@ -152,6 +156,9 @@ impl TaskOptions {
         }
         if let Some(n) = self.n {
             config.n = Some(n);
+        }
+        if let Some(d) = self.context_dim {
+            config.context_dim = Some(d);
         }
         if let Some(command) = &self.reward_cmd {
             config.reward_cmd = Some(command.clone());
@@ -190,6 +197,7 @@ impl TaskOptions {
         push("--reward-cmd", self.reward_cmd.clone());
         push("--reward-timeout", self.reward_timeout.map(|v| v.to_string()));
         push("--n", self.n.map(|v| v.to_string()));
+        push("--context-dim", self.context_dim.map(|v| v.to_string()));
         push("--sensor-modes", self.sensor_modes.map(|v| v.to_string()));
         push("--coverage-elements", self.coverage_elements.map(|v| v.to_string()));
         push("--coverage-seed", self.coverage_seed.map(|v| v.to_string()));

@@ -199,6 +199,9 @@ pub struct TrainConfig {
     pub reward_timeout: f64,
     /// `cmd`: items n; `max-coverage`: sets n (50).
     pub n: Option<usize>,
+    /// `cmd`: numbers per context when the command supplies contexts (`batch_size` contexts
+    /// per step, one subset each); `None`: one global subset.
+    pub context_dim: Option<usize>,
     /// Sensor placement: principal components r of the reconstruction basis (10).
     pub sensor_modes: usize,
     /// Maximum coverage: elements of the universe (500).
@@ -278,6 +281,7 @@ impl Default for TrainConfig {
             reward_cmd: None,
             reward_timeout: 60.0,
             n: None,
+            context_dim: None,
             sensor_modes: 10,
             coverage_elements: 500,
             coverage_seed: 0,
@@ -327,8 +331,8 @@ impl TrainConfig {
                 "--env cmd needs the reward command: --reward-cmd 'python3 score.py' (see the README's protocol)"
             );
             anyhow::ensure!(self.n.is_some(), "--env cmd needs the number of items: --n N");
-        } else if self.reward_cmd.is_some() {
-            anyhow::bail!("--reward-cmd is only for --env cmd, not {}", self.env.as_str());
+        } else if self.reward_cmd.is_some() || self.context_dim.is_some() {
+            anyhow::bail!("--reward-cmd and --context-dim are only for --env cmd, not {}", self.env.as_str());
         }
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");

@@ -190,7 +190,8 @@ impl Policy for MlpPolicy {
         let Some(contexts) = observation.inputs.first() else {
             anyhow::bail!("the MLP policy reads the observation's first input, but the observation has none");
         };
-        Ok(self.net.forward(&contexts.f_to_kind(tch::Kind::Float)?))
+        // Contexts may come from the host (a reward command's); the network may be on a GPU.
+        Ok(self.net.forward(&contexts.f_to_kind(tch::Kind::Float)?.f_to_device(self.vs.device())?))
     }
 
     fn var_store(&self) -> &VarStore {

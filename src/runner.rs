@@ -297,7 +297,10 @@ fn black_box_env(
             let n = config.n.context("--env cmd needs --n")?;
             let space = KHotSpace::new(n, k).with_context(|| format!("--env cmd with --n {n} --k {k}"))?;
             let timeout = std::time::Duration::from_secs_f64(config.reward_timeout);
-            Box::new(ExternalReward::new(command, space, timeout)?)
+            Box::new(match config.context_dim {
+                Some(d) => ExternalReward::contextual(command, space, config.batch_size, d, timeout)?,
+                None => ExternalReward::new(command, space, timeout)?,
+            })
         }
         EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => {
             let fields = match data {

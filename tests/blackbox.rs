@@ -215,3 +215,47 @@ fn max_coverage_reports_greedy_the_optimum_and_random() {
     assert!(get("greedy") <= get("optimum") + 1e-12 && get("random") < get("greedy"), "{summary}");
     assert!(learned <= get("optimum") + 1e-12 && learned > get("random"), "{summary}");
 }
+
+#[test]
+fn an_mlp_policy_learns_the_contexts_a_reward_command_supplies() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/contextual_score.py");
+    let command = format!("python3 {script}");
+    let train = |policy: &str| {
+        let out = dir.path().join(policy);
+        json(&run(&[
+            "train",
+            "--env",
+            "cmd",
+            "--reward-cmd",
+            &command,
+            "--n",
+            "20",
+            "--k",
+            "3",
+            "--context-dim",
+            "4",
+            "--policy",
+            policy,
+            "--batch-size",
+            "32",
+            "--samples",
+            "16",
+            "--steps",
+            "250",
+            "--eval-every",
+            "250",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--json",
+        ]))
+    };
+    // The best subset depends on the context: the MLP gets close to the optimum, one global
+    // subset cannot do better than a random one by much (the contexts are symmetric).
+    let mlp = train("mlp");
+    let (reward, optimal) = (mlp["test"]["reward"].as_f64().unwrap(), mlp["test"]["optimal"].as_f64().unwrap());
+    assert!(reward > 0.95 * optimal, "the MLP policy scores {reward} of {optimal}");
+    let logits = train("logits");
+    assert!(logits["test"]["reward"].as_f64().unwrap() < 0.5 * optimal, "{logits}");
+}
