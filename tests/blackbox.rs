@@ -2,8 +2,18 @@
 //! lines), the shipped black boxes, and the refusals.
 
 use std::path::Path;
+use std::process::Output;
 
 use crate::common::{fails_with, json, run, stderr};
+
+/// `sfess-agent train --env cmd FLAGS --reward-cmd COMMAND --out OUT` (the flags separated
+/// by whitespace; the command and the folder may hold spaces).
+fn train_cmd(flags: &str, command: &str, out: &Path) -> Output {
+    let mut args = vec!["train", "--env", "cmd"];
+    args.extend(flags.split_whitespace());
+    args.extend(["--reward-cmd", command, "--out", out.to_str().unwrap()]);
+    run(&args)
+}
 
 /// A reward command: the reward of a subset is the sum of its indices / 100; it stops
 /// answering (exits with status 3) after `answers` lines when given.
@@ -46,27 +56,8 @@ fn a_reward_command_trains_and_reports_the_random_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let command = write_script(dir.path(), None);
     let out = dir.path().join("run");
-    let summary = json(&run(&[
-        "train",
-        "--env",
-        "cmd",
-        "--reward-cmd",
-        &command,
-        "--n",
-        "20",
-        "--k",
-        "3",
-        "--steps",
-        "60",
-        "--eval-every",
-        "20",
-        "--samples",
-        "8",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--json",
-    ]));
+    let summary =
+        json(&train_cmd("--n 20 --k 3 --steps 60 --eval-every 20 --samples 8 --quiet --json", &command, &out));
     // The best subset {17, 18, 19} scores 0.54; a random one 3 · 9.5/100 = 0.285.
     let learned = summary["test"]["reward"].as_f64().unwrap();
     let random = summary["baselines"]["random"].as_f64().unwrap();
@@ -82,26 +73,7 @@ fn a_reward_command_that_dies_stops_the_run_and_keeps_the_last_checkpoint() {
     // steps 5–6; line 10 (step 7) gets no answer.
     let command = write_script(dir.path(), Some(9));
     let out = dir.path().join("run");
-    let output = run(&[
-        "train",
-        "--env",
-        "cmd",
-        "--reward-cmd",
-        &command,
-        "--n",
-        "20",
-        "--k",
-        "3",
-        "--steps",
-        "20",
-        "--eval-every",
-        "5",
-        "--samples",
-        "4",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let output = train_cmd("--n 20 --k 3 --steps 20 --eval-every 5 --samples 4 --quiet", &command, &out);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -126,19 +98,7 @@ fn black_boxes_refuse_pathwise_estimators_before_starting_anything() {
     let out = dir.path().join("run");
     for estimator in ["gs", "stgs", "simple", "imle"] {
         fails_with(
-            &run(&[
-                "train",
-                "--env",
-                "cmd",
-                "--reward-cmd",
-                &command,
-                "--n",
-                "20",
-                "--estimator",
-                estimator,
-                "--out",
-                out.to_str().unwrap(),
-            ]),
+            &train_cmd(&format!("--n 20 --estimator {estimator}"), &command, &out),
             "is a black box; use sfess-vr or sfess",
         );
     }
@@ -223,33 +183,13 @@ fn an_mlp_policy_learns_the_contexts_a_reward_command_supplies() {
     let command = format!("python3 {script}");
     let train = |policy: &str| {
         let out = dir.path().join(policy);
-        json(&run(&[
-            "train",
-            "--env",
-            "cmd",
-            "--reward-cmd",
+        json(&train_cmd(
+            &format!(
+                "--n 20 --k 3 --context-dim 4 --policy {policy} --batch-size 32 --samples 16 --steps 250 --eval-every 250 --quiet --json"
+            ),
             &command,
-            "--n",
-            "20",
-            "--k",
-            "3",
-            "--context-dim",
-            "4",
-            "--policy",
-            policy,
-            "--batch-size",
-            "32",
-            "--samples",
-            "16",
-            "--steps",
-            "250",
-            "--eval-every",
-            "250",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--json",
-        ]))
+            &out,
+        ))
     };
     // The best subset depends on the context: the MLP gets close to the optimum, one global
     // subset cannot do better than a random one by much (the contexts are symmetric).
