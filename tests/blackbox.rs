@@ -183,13 +183,8 @@ fn an_mlp_policy_learns_the_contexts_a_reward_command_supplies() {
     let command = format!("python3 {script}");
     let train = |policy: &str| {
         let out = dir.path().join(policy);
-        json(&train_cmd(
-            &format!(
-                "--n 20 --k 3 --context-dim 4 --policy {policy} --batch-size 32 --samples 16 --steps 250 --eval-every 250 --quiet --json"
-            ),
-            &command,
-            &out,
-        ))
+        let flags = format!("--n 20 --k 3 --context-dim 4 --policy {policy} --batch-size 32 --samples 16");
+        json(&train_cmd(&(flags + " --steps 250 --eval-every 250 --quiet --json"), &command, &out))
     };
     // The best subset depends on the context: the MLP gets close to the optimum, one global
     // subset cannot do better than a random one by much (the contexts are symmetric).
