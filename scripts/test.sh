@@ -17,6 +17,7 @@ trap 'rm -rf "$scratch"' EXIT
 echo "== examples"
 cargo run --quiet --example custom_reward -- 100
 cargo run --quiet --example sensor_placement -- 50
+cargo run --quiet -p sfess-envs --features gymnasium --example gymnasium_driver
 cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/score.py' \
     --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json
 cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
