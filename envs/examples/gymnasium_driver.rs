@@ -24,9 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let (_, reward, terminated, truncated, info) = env.step(action);
         best = best.max(reward);
-        println!(
-            "episode {episode}: coverage {reward:.3} (terminated {terminated}, truncated {truncated}, info {info:?})"
-        );
+        let rows = info["rewards"].as_array().map_or(0, Vec::len);
+        println!("episode {episode}: coverage {reward:.3}, terminated {terminated}, truncated {truncated}, {rows} row");
     }
     println!("best random coverage {best:.3}; an action with 6 ones is refused:");
     let mut bad = ndarray::Array1::zeros(sets);
