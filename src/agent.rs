@@ -78,10 +78,7 @@ impl Agent {
     pub fn new(env: impl Environment + 'static, options: AgentOptions) -> anyhow::Result<Self> {
         tch::manual_seed(options.seed as i64);
         let estimator = estimators::build(options.estimator, &options.estimator_options)?;
-        let learning_rate = options.learning_rate.unwrap_or(match options.policy {
-            PolicyName::Logits => 0.05,
-            PolicyName::Mlp => 1e-3,
-        });
+        let learning_rate = options.learning_rate.unwrap_or_else(|| options.policy.default_learning_rate());
         anyhow::ensure!(
             learning_rate.is_finite() && learning_rate > 0.0,
             "the learning rate must be positive, got {learning_rate}"

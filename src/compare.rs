@@ -254,11 +254,8 @@ pub fn estimators_for(env: EnvName, wanted: &[EstimatorName]) -> anyhow::Result<
     if env.is_paper_task() {
         return Ok(wanted.to_vec());
     }
-    let options = crate::estimators::EstimatorOptions::default();
-    let works = |name: &EstimatorName| {
-        crate::estimators::build(*name, &options).is_ok_and(|e| e.properties().non_differentiable_f)
-    };
-    let (kept, skipped): (Vec<EstimatorName>, Vec<EstimatorName>) = wanted.iter().partition(|name| works(name));
+    let (kept, skipped): (Vec<EstimatorName>, Vec<EstimatorName>) =
+        wanted.iter().partition(|name| name.works_on_black_box());
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|n| n.as_str()).collect();
         eprintln!(
@@ -267,7 +264,12 @@ pub fn estimators_for(env: EnvName, wanted: &[EstimatorName]) -> anyhow::Result<
             names.join(", ")
         );
     }
-    anyhow::ensure!(!kept.is_empty(), "{} is a black box: compare sfess-vr and sfess on it", env.as_str());
+    anyhow::ensure!(
+        !kept.is_empty(),
+        "{} is a black box: compare {} on it",
+        env.as_str(),
+        EstimatorName::black_box_names().replace(" or ", " and ")
+    );
     Ok(kept)
 }
 

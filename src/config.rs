@@ -127,11 +127,7 @@ impl EnvName {
     /// of the black-box tasks (1e-3 with an MLP policy), which otherwise barely move in a
     /// few thousand steps.
     pub fn default_learning_rate(self, policy: PolicyName) -> f64 {
-        match (self.is_paper_task(), policy) {
-            (true, _) => 1e-4,
-            (false, PolicyName::Logits) => 0.05,
-            (false, PolicyName::Mlp) => 1e-3,
-        }
+        if self.is_paper_task() { 1e-4 } else { policy.default_learning_rate() }
     }
 }
 
@@ -144,6 +140,17 @@ pub enum PolicyName {
     Logits,
     /// An MLP from each row of the observation to its logits (needs an observation).
     Mlp,
+}
+
+impl PolicyName {
+    /// Adam's default learning rate for this policy on a black-box or custom task: 0.05 for
+    /// free logits, 1e-3 for an MLP.
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            PolicyName::Logits => 0.05,
+            PolicyName::Mlp => 1e-3,
+        }
+    }
 }
 
 /// Everything a run needs; written to the run folder as `config.json`.

@@ -46,6 +46,18 @@ impl EstimatorName {
             EstimatorName::Imle => "imle",
         }
     }
+
+    /// Whether it trains on a black box: it needs no `∂f/∂z` (the score-function
+    /// estimators), by the estimator's own properties.
+    pub fn works_on_black_box(self) -> bool {
+        build(self, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f)
+    }
+
+    /// The estimators that train on a black box, as `a or b` for messages.
+    pub fn black_box_names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().filter(|n| n.works_on_black_box()).map(|n| n.as_str()).collect();
+        names.join(" or ")
+    }
 }
 
 /// `--sampler` for the score-function estimators.

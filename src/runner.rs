@@ -251,17 +251,10 @@ fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::
     if estimator.properties().non_differentiable_f {
         return Ok(());
     }
-    let working: Vec<&str> = estimators::EstimatorName::ALL
-        .iter()
-        .filter(|name| {
-            estimators::build(**name, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f)
-        })
-        .map(|name| name.as_str())
-        .collect();
     bail!(
         "{} needs a loss differentiable in the actions, but {env} is a black box; use {}",
         estimator.name(),
-        working.join(" or ")
+        estimators::EstimatorName::black_box_names()
     )
 }
 

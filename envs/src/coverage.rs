@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_lists,
+    distinct_indices, random_subsets,
 };
 use crate::space::KHotSpace;
 
@@ -433,28 +434,6 @@ impl MaxCoverage {
     pub fn instance(&self) -> &CoverageInstance {
         &self.instance
     }
-
-    /// The chosen indices of each k-hot row of `actions` `[rows, n]`, or an error naming
-    /// the first row that is not k-hot.
-    fn chosen(&self, actions: &Tensor, rows: i64) -> Result<Vec<Vec<usize>>, EnvError> {
-        let n = self.spec.space.n();
-        let flat = actions.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?.f_view([-1])?;
-        let values = Vec::<f32>::try_from(&flat)?;
-        let mut out = Vec::with_capacity(rows as usize);
-        for (s, row) in values.chunks(n).enumerate() {
-            if !self.spec.space.contains(row) {
-                return Err(EnvError::Config {
-                    env: self.spec.name.clone(),
-                    problem: format!(
-                        "action {s} is not a k-hot vector (entries 0 or 1, exactly {} ones)",
-                        self.spec.space.k()
-                    ),
-                });
-            }
-            out.push(row.iter().enumerate().filter(|(_, v)| **v == 1.0).map(|(i, _)| i).collect());
-        }
-        Ok(out)
-    }
 }
 
 impl Environment for MaxCoverage {
@@ -475,7 +454,7 @@ impl Environment for MaxCoverage {
             return Err(EnvError::NotReset { env: self.spec.name.clone() });
         }
         let rewards: Vec<f32> =
-            self.chosen(actions, samples)?.iter().map(|chosen| self.instance.coverage(chosen) as f32).collect();
+            chosen_lists(&self.spec, actions)?.iter().map(|chosen| self.instance.coverage(chosen) as f32).collect();
         let rewards = Tensor::from_slice(&rewards).f_view([samples, 1])?.f_to_device(actions.device())?;
         Ok(Transition::rewards(rewards))
     }
@@ -487,7 +466,7 @@ impl Environment for MaxCoverage {
         if action.size() != [1, n] {
             return Err(EnvError::Policy(format!("act gave shape {:?}, expected [1, {n}]", action.size())));
         }
-        let chosen = self.chosen(&action, 1).map_err(|e| EnvError::Policy(e.to_string()))?;
+        let chosen = chosen_lists(&self.spec, &action).map_err(|e| EnvError::Policy(e.to_string()))?;
         Ok(BTreeMap::from([("coverage".to_owned(), self.instance.coverage(&chosen[0]))]))
     }
 
@@ -498,12 +477,9 @@ impl Environment for MaxCoverage {
             return Ok(cached.clone());
         }
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED);
-        let random: f64 = (0..RANDOM_SUBSETS)
-            .map(|_| {
-                let picks: Vec<usize> = distinct_indices(&mut rng, n, k).iter().map(|&i| i as usize).collect();
-                self.instance.coverage(&picks)
-            })
+        let random: f64 = random_subsets(RANDOM_SEED, RANDOM_SUBSETS, n, k)
+            .iter()
+            .map(|picks| self.instance.coverage(picks))
             .sum::<f64>()
             / RANDOM_SUBSETS as f64;
         let mut out = BTreeMap::from([

@@ -27,7 +27,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Kind, Tensor};
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, random_subsets,
 };
 use crate::space::KHotSpace;
 
@@ -247,11 +247,12 @@ impl Environment for RewardEnv {
         let contexts = self.eval_contexts(phase);
         let rows = contexts.as_ref().map_or(1, |c| c.size()[0] as usize);
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(phase_seed(phase) ^ 0xba5e);
-        let mut picks = Vec::with_capacity(RANDOM_SUBSETS * rows * k);
-        for slot in 0..RANDOM_SUBSETS * rows {
-            picks.extend(distinct_indices(&mut rng, n, k).into_iter().map(|i| slot as i64 * n as i64 + i));
-        }
+        let subsets = random_subsets(phase_seed(phase) ^ 0xba5e, RANDOM_SUBSETS * rows, n, k);
+        let picks: Vec<i64> = subsets
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, subset)| subset.iter().map(move |&i| (slot * n + i) as i64))
+            .collect();
         let flat = Tensor::f_zeros([(RANDOM_SUBSETS * rows * n) as i64], (Kind::Float, tch::Device::Cpu))?;
         let actions = flat.f_index_fill(0, &Tensor::from_slice(&picks), 1.0)?.f_view([
             RANDOM_SUBSETS as i64,

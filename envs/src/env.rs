@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::nn::VarStore;
-use tch::{TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::space::KHotSpace;
 
@@ -263,6 +264,46 @@ pub(crate) fn check_actions(spec: &EnvSpec, actions: &Tensor) -> Result<i64, Env
     }
 }
 
+/// The chosen items of each k-hot row of `actions` (`[…, n]`): `[rows, k]` `i64`, ascending
+/// within a row, on the actions' device. Every row is checked at once (entries 0 or 1,
+/// exactly k ones), and the error names the first row that fails.
+///
+/// # Errors
+/// [`EnvError::Config`] for a row that is not k-hot; libtorch errors.
+pub fn chosen_items(spec: &EnvSpec, actions: &Tensor) -> Result<Tensor, EnvError> {
+    let (n, k) = (spec.space.n() as i64, spec.space.k() as i64);
+    let rows = actions.f_detach()?.f_reshape([-1, n])?;
+    let binary = rows.f_eq(0.0)?.f_logical_or(&rows.f_eq(1.0)?)?.f_all_dim(-1, false)?;
+    let valid = binary.f_logical_and(&rows.f_sum_dim_intlist(-1, false, Kind::Int64)?.f_eq(k)?)?;
+    if !bool::try_from(valid.f_all()?)? {
+        let first = valid.f_logical_not()?.f_to_kind(Kind::Int64)?.f_argmax(None, false)?.int64_value(&[]);
+        return Err(EnvError::Config {
+            env: spec.name.clone(),
+            problem: format!("action {first} is not a k-hot vector (entries 0 or 1, exactly k = {k} ones)"),
+        });
+    }
+    // nonzero lists the (row, column) pairs row by row, k per row, columns ascending.
+    Ok(rows.f_nonzero()?.f_select(1, 1)?.f_view([rows.size()[0], k])?)
+}
+
+/// [`chosen_items`] on the host: one ascending list per row.
+///
+/// # Errors
+/// As [`chosen_items`].
+pub fn chosen_lists(spec: &EnvSpec, actions: &Tensor) -> Result<Vec<Vec<usize>>, EnvError> {
+    let items = chosen_items(spec, actions)?;
+    let (rows, k) = (items.size()[0] as usize, spec.space.k());
+    let flat = Vec::<i64>::try_from(items.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    Ok((0..rows).map(|r| flat[r * k..(r + 1) * k].iter().map(|&i| i as usize).collect()).collect())
+}
+
+/// `count` uniformly random k-subsets of `0..n` (each in the order drawn), from a
+/// generator seeded `seed`: the draws behind the `random` baselines.
+pub fn random_subsets(seed: u64, count: usize, n: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    (0..count).map(|_| distinct_indices(&mut rng, n, k).into_iter().map(|i| i as usize).collect()).collect()
+}
+
 /// `count` distinct indices of `0..population`, uniformly, in random order (Floyd's
 /// algorithm followed by a shuffle), from `rng`.
 pub fn distinct_indices(rng: &mut dyn Rng, population: usize, count: usize) -> Vec<i64> {
@@ -298,6 +339,30 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn spec(n: usize, k: usize) -> EnvSpec {
+        EnvSpec {
+            name: "t".to_owned(),
+            space: KHotSpace::new(n, k).unwrap(),
+            rows: 1,
+            differentiable: false,
+            metric: "m".to_owned(),
+            higher_is_better: true,
+            observation_dim: 0,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn k_hot_rows_become_sorted_indices() {
+        let lists = |n: usize, k: usize, values: &[f32]| chosen_lists(&spec(n, k), &Tensor::from_slice(values));
+        assert_eq!(lists(4, 2, &[0.0, 1.0, 0.0, 1.0]).unwrap(), vec![vec![1, 3]]);
+        assert!(lists(4, 1, &[0.0, 1.0, 0.0, 1.0]).is_err());
+        assert!(lists(4, 2, &[0.5, 1.0, 0.5, 0.0]).is_err());
+        assert_eq!(lists(2, 0, &[0.0, 0.0]).unwrap(), vec![Vec::<usize>::new()]);
+        let message = lists(2, 1, &[1.0, 0.0, 1.0, 1.0]).unwrap_err().to_string();
+        assert!(message.contains("action 1 is not a k-hot vector"), "{message}");
+    }
 
     #[test]
     fn distinct_indices_are_distinct_in_range_and_cover_evenly() {

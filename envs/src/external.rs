@@ -141,13 +141,13 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand::Rng;
 use serde_json::Value;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_lists,
+    random_subsets,
 };
 use crate::space::KHotSpace;
 
@@ -289,31 +289,8 @@ impl ExternalReward {
         self.child_id
     }
 
-    /// The sorted indices of each k-hot row of `actions` (`rows · n` values, any shape).
-    fn subsets(&self, actions: &Tensor, rows: usize) -> Result<Vec<Vec<i64>>, EnvError> {
-        let (n, k) = (self.spec.space.n(), self.spec.space.k());
-        let flat = actions.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_reshape([-1])?;
-        let values = Vec::<f32>::try_from(&flat)?;
-        if values.len() != rows * n {
-            return Err(EnvError::Config {
-                env: NAME.to_owned(),
-                problem: format!("expected {rows} actions of {n} items, got {} values", values.len()),
-            });
-        }
-        values
-            .chunks(n)
-            .enumerate()
-            .map(|(i, row)| {
-                k_hot_indices(row, k).ok_or_else(|| EnvError::Config {
-                    env: NAME.to_owned(),
-                    problem: format!("action {i} is not a k-hot vector (entries 0 or 1, exactly k = {k} ones)"),
-                })
-            })
-            .collect()
-    }
-
     /// Sends `actions` with `phase` as one rewards request and returns the command's answer.
-    fn request_rewards(&mut self, phase: &str, actions: &[Vec<i64>]) -> Result<Answer, EnvError> {
+    fn request_rewards(&mut self, phase: &str, actions: &[Vec<usize>]) -> Result<Answer, EnvError> {
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
         let actions_json = serde_json::to_string(actions)
             .map_err(|e| self.error(self.line + 1, format!("writing the request: {e}")))?;
@@ -429,7 +406,7 @@ impl Environment for ExternalReward {
             return Err(EnvError::NotReset { env: NAME.to_owned() });
         }
         let rows = self.spec.rows;
-        let subsets = self.subsets(actions, samples as usize * rows)?;
+        let subsets = chosen_lists(&self.spec, actions)?;
         let answer = self.request_rewards("train", &subsets)?;
         let rewards: Vec<f32> = answer.rewards.iter().map(|&r| r as f32).collect();
         let rewards = Tensor::from_slice(&rewards).f_view([samples, rows as i64])?.f_to_device(actions.device())?;
@@ -446,7 +423,7 @@ impl Environment for ExternalReward {
         if action.size() != [rows as i64, n] {
             return Err(EnvError::Policy(format!("the action has shape {:?}, expected [{rows}, {n}]", action.size())));
         }
-        let subsets = self.subsets(&action, rows)?;
+        let subsets = chosen_lists(&self.spec, &action)?;
         let answer = self.request_rewards(phase.name(), &subsets)?;
         let mean = answer.rewards.iter().sum::<f64>() / rows as f64;
         let mut metrics = answer.info;
@@ -460,14 +437,8 @@ impl Environment for ExternalReward {
     fn baselines(&mut self, phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
         self.held_out_observation(phase)?;
         let (n, k, rows) = (self.spec.space.n(), self.spec.space.k(), self.spec.rows);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED);
-        let subsets: Vec<Vec<i64>> = (0..RANDOM_SUBSETS * rows)
-            .map(|_| {
-                let mut subset = distinct_indices(&mut rng, n, k);
-                subset.sort_unstable();
-                subset
-            })
-            .collect();
+        let mut subsets = random_subsets(RANDOM_SEED, RANDOM_SUBSETS * rows, n, k);
+        subsets.iter_mut().for_each(|subset| subset.sort_unstable());
         let answer = self.request_rewards(phase.name(), &subsets)?;
         let mean = answer.rewards.iter().sum::<f64>() / subsets.len() as f64;
         Ok(BTreeMap::from([("random".to_owned(), mean)]))
@@ -482,16 +453,6 @@ impl Drop for ExternalReward {
             process.shut_down(GRACE);
         }
     }
-}
-
-/// The sorted indices of the ones of a k-hot `row`; `None` unless its entries are 0 or 1
-/// with exactly `k` ones.
-fn k_hot_indices(row: &[f32], k: usize) -> Option<Vec<i64>> {
-    if !row.iter().all(|&x| x == 0.0 || x == 1.0) {
-        return None;
-    }
-    let indices: Vec<i64> = row.iter().enumerate().filter(|&(_, &x)| x == 1.0).map(|(i, _)| i as i64).collect();
-    (indices.len() == k).then_some(indices)
 }
 
 /// A parsed answer: one reward per action, and the diagnostics.
@@ -918,13 +879,5 @@ mod tests {
         assert_eq!(quoted.chars().count(), QUOTE_CHARS + 3);
         assert!(quoted.ends_with("…'"));
         assert_eq!(quote("é"), "'é'");
-    }
-
-    #[test]
-    fn k_hot_rows_become_sorted_indices() {
-        assert_eq!(k_hot_indices(&[0.0, 1.0, 0.0, 1.0], 2), Some(vec![1, 3]));
-        assert_eq!(k_hot_indices(&[0.0, 1.0, 0.0, 1.0], 1), None);
-        assert_eq!(k_hot_indices(&[0.5, 1.0, 0.5, 0.0], 2), None);
-        assert_eq!(k_hot_indices(&[0.0, 0.0], 0), Some(vec![]));
     }
 }

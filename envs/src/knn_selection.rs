@@ -41,13 +41,13 @@
 
 use std::collections::BTreeMap;
 
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{Mnist, Split};
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_items,
+    distinct_indices, random_subsets,
 };
 use crate::space::KHotSpace;
 
@@ -426,17 +426,8 @@ impl Environment for KnnFeatureSelection {
         let batch = self.batch.as_ref().ok_or_else(|| EnvError::NotReset { env: self.spec.name.clone() })?;
         let _guard = tch::no_grad_guard();
         let device = batch.references.device();
-        let masks = actions.f_detach()?.f_view([samples, self.pixels])?.f_to_device(device)?.f_to_kind(Kind::Float)?;
         let k = self.spec.space.k() as i64;
-        let binary = masks.f_eq(0.0)?.f_logical_or(&masks.f_eq(1.0)?)?.f_all()?;
-        let sizes = masks.f_sum_dim_intlist(-1, false, Kind::Int64)?.f_eq(k)?.f_all()?;
-        if !(bool::try_from(binary)? && bool::try_from(sizes)?) {
-            return Err(
-                self.config_error(format!("actions must be k-hot vectors (entries 0 or 1, exactly {k} ones per row)"))
-            );
-        }
-        // nonzero lists (row, column) pairs row by row, k per row.
-        let columns = masks.f_nonzero()?.f_select(1, 1)?.f_flatten(0, -1)?;
+        let columns = chosen_items(&self.spec, &actions.f_to_device(device)?)?.f_flatten(0, -1)?;
         let gather = |images: &Tensor| -> Result<Tensor, EnvError> {
             let rows = images.size()[0];
             Ok(images
@@ -492,11 +483,8 @@ impl Environment for KnnFeatureSelection {
         }
         let k = self.spec.space.k();
         let fisher = top(self.fisher()?, k);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED);
         let mut random = 0.0;
-        for _ in 0..RANDOM_SETS {
-            let pixels: Vec<usize> =
-                distinct_indices(&mut rng, self.pixels as usize, k).iter().map(|&p| p as usize).collect();
+        for pixels in random_subsets(RANDOM_SEED, RANDOM_SETS, self.pixels as usize, k) {
             random += self.accuracy_of(&pixels, phase)?;
         }
         let out = BTreeMap::from([

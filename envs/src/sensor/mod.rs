@@ -46,13 +46,13 @@ pub mod synthetic;
 
 use std::collections::BTreeMap;
 
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_items,
+    distinct_indices, random_subsets,
 };
 use crate::space::KHotSpace;
 use basis::{FieldSet, principal_components, project};
@@ -318,16 +318,7 @@ impl SensorPlacement {
 
     /// The selected pixels of k-hot actions `[S, n]`, `[S, k]` `i64`.
     fn action_sensors(&self, actions: &Tensor) -> Result<Tensor, EnvError> {
-        let (samples, k) = (actions.size()[0], self.spec.space.k() as i64);
-        let binary = actions.f_eq(0.0)?.f_logical_or(&actions.f_eq(1.0)?)?.f_all()?;
-        let sizes = actions.f_sum_dim_intlist(-1, false, Kind::Int64)?.f_eq(k)?.f_all()?;
-        if !(bool::try_from(binary)? && bool::try_from(sizes)?) {
-            return Err(self.config_error(format!(
-                "actions must be exact {k}-hot vectors (entries 0 or 1, {k} ones per row); sensor placement is a black-box task"
-            )));
-        }
-        // nonzero lists (row, column) pairs row by row, k per row.
-        Ok(actions.f_nonzero()?.f_select(1, 1)?.f_view([samples, k])?.f_to_device(self.mean.device())?)
+        Ok(chosen_items(&self.spec, actions)?.f_to_device(self.mean.device())?)
     }
 
     /// MSE per pixel of each sensor set `sensors` (`[S, m]` `i64`) on `set`: `[S]` `f64`.
@@ -407,8 +398,10 @@ impl Environment for SensorPlacement {
     fn baselines(&mut self, phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
         let _guard = tch::no_grad_guard();
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(RANDOM_BASELINE_SEED);
-        let picks: Vec<i64> = (0..RANDOM_BASELINE_SUBSETS).flat_map(|_| distinct_indices(&mut rng, n, k)).collect();
+        let picks: Vec<i64> = random_subsets(RANDOM_BASELINE_SEED, RANDOM_BASELINE_SUBSETS, n, k)
+            .into_iter()
+            .flat_map(|subset| subset.into_iter().map(|i| i as i64))
+            .collect();
         let picks = Tensor::from_slice(&picks).f_view([RANDOM_BASELINE_SUBSETS as i64, k as i64])?;
         let random = self.mse(self.held_out(phase), &picks.f_to_device(self.mean.device())?)?.f_mean(Kind::Double)?;
         Ok(BTreeMap::from([
