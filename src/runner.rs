@@ -138,30 +138,27 @@ impl Experiment {
             None => None,
         };
         let (name, k) = (config.env.as_str(), config.subset_size());
-        let paper_policy: Option<Box<dyn Policy>>;
-        let env: Box<dyn Environment> = match (config.env, data) {
+        // Each arm creates the policy's network before the environment's: both draw from
+        // libtorch's generator, in this order.
+        let (env, policy): (Box<dyn Environment>, Box<dyn Policy>) = match (config.env, data) {
             (EnvName::KnnMnist | EnvName::KnnFashion, Some(data)) => {
-                paper_policy = Some(Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64)));
-                Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?)
+                let policy = Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64));
+                (Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?), policy)
             }
             (EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion, Some(data)) => {
-                paper_policy = Some(Box::new(GlobalLogits::new(device, 784, k as i64)));
-                Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?)
+                let policy = Box::new(GlobalLogits::new(device, 784, k as i64));
+                (Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?), policy)
             }
             (EnvName::VaeMnist | EnvName::VaeFashion, Some(data)) => {
                 let latent = Latent { groups: config.vae_groups, items: config.vae_items, k };
-                paper_policy =
-                    Some(Box::new(VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64)));
-                Box::new(SubsetVae::new(name, data, config.batch_size, latent, exact_kl(), device)?)
+                let policy = Box::new(VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64));
+                (Box::new(SubsetVae::new(name, data, config.batch_size, latent, exact_kl(), device)?), policy)
             }
             (env, data) => {
-                paper_policy = None;
-                black_box_env(config, env, data, device)?
+                let env = black_box_env(config, env, data, device)?;
+                let policy = policy_for(env.spec(), config.policy, config.hidden, device)?;
+                (env, policy)
             }
-        };
-        let policy = match paper_policy {
-            Some(policy) => policy,
-            None => policy_for(env.spec(), config.policy, config.hidden, device)?,
         };
         Self::assemble(env, policy, estimator, config.samples, device)
     }
