@@ -151,24 +151,12 @@ impl TaskOptions {
              policy => config.policy, hidden => config.hidden, reward_timeout => config.reward_timeout,
              sensor_modes => config.sensor_modes, coverage_elements => config.coverage_elements,
              coverage_seed => config.coverage_seed, neighbours => config.neighbours, references => config.references);
-        if let Some(lr) = self.lr {
-            config.learning_rate = Some(lr);
+        // Options whose configuration field is itself optional.
+        macro_rules! set_some {
+            ($($flag:ident => $field:expr),* $(,)?) => { $(if self.$flag.is_some() { $field = self.$flag.clone(); })* };
         }
-        if let Some(n) = self.n {
-            config.n = Some(n);
-        }
-        if let Some(d) = self.context_dim {
-            config.context_dim = Some(d);
-        }
-        if let Some(command) = &self.reward_cmd {
-            config.reward_cmd = Some(command.clone());
-        }
-        if let Some(dir) = &self.data_dir {
-            config.data_dir = Some(dir.clone());
-        }
-        if let Some(k) = self.k {
-            config.k = Some(k);
-        }
+        set_some!(lr => config.learning_rate, n => config.n, context_dim => config.context_dim,
+                  reward_cmd => config.reward_cmd, data_dir => config.data_dir, k => config.k);
     }
 
     /// The given options as `train` flags.
