@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sfess_agents::{Normalizer, Sampler};
+use sfess_agents::Sampler;
 
 use crate::bench;
 use crate::config::{EnvName, TrainConfig};
 use crate::device::{DeviceSpec, device_name};
-use crate::estimators::{EstimatorName, EstimatorOptions};
+use crate::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 
 /// Score-function estimators for k-subset sampling (SFESS).
@@ -101,6 +101,10 @@ pub struct TaskOptions {
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Backend of the k-subset law for sfess, sfess-vr and simple [default: auto, which is
+    /// stable on the CPU and parallel on CUDA].
+    #[arg(long, value_enum)]
+    pub normalizer: Option<crate::estimators::NormalizerName>,
     /// Policy of a black-box task: free logits, or an MLP of the observation [default: logits].
     #[arg(long, value_enum)]
     pub policy: Option<crate::config::PolicyName>,
@@ -148,6 +152,7 @@ impl TaskOptions {
              eval_every => config.eval_every, candidates => config.candidates,
              vae_groups => config.vae_groups, vae_items => config.vae_items,
              sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature,
+             normalizer => config.estimator_options.normalizer,
              policy => config.policy, hidden => config.hidden, reward_timeout => config.reward_timeout,
              sensor_modes => config.sensor_modes, coverage_elements => config.coverage_elements,
              coverage_seed => config.coverage_seed, neighbours => config.neighbours, references => config.references);
@@ -180,6 +185,7 @@ impl TaskOptions {
         push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
         push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
         push("--temperature", self.temperature.map(|v| v.to_string()));
+        push("--normalizer", self.normalizer.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--hidden", self.hidden.map(|v| v.to_string()));
         push("--reward-cmd", self.reward_cmd.clone());
@@ -392,9 +398,10 @@ pub struct InspectArgs {
     /// Where the logits come from.
     #[command(flatten)]
     pub source: LogitsSource,
-    /// How the normaliser and the marginals are computed.
-    #[arg(long, value_enum, default_value_t = NormalizerArg::Stable)]
-    pub normalizer: NormalizerArg,
+    /// How the normaliser and the marginals are computed (auto: stable on the CPU,
+    /// parallel on CUDA).
+    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
+    pub normalizer: NormalizerName,
     /// Number of subsets to sample. Adds `samples`, `sampler`, `seed`,
     /// `inclusion_frequencies` and `sample_counts` to the output; 0 draws nothing and adds
     /// none of them.
@@ -419,30 +426,6 @@ pub struct LogitsSource {
     /// A file holding the logits in the same format; '-' reads standard input.
     #[arg(long, value_name = "FILE")]
     pub logits_file: Option<PathBuf>,
-}
-
-/// `--normalizer`: the library's [`Normalizer`], as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NormalizerArg {
-    /// Stable tilted dynamic programme (exact to rounding; use this).
-    #[value(name = "stable")]
-    Stable,
-    /// The paper's f64 DFT (fails when P(sum b = k) is tiny).
-    #[value(name = "dft")]
-    Dft,
-    /// The paper code's complex64 DFT (for reproducing published numbers only).
-    #[value(name = "paper-complex64")]
-    PaperComplex64,
-}
-
-impl From<NormalizerArg> for Normalizer {
-    fn from(value: NormalizerArg) -> Self {
-        match value {
-            NormalizerArg::Stable => Normalizer::Stable,
-            NormalizerArg::Dft => Normalizer::Dft,
-            NormalizerArg::PaperComplex64 => Normalizer::PaperComplex64,
-        }
-    }
 }
 
 /// `--sampler`: the library's [`Sampler`], as named on the command line.
@@ -488,7 +471,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             let options = InspectOptions {
                 logits,
                 k: args.k,
-                normalizer: args.normalizer.into(),
+                normalizer: args.normalizer.resolve(device),
                 device,
                 sampling: args.samples.map(|samples| SampleOptions {
                     samples,
@@ -630,6 +613,7 @@ fn read_logits(source: &LogitsSource, stdin: &mut dyn Read) -> anyhow::Result<Ve
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use sfess_agents::Normalizer;
 
     #[test]
     fn clap_definition_is_consistent() {
@@ -638,15 +622,18 @@ mod tests {
 
     #[test]
     fn value_names_match_the_library() {
-        for value in NormalizerArg::value_variants() {
+        for value in NormalizerName::value_variants() {
             let name = value.to_possible_value().unwrap().get_name().to_owned();
-            assert_eq!(name, Normalizer::from(*value).name());
+            match value.fixed() {
+                Some(normalizer) => assert_eq!(name, normalizer.name()),
+                None => assert_eq!(name, "auto"),
+            }
         }
         for value in SamplerArg::value_variants() {
             let name = value.to_possible_value().unwrap().get_name().to_owned();
             assert_eq!(name, Sampler::from(*value).name());
         }
-        assert_eq!(NormalizerArg::value_variants().len(), Normalizer::ALL.len());
+        assert_eq!(NormalizerName::value_variants().len(), Normalizer::ALL.len() + 1);
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -662,7 +649,7 @@ mod tests {
         assert_eq!(args.k, -1);
         assert_eq!(args.source.logits.as_deref(), Some("-1 2"));
         assert_eq!(args.sampler, SamplerArg::GumbelTopK);
-        assert_eq!(args.normalizer, NormalizerArg::Stable);
+        assert_eq!(args.normalizer, NormalizerName::Auto);
         assert_eq!((args.samples, args.seed), (None, 0));
         // --device also works before the subcommand, and defaults to auto.
         assert_eq!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, SamplerName};
+use crate::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
 
 /// The environments, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
@@ -235,6 +235,9 @@ pub struct EstimatorOptionsConfig {
     pub imle_temperature: f64,
     /// `gumbel` or `sum-of-gamma`.
     pub imle_noise: ImleNoiseName,
+    /// Backend of the k-subset law: `auto` (stable on the CPU, parallel on CUDA),
+    /// `stable`, `parallel`, `dft` or `paper-complex64`.
+    pub normalizer: NormalizerName,
 }
 
 impl Default for EstimatorOptionsConfig {
@@ -246,6 +249,7 @@ impl Default for EstimatorOptionsConfig {
             imle_lambda: o.imle_lambda,
             imle_temperature: o.imle_temperature,
             imle_noise: o.imle_noise,
+            normalizer: o.normalizer,
         }
     }
 }
@@ -258,6 +262,7 @@ impl From<&EstimatorOptionsConfig> for EstimatorOptions {
             imle_lambda: c.imle_lambda,
             imle_temperature: c.imle_temperature,
             imle_noise: c.imle_noise,
+            normalizer: c.normalizer,
         }
     }
 }

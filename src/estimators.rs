@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use sfess_agents::{GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, Sampler, ScoreFunction, Simple};
+use sfess_agents::{
+    GradientEstimator, Imle, ImleNoise, Normalizer, Properties, RelaxedTopK, Sampler, ScoreFunction, Simple,
+};
 
 /// The estimators, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, serde::Deserialize)]
@@ -81,6 +83,43 @@ impl From<SamplerName> for Sampler {
     }
 }
 
+/// `--normalizer`: the backend of the k-subset law (see [`Normalizer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormalizerName {
+    /// The device's default: stable on the CPU, parallel on CUDA.
+    #[default]
+    Auto,
+    /// Stable tilted dynamic programme on the host (exact to rounding).
+    Stable,
+    /// Product tree as tensor operations on the logits' device (exact to rounding).
+    Parallel,
+    /// The paper's f64 DFT (fails when P(sum b = k) is tiny; for comparison).
+    Dft,
+    /// The paper code's complex64 DFT (for reproducing published numbers only).
+    #[value(name = "paper-complex64")]
+    #[serde(rename = "paper-complex64")]
+    PaperComplex64,
+}
+
+impl NormalizerName {
+    /// The backend it names, or `None` for `auto` (each device's default).
+    pub fn fixed(self) -> Option<Normalizer> {
+        match self {
+            NormalizerName::Auto => None,
+            NormalizerName::Stable => Some(Normalizer::Stable),
+            NormalizerName::Parallel => Some(Normalizer::Parallel),
+            NormalizerName::Dft => Some(Normalizer::Dft),
+            NormalizerName::PaperComplex64 => Some(Normalizer::PaperComplex64),
+        }
+    }
+
+    /// The backend for logits on `device`.
+    pub fn resolve(self, device: tch::Device) -> Normalizer {
+        self.fixed().unwrap_or_else(|| Normalizer::default_for(device))
+    }
+}
+
 /// `--imle-noise`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -109,6 +148,10 @@ pub struct EstimatorOptions {
     /// Perturbation of I-MLE.
     #[arg(long, value_enum, default_value_t = ImleNoiseName::SumOfGamma)]
     pub imle_noise: ImleNoiseName,
+    /// Backend of the k-subset law for sfess, sfess-vr and simple (auto: stable on the CPU,
+    /// parallel on CUDA).
+    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
+    pub normalizer: NormalizerName,
 }
 
 impl Default for EstimatorOptions {
@@ -119,6 +162,7 @@ impl Default for EstimatorOptions {
             imle_lambda: 10.0,
             imle_temperature: 1.0,
             imle_noise: ImleNoiseName::SumOfGamma,
+            normalizer: NormalizerName::Auto,
         }
     }
 }
@@ -129,10 +173,18 @@ impl Default for EstimatorOptions {
 /// An out-of-range option (a non-positive temperature or λ).
 pub fn build(name: EstimatorName, options: &EstimatorOptions) -> anyhow::Result<Box<dyn GradientEstimator>> {
     let sampler = options.sampler.into();
+    let normalizer = options.normalizer.fixed();
+    let score_function = |estimator: ScoreFunction| match normalizer {
+        Some(normalizer) => estimator.with_normalizer(normalizer),
+        None => estimator,
+    };
     Ok(match name {
-        EstimatorName::SfessVr => Box::new(ScoreFunction::leave_one_out(sampler)),
-        EstimatorName::Sfess => Box::new(ScoreFunction::plain(sampler)),
-        EstimatorName::Simple => Box::new(Simple),
+        EstimatorName::SfessVr => Box::new(score_function(ScoreFunction::leave_one_out(sampler))),
+        EstimatorName::Sfess => Box::new(score_function(ScoreFunction::plain(sampler))),
+        EstimatorName::Simple => Box::new(match normalizer {
+            Some(normalizer) => Simple::new().with_normalizer(normalizer),
+            None => Simple::new(),
+        }),
         EstimatorName::Gs => Box::new(RelaxedTopK::new(options.temperature, false)?),
         EstimatorName::Stgs => Box::new(RelaxedTopK::new(options.temperature, true)?),
         EstimatorName::Imle => {

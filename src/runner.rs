@@ -19,8 +19,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use sfess_agents::ConditionalPoisson;
 use sfess_agents::GradientEstimator;
+use sfess_agents::{ConditionalPoisson, Normalizer};
 use sfess_envs::EnvError;
 use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
 use sfess_envs::data::{Mnist, default_data_dir};
@@ -152,7 +152,8 @@ impl Experiment {
             (EnvName::VaeMnist | EnvName::VaeFashion, Some(data)) => {
                 let latent = Latent { groups: config.vae_groups, items: config.vae_items, k };
                 let policy = Box::new(VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64));
-                (Box::new(SubsetVae::new(name, data, config.batch_size, latent, exact_kl(), device)?), policy)
+                let kl = exact_kl(config.estimator_options.normalizer.resolve(device));
+                (Box::new(SubsetVae::new(name, data, config.batch_size, latent, kl, device)?), policy)
             }
             (env, data) => {
                 let env = black_box_env(config, env, data, device)?;
@@ -323,10 +324,12 @@ pub const SYNTHETIC_SIDE: usize = 16;
 /// Sets of the default maximum-coverage instance.
 pub const DEFAULT_COVERAGE_SETS: usize = 50;
 
-/// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE.
-fn exact_kl() -> SubsetKl {
-    Box::new(|logits: &Tensor, k: i64| {
-        let policy = ConditionalPoisson::new(logits, k).map_err(|e| EnvError::Distribution(e.to_string()))?;
+/// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE,
+/// computed by `normalizer`.
+fn exact_kl(normalizer: Normalizer) -> SubsetKl {
+    Box::new(move |logits: &Tensor, k: i64| {
+        let policy = ConditionalPoisson::with_normalizer(logits, k, normalizer)
+            .map_err(|e| EnvError::Distribution(e.to_string()))?;
         policy.kl_to_uniform().map_err(|e| EnvError::Distribution(e.to_string()))
     })
 }

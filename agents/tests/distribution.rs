@@ -4,6 +4,7 @@ mod distribution {
     pub mod reference;
 
     mod autograd;
+    mod backends;
     mod enumeration;
     mod errors;
     mod large_n;

@@ -110,9 +110,9 @@ fn leave_one_out_estimate_by_hand() {
 #[test]
 fn simple_backward_is_the_covariance_times_the_loss_gradient() {
     let logits = Tensor::from_slice(&ETA).view([1, 5]).set_requires_grad(true);
-    let draw = Simple.draw(&logits, K, 3, &mut Xoshiro256PlusPlus::seed_from_u64(4)).unwrap();
+    let draw = Simple::new().draw(&logits, K, 3, &mut Xoshiro256PlusPlus::seed_from_u64(4)).unwrap();
     let losses = toy_loss(draw.actions());
-    Simple.surrogate_loss(&draw, &losses).unwrap().backward();
+    Simple::new().surrogate_loss(&draw, &losses).unwrap().backward();
     // ∂f_s/∂z_s = 2 (z_s − b); the mean over the 3 samples.
     let z = Vec::<f64>::try_from(draw.actions().detach().view([-1])).unwrap();
     let v: Vec<f64> = (0..5).map(|i| (0..3).map(|s| 2.0 * (z[s * 5 + i] - TARGET[i])).sum::<f64>() / 3.0).collect();
@@ -200,7 +200,7 @@ fn estimators_that_need_a_gradient_refuse_black_box_losses() {
         Box::new(RelaxedTopK::new(0.5, false).unwrap()),
         Box::new(RelaxedTopK::new(0.5, true).unwrap()),
         Box::new(Imle::new(10.0, 1.0, ImleNoise::Gumbel).unwrap()),
-        Box::new(Simple),
+        Box::new(Simple::new()),
     ];
     for estimator in estimators {
         let draw = estimator.draw(&logits, K, 2, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
@@ -228,7 +228,7 @@ fn gradients_reach_the_policy_network_and_the_environments_parameters() {
         (Box::new(RelaxedTopK::new(0.5, false).unwrap()), 1),
         (Box::new(RelaxedTopK::new(0.5, true).unwrap()), 1),
         (Box::new(Imle::new(10.0, 1.0, ImleNoise::Gumbel).unwrap()), 1),
-        (Box::new(Simple), 2),
+        (Box::new(Simple::new()), 2),
     ];
     for (estimator, samples) in estimators {
         tch::manual_seed(0);
@@ -283,7 +283,7 @@ fn a_draw_from_another_estimator_is_refused() {
     let losses = toy_loss(draw.actions());
     for estimator in [
         Box::new(ScoreFunction::plain(Sampler::Exact)) as Box<dyn GradientEstimator>,
-        Box::new(Simple),
+        Box::new(Simple::new()),
         Box::new(Imle::new(10.0, 1.0, ImleNoise::Gumbel).unwrap()),
     ] {
         let err = estimator.surrogate_loss(&draw, &losses).unwrap_err();

@@ -14,9 +14,11 @@
 //! `∂ log p(z) / ∂η = z − π`.
 //!
 //! [`ConditionalPoisson`] works on a batch of rows `[B, n]` of a `tch` tensor on any
-//! device, in `f32` or `f64`. The normaliser and the marginals are computed on the CPU in
-//! `f64` whatever the input type (see [`Normalizer`]), and handed back in the caller's
-//! type and device.
+//! device, in `f32` or `f64`; everything is computed in `f64` and handed back in the
+//! caller's type and device. Where it is computed is the [`Normalizer`]'s choice: the
+//! stable dynamic programme on the host (the default for CPU logits), or the parallel
+//! tensor programme on the logits' own device (the default for CUDA logits), which never
+//! copies to the host.
 //!
 //! # Example
 //! ```
@@ -41,7 +43,10 @@
 //! ```
 
 mod dft;
+mod parallel;
 mod stable;
+
+use std::cell::OnceCell;
 
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -49,22 +54,34 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rayon::prelude::*;
 use tch::{Device, Kind, TchError, Tensor};
 
+use parallel::ProductTree;
 use stable::NeumaierSum;
 
-/// How the log normaliser `log e_k(w)` and the marginals `π` are computed.
+/// How the log normaliser `log e_k(w)`, the marginals `π` and everything derived from
+/// them are computed, and where.
 ///
-/// Exact sampling always uses the stable tables; this choice affects the normaliser,
-/// the marginals and everything derived from them (log-probabilities, scores, entropy).
+/// | backend | where | exact samples and `Cov(z) v` |
+/// |---|---|---|
+/// | [`Stable`](Self::Stable) | host (rayon over rows) | stable DP, host |
+/// | [`Parallel`](Self::Parallel) | the logits' device | product tree, same device |
+/// | [`Dft`](Self::Dft), [`PaperComplex64`](Self::PaperComplex64) | the logits' device (libtorch's FFT) for CUDA logits, else the host (`rustfft`) | the device's default backend |
+///
+/// [`Normalizer::default_for`] gives the default of a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Normalizer {
-    /// Tilted dynamic programme in `f64`, `O(n k)` time and `O(k √n)` memory, exact to
-    /// rounding for any finite logits and every `k`. Use it: it is the default.
+    /// Tilted dynamic programme in `f64` on the host, `O(n k)` time and `O(k √n)` memory,
+    /// exact to rounding for any finite logits and every `k`. The default for CPU logits.
     #[default]
     Stable,
+    /// The same tilt, then the generating polynomial as a binary tree of truncated products
+    /// in `f64` tensor operations on the logits' device (`O(log n)` depth, no host copy, no
+    /// host synchronisation); exact to rounding like the stable backend. The default for
+    /// CUDA logits.
+    Parallel,
     /// The paper's DFT (Fernandez & Williams 2010) in `f64`, `O(n²)`: accurate only while
     /// `P(Σ b = k)` is well above `1e-16 n`; [`Error::NormalizerFailed`] below
-    /// `64 (n + 1) ε`. For comparison.
+    /// `64 (n + 1) ε` (checked on the host: one synchronisation on a device). For comparison.
     Dft,
     /// The paper code's complex64 DFT with `P(Σ b = k)` clamped at `f32::EPSILON` (zero
     /// gradient below it). Reproduces the published code's numbers; never train with it.
@@ -73,15 +90,31 @@ pub enum Normalizer {
 
 impl Normalizer {
     /// Every backend, in the order of the docs.
-    pub const ALL: [Normalizer; 3] = [Normalizer::Stable, Normalizer::Dft, Normalizer::PaperComplex64];
+    pub const ALL: [Normalizer; 4] =
+        [Normalizer::Stable, Normalizer::Parallel, Normalizer::Dft, Normalizer::PaperComplex64];
 
     /// The backend's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Normalizer::Stable => "stable",
+            Normalizer::Parallel => "parallel",
             Normalizer::Dft => "dft",
             Normalizer::PaperComplex64 => "paper-complex64",
         }
+    }
+
+    /// The default backend for logits on `device`: [`Parallel`](Self::Parallel) on CUDA,
+    /// [`Stable`](Self::Stable) elsewhere.
+    pub fn default_for(device: Device) -> Normalizer {
+        match device {
+            Device::Cuda(_) => Normalizer::Parallel,
+            _ => Normalizer::Stable,
+        }
+    }
+
+    /// Whether it is exact to rounding for every finite input (stable and parallel).
+    pub fn is_exact(self) -> bool {
+        matches!(self, Normalizer::Stable | Normalizer::Parallel)
     }
 }
 
@@ -89,7 +122,8 @@ impl Normalizer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Sampler {
-    /// Exact conditional Poisson samples (backward walk through the DP table).
+    /// Exact conditional Poisson samples (backward walk through the DP table, or top-down
+    /// through the product tree).
     #[default]
     Exact,
     /// Gumbel top-k (paper Algorithm 1): the top k of `η + Gumbel noise`. This is the
@@ -206,6 +240,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// the inclusion probabilities `π`; everything else derives from them. The logits
 /// tensor is kept (with its autograd graph) so that [`log_prob`](Self::log_prob) and
 /// [`log_normalizer`](Self::log_normalizer) back-propagate into whatever produced it.
+///
+/// # Devices
+/// With the [parallel](Normalizer::Parallel) backend nothing leaves the logits' device and
+/// nothing waits for it: on CUDA, non-finite logits are therefore not detected at
+/// construction (they give NaN statistics, and samples that are in range but meaningless);
+/// [`check_finite`](Self::check_finite) checks them at the cost of one synchronisation. On
+/// the CPU they are always an [`Error::NonFiniteLogit`]. The `*_values` methods copy to the
+/// host.
 #[derive(Debug)]
 pub struct ConditionalPoisson {
     logits: Tensor,
@@ -213,59 +255,87 @@ pub struct ConditionalPoisson {
     batch: usize,
     n: usize,
     normalizer: Normalizer,
-    /// Logits as `f64`, row-major `[B, n]`.
-    eta: Vec<f64>,
-    log_normalizer: Vec<f64>,
-    marginals: Vec<f64>,
+    law: Law,
+}
+
+/// Where the statistics live.
+#[derive(Debug)]
+enum Law {
+    /// On the host, row-major (stable DP; the DFT on the host). Samples and `Cov(z) v`
+    /// come from the stable DP.
+    Host { eta: Vec<f64>, log_normalizer: Vec<f64>, marginals: Vec<f64> },
+    /// `f64` tensors on the logits' device (parallel backend; the DFT on a device).
+    /// Samples and `Cov(z) v` come from the product tree, built on first use for the DFT.
+    Device { eta: Tensor, log_normalizer: Tensor, marginals: Tensor, tree: OnceCell<ProductTree> },
 }
 
 impl ConditionalPoisson {
     /// The distribution of k-subsets for every row of `logits` (`[B, n]`, `f32` or
-    /// `f64`, any device), with the [stable](Normalizer::Stable) normaliser.
+    /// `f64`, any device), with the device's default backend
+    /// ([`Normalizer::default_for`]).
     ///
     /// # Errors
     /// [`Error::LogitsShape`], [`Error::LogitsKind`], [`Error::KOutOfRange`],
-    /// [`Error::NonFiniteLogit`].
+    /// [`Error::NonFiniteLogit`] (see [Devices](Self#devices)).
     pub fn new(logits: &Tensor, k: i64) -> Result<Self> {
-        Self::with_normalizer(logits, k, Normalizer::Stable)
+        Self::with_normalizer(logits, k, Normalizer::default_for(logits.device()))
     }
 
-    /// As [`new`](Self::new), with the normaliser chosen.
+    /// As [`new`](Self::new), with the backend chosen.
     ///
     /// # Errors
     /// As [`new`](Self::new), and [`Error::NormalizerFailed`] when a DFT backend cannot
     /// resolve a row.
     pub fn with_normalizer(logits: &Tensor, k: i64, normalizer: Normalizer) -> Result<Self> {
-        let (batch, n, k, eta) = read_logits(logits, k)?;
-        let mut marginals = vec![0.0; batch * n];
-        let outcomes: Vec<(f64, f64)> = eta
-            .par_chunks(n)
-            .zip(marginals.par_chunks_mut(n))
-            .map(|(row, out)| match normalizer {
-                Normalizer::Stable => (stable::log_normalizer_and_marginals(row, k, out), 1.0),
-                Normalizer::Dft => {
-                    let o = dft::log_normalizer_and_marginals::<f64>(row, k, false, out);
-                    (o.log_normalizer, o.probability)
+        let (batch, n, k) = check_logits(logits, k)?;
+        let on_device = logits.device() != Device::Cpu;
+        let law = match normalizer {
+            Normalizer::Stable => {
+                let eta = host_logits(logits)?;
+                let mut marginals = vec![0.0; batch * n];
+                let log_normalizer = eta
+                    .par_chunks(n)
+                    .zip(marginals.par_chunks_mut(n))
+                    .map(|(row, out)| stable::log_normalizer_and_marginals(row, k, out))
+                    .collect();
+                Law::Host { eta, log_normalizer, marginals }
+            }
+            Normalizer::Parallel => {
+                let eta = device_logits(logits)?;
+                let tree = OnceCell::new();
+                let (log_normalizer, marginals) = if k == 0 || k == n {
+                    trivial_statistics(&eta, k)?
+                } else {
+                    let built = ProductTree::new(&eta, k)?;
+                    let statistics = (built.log_normalizer.shallow_clone(), built.marginals.shallow_clone());
+                    let _ = tree.set(built);
+                    statistics
+                };
+                Law::Device { eta, log_normalizer, marginals, tree }
+            }
+            Normalizer::Dft | Normalizer::PaperComplex64 => {
+                let precision =
+                    if normalizer == Normalizer::Dft { dft::Precision::F64 } else { dft::Precision::PaperF32 };
+                if on_device {
+                    let eta = device_logits(logits)?;
+                    let outcome = dft::on_device(&eta, k, precision)?;
+                    let probability = Vec::<f64>::try_from(outcome.probability.f_to_device(Device::Cpu)?)?;
+                    let log_normalizer_host = Vec::<f64>::try_from(outcome.log_normalizer.f_to_device(Device::Cpu)?)?;
+                    check_dft(normalizer, &log_normalizer_host, &probability)?;
+                    let (log_normalizer, marginals) = (outcome.log_normalizer, outcome.marginals);
+                    Law::Device { eta, log_normalizer, marginals, tree: OnceCell::new() }
+                } else {
+                    let eta = host_logits(logits)?;
+                    let mut marginals = vec![0.0; batch * n];
+                    let outcomes = dft::on_host(&eta, n, k, precision, &mut marginals);
+                    let log_normalizer: Vec<f64> = outcomes.iter().map(|o| o.log_normalizer).collect();
+                    let probability: Vec<f64> = outcomes.iter().map(|o| o.probability).collect();
+                    check_dft(normalizer, &log_normalizer, &probability)?;
+                    Law::Host { eta, log_normalizer, marginals }
                 }
-                Normalizer::PaperComplex64 => {
-                    let o = dft::log_normalizer_and_marginals::<f32>(row, k, true, out);
-                    (o.log_normalizer, o.probability)
-                }
-            })
-            .collect();
-        if let Some(row) = outcomes.iter().position(|(z, _)| !z.is_finite()) {
-            return Err(Error::NormalizerFailed { normalizer: normalizer.name(), row, probability: outcomes[row].1 });
-        }
-        Ok(Self {
-            logits: logits.shallow_clone(),
-            k,
-            batch,
-            n,
-            normalizer,
-            eta,
-            log_normalizer: outcomes.into_iter().map(|(z, _)| z).collect(),
-            marginals,
-        })
+            }
+        };
+        Ok(Self { logits: logits.shallow_clone(), k, batch, n, normalizer, law })
     }
 
     /// Subset size `k`.
@@ -283,45 +353,76 @@ impl ConditionalPoisson {
         self.batch
     }
 
-    /// The normaliser backend in use.
+    /// The backend in use.
     pub fn normalizer(&self) -> Normalizer {
         self.normalizer
     }
 
-    /// `log e_k(exp η)` per row, in `f64`.
-    pub fn log_normalizer_values(&self) -> &[f64] {
-        &self.log_normalizer
+    /// Checks that every logit is finite (one host synchronisation on a device).
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteLogit`] at the first position that is not.
+    pub fn check_finite(&self) -> Result<()> {
+        first_non_finite(&self.logits)
     }
 
-    /// Inclusion probabilities `π`, row-major `[B, n]`, in `f64`.
-    pub fn marginal_values(&self) -> &[f64] {
-        &self.marginals
+    /// `log e_k(exp η)` per row, in `f64`, on the host.
+    pub fn log_normalizer_values(&self) -> Vec<f64> {
+        match &self.law {
+            Law::Host { log_normalizer, .. } => log_normalizer.clone(),
+            Law::Device { log_normalizer, .. } => to_host(log_normalizer),
+        }
+    }
+
+    /// Inclusion probabilities `π`, row-major `[B, n]`, in `f64`, on the host.
+    pub fn marginal_values(&self) -> Vec<f64> {
+        match &self.law {
+            Law::Host { marginals, .. } => marginals.clone(),
+            Law::Device { marginals, .. } => to_host(marginals),
+        }
     }
 
     /// The paper's `log P(Σ b = k) = log e_k(w) − Σ_i softplus(η_i)` per row, in `f64`.
     pub fn log_prob_sum_eq_k_values(&self) -> Vec<f64> {
-        self.rows()
-            .map(|(row, log_z, _)| {
-                let mut sum = NeumaierSum::default();
-                for &x in row {
-                    sum.add(x.max(0.0) + (-x.abs()).exp().ln_1p());
-                }
-                log_z - sum.sum()
-            })
-            .collect()
+        match &self.law {
+            Law::Host { eta, log_normalizer, .. } => eta
+                .chunks(self.n)
+                .zip(log_normalizer)
+                .map(|(row, log_z)| {
+                    let mut sum = NeumaierSum::default();
+                    for &x in row {
+                        sum.add(x.max(0.0) + (-x.abs()).exp().ln_1p());
+                    }
+                    log_z - sum.sum()
+                })
+                .collect(),
+            Law::Device { eta, log_normalizer, .. } => {
+                let softplus = parallel::softplus(eta).and_then(|s| s.f_sum_dim_intlist(-1, false, Kind::Double));
+                softplus
+                    .and_then(|s| log_normalizer.f_sub(&s))
+                    .as_ref()
+                    .map_or_else(|_| vec![f64::NAN; self.batch], to_host)
+            }
+        }
     }
 
     /// Entropy `H = log e_k(w) − η · π` per row, in `f64`.
     pub fn entropy_values(&self) -> Vec<f64> {
-        self.rows()
-            .map(|(row, log_z, pi)| {
-                let mut dot = NeumaierSum::default();
-                for (x, p) in row.iter().zip(pi) {
-                    dot.add(x * p);
-                }
-                log_z - dot.sum()
-            })
-            .collect()
+        match &self.law {
+            Law::Host { eta, log_normalizer, marginals } => eta
+                .chunks(self.n)
+                .zip(log_normalizer)
+                .zip(marginals.chunks(self.n))
+                .map(|((row, log_z), pi)| {
+                    let mut dot = NeumaierSum::default();
+                    for (x, p) in row.iter().zip(pi) {
+                        dot.add(x * p);
+                    }
+                    log_z - dot.sum()
+                })
+                .collect(),
+            Law::Device { .. } => self.device_entropy().as_ref().map_or_else(|_| vec![f64::NAN; self.batch], to_host),
+        }
     }
 
     /// `KL(p ‖ uniform over k-subsets) = log C(n, k) − H` per row, in `f64` (clamped at
@@ -331,15 +432,15 @@ impl ConditionalPoisson {
         self.entropy_values().into_iter().map(|h| (log_binomial - h).max(0.0)).collect()
     }
 
-    fn rows(&self) -> impl Iterator<Item = (&[f64], f64, &[f64])> {
-        self.eta
-            .chunks(self.n)
-            .zip(&self.log_normalizer)
-            .zip(self.marginals.chunks(self.n))
-            .map(|((row, &log_z), pi)| (row, log_z, pi))
+    /// `H` as an `f64` tensor `[B]` on the logits' device (device statistics only).
+    fn device_entropy(&self) -> Result<Tensor> {
+        let Law::Device { eta, log_normalizer, marginals, .. } = &self.law else {
+            unreachable!("called for device statistics only")
+        };
+        Ok(log_normalizer.f_sub(&eta.f_mul(marginals)?.f_sum_dim_intlist(-1, false, Kind::Double)?)?)
     }
 
-    /// A tensor `[rows..., cols]` from `f64` values, in the logits' type and device.
+    /// A tensor of the given shape from host `f64` values, in the logits' type and device.
     fn tensor(&self, values: &[f64], shape: &[i64]) -> Result<Tensor> {
         Ok(Tensor::from_slice(values)
             .f_view(shape)?
@@ -347,10 +448,19 @@ impl ConditionalPoisson {
             .f_to_device(self.logits.device())?)
     }
 
+    /// An `f64` statistic as a tensor in the logits' type (and device).
+    fn in_logits_kind(&self, statistic: &Tensor) -> Result<Tensor> {
+        Ok(statistic.f_to_kind(self.logits.kind())?)
+    }
+
     /// Inclusion probabilities `π = ∂ log e_k / ∂η`, `[B, n]`, not differentiable.
     pub fn marginals(&self) -> Tensor {
-        self.tensor(&self.marginals, &[self.batch as i64, self.n as i64])
-            .expect("shape and kind were checked at construction")
+        let shape = [self.batch as i64, self.n as i64];
+        match &self.law {
+            Law::Host { marginals, .. } => self.tensor(marginals, &shape),
+            Law::Device { marginals, .. } => self.in_logits_kind(marginals),
+        }
+        .expect("shape and kind were checked at construction")
     }
 
     /// `log e_k(exp η)` per row, `[B]`, differentiable with respect to the logits with
@@ -362,7 +472,11 @@ impl ConditionalPoisson {
     /// first derivatives are exact; its second derivatives are not available through
     /// autograd (they come out zero).
     pub fn log_normalizer(&self) -> Tensor {
-        let constant = self.tensor(&self.log_normalizer, &[self.batch as i64]).expect("checked at construction");
+        let constant = match &self.law {
+            Law::Host { log_normalizer, .. } => self.tensor(log_normalizer, &[self.batch as i64]),
+            Law::Device { log_normalizer, .. } => self.in_logits_kind(log_normalizer),
+        }
+        .expect("checked at construction");
         let pi = self.marginals();
         let offset = &self.logits - self.logits.detach();
         constant + (pi * offset).sum_dim_intlist(-1, false, None::<Kind>)
@@ -383,7 +497,10 @@ impl ConditionalPoisson {
     /// # Errors
     /// libtorch errors.
     pub fn entropy(&self) -> Result<Tensor> {
-        let values = self.tensor(&self.entropy_values(), &[self.batch as i64])?;
+        let values = match &self.law {
+            Law::Host { .. } => self.tensor(&self.entropy_values(), &[self.batch as i64])?,
+            Law::Device { .. } => self.in_logits_kind(&self.device_entropy()?)?,
+        };
         Ok(values.f_sub(&self.covariance_term()?)?)
     }
 
@@ -393,7 +510,14 @@ impl ConditionalPoisson {
     /// # Errors
     /// libtorch errors.
     pub fn kl_to_uniform(&self) -> Result<Tensor> {
-        let values = self.tensor(&self.kl_to_uniform_values(), &[self.batch as i64])?;
+        let values = match &self.law {
+            Law::Host { .. } => self.tensor(&self.kl_to_uniform_values(), &[self.batch as i64])?,
+            Law::Device { .. } => {
+                let kl =
+                    self.device_entropy()?.f_neg()?.f_add_scalar(log_binomial(self.n, self.k))?.f_clamp_min(0.0)?;
+                self.in_logits_kind(&kl)?
+            }
+        };
         Ok(values.f_add(&self.covariance_term()?)?)
     }
 
@@ -405,40 +529,69 @@ impl ConditionalPoisson {
     }
 
     /// `Cov(z) v = (∂π/∂η) v` per row for `v` of shape `[B, n]`, computed exactly (forward
-    /// mode through the stable DP, `O(n k)` per row), in the logits' type and device, not
-    /// differentiable. This is SIMPLE's backward pass `J_π(η)ᵀ v` (the Jacobian of the
-    /// marginals is the symmetric covariance of `z`), and `−Cov(z) η` is the gradient of the
-    /// entropy.
+    /// mode through the stable DP or the product tree, `O(n k)` per row), in the logits'
+    /// type and device, not differentiable. This is SIMPLE's backward pass `J_π(η)ᵀ v` (the
+    /// Jacobian of the marginals is the symmetric covariance of `z`), and `−Cov(z) η` is the
+    /// gradient of the entropy.
     ///
     /// # Errors
     /// [`Error::ActionsShape`] when `v` is not `[B, n]`, [`Error::NonFiniteLogit`] when it
-    /// is not finite (reported at its position), libtorch errors.
+    /// is not finite (reported at its position; not checked on CUDA, see
+    /// [Devices](Self#devices)), libtorch errors.
     pub fn covariance_vector_product(&self, v: &Tensor) -> Result<Tensor> {
         let (batch, n, k) = (self.batch, self.n, self.k);
         if v.size() != [batch as i64, n as i64] {
             return Err(Error::ActionsShape { batch, n, shape: v.size() });
         }
-        let v = Vec::<f64>::try_from(
-            v.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?.f_view([-1])?,
-        )?;
-        if let Some(position) = v.iter().position(|x| !x.is_finite()) {
-            return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: v[position] });
+        match &self.law {
+            Law::Host { eta, .. } => {
+                let v = host_logits(v)?;
+                let mut out = vec![0.0; batch * n];
+                out.par_chunks_mut(n)
+                    .zip(eta.par_chunks(n))
+                    .zip(v.par_chunks(n))
+                    .for_each(|((out, row), v)| stable::covariance_vector_product(row, k, v, out));
+                self.tensor(&out, &[batch as i64, n as i64])
+            }
+            Law::Device { .. } => {
+                let v = device_logits(v)?;
+                let product = match self.tree()? {
+                    Some(tree) => tree.covariance_vector_product(&v)?,
+                    None => v.f_zeros_like()?,
+                };
+                self.in_logits_kind(&product)
+            }
         }
-        let mut out = vec![0.0; batch * n];
-        out.par_chunks_mut(n)
-            .zip(self.eta.par_chunks(n))
-            .zip(v.par_chunks(n))
-            .for_each(|((out, row), v)| stable::covariance_vector_product(row, k, v, out));
-        self.tensor(&out, &[batch as i64, n as i64])
+    }
+
+    /// The product tree of device statistics, built on first use (`None` for `k = 0` or
+    /// `k = n`, which need none).
+    fn tree(&self) -> Result<Option<&ProductTree>> {
+        let Law::Device { eta, tree, .. } = &self.law else { unreachable!("called for device statistics only") };
+        if self.k == 0 || self.k == self.n {
+            return Ok(None);
+        }
+        if tree.get().is_none() {
+            let _ = tree.set(ProductTree::new(eta, self.k)?);
+        }
+        Ok(tree.get())
     }
 
     /// `log p(z)` for k-hot actions `z` of shape `[S, B, n]` (or `[B, n]`), giving `[S, B]`
     /// (or `[B]`). Differentiable with respect to the logits, with gradient `z − π`.
     ///
     /// # Errors
-    /// [`Error::ActionsShape`], [`Error::DeviceMismatch`], [`Error::NotKHot`].
+    /// [`Error::ActionsShape`], [`Error::DeviceMismatch`], [`Error::NotKHot`] (checking
+    /// takes one host synchronisation on a device; the estimators skip it for their own
+    /// samples).
     pub fn log_prob(&self, actions: &Tensor) -> Result<Tensor> {
         self.check_actions(actions)?;
+        self.log_prob_of_samples(actions)
+    }
+
+    /// [`log_prob`](Self::log_prob) for actions known to be k-hot of the right shape and
+    /// device: this distribution's own samples.
+    pub(crate) fn log_prob_of_samples(&self, actions: &Tensor) -> Result<Tensor> {
         let actions = actions.f_to_kind(self.logits.kind())?;
         let energy = (actions * &self.logits).f_sum_dim_intlist(-1, false, None::<Kind>)?;
         Ok(energy.f_sub(&self.log_normalizer())?)
@@ -477,8 +630,14 @@ impl ConditionalPoisson {
     }
 
     /// Draws `n_samples` k-hot actions per row, `[S, B, n]`, in the logits' type and
-    /// device, not differentiable. Each row gets its own generator seeded from `rng`, so
-    /// the result does not depend on the number of threads.
+    /// device, not differentiable.
+    ///
+    /// # Randomness
+    /// The draws are a function of `rng` alone. With host statistics each row gets its own
+    /// generator seeded from `rng`, so the result does not depend on the number of
+    /// threads. With device statistics the uniforms come from libtorch's generator of the
+    /// logits' device, reseeded from `rng` for the call (this resets that global
+    /// generator: the CPU's for CPU logits, every CUDA device's for CUDA logits).
     ///
     /// # Errors
     /// [`Error::TooManySamples`] when `S B n` entries exceed `isize::MAX` bytes; libtorch
@@ -490,27 +649,56 @@ impl ConditionalPoisson {
             .and_then(|x| x.checked_mul(n))
             .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f64>())
             .ok_or(Error::TooManySamples { samples: n_samples, batch, n })?;
-        let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
-        // Each row draws its samples as item indices, [B, S, k], in parallel; scattering
-        // them into the dense [S, B, n] tensor is a cheap serial pass (S B k writes).
-        let mut chosen = vec![0u32; batch * n_samples * k];
-        if n_samples > 0 && k > 0 {
-            chosen.par_chunks_mut(n_samples * k).zip(self.eta.par_chunks(n)).zip(seeds).for_each(
-                |((out, row), seed)| {
-                    let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-                    match sampler {
-                        Sampler::Exact => stable::sample_exact(row, k, n_samples, &mut row_rng, out),
-                        Sampler::GumbelTopK => sample_gumbel_top_k(row, k, n_samples, &mut row_rng, out),
-                    }
-                },
-            );
-        }
         let shape = [n_samples as i64, batch as i64, n as i64];
-        let dense = match self.logits.kind() {
-            Kind::Float => Tensor::from_slice(&scatter::<f32>(&chosen, n_samples, batch, n, k, entries)),
-            _ => Tensor::from_slice(&scatter::<f64>(&chosen, n_samples, batch, n, k, entries)),
-        };
-        Ok(dense.f_view(shape)?.f_to_device(self.logits.device())?)
+        match &self.law {
+            Law::Host { eta, .. } => {
+                let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
+                // Each row draws its samples as item indices, [B, S, k], in parallel;
+                // scattering them into the dense [S, B, n] tensor is a cheap serial pass.
+                let mut chosen = vec![0u32; batch * n_samples * k];
+                if n_samples > 0 && k > 0 {
+                    chosen.par_chunks_mut(n_samples * k).zip(eta.par_chunks(n)).zip(seeds).for_each(
+                        |((out, row), seed)| {
+                            let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+                            match sampler {
+                                Sampler::Exact => stable::sample_exact(row, k, n_samples, &mut row_rng, out),
+                                Sampler::GumbelTopK => sample_gumbel_top_k(row, k, n_samples, &mut row_rng, out),
+                            }
+                        },
+                    );
+                }
+                let dense = match self.logits.kind() {
+                    Kind::Float => Tensor::from_slice(&scatter::<f32>(&chosen, n_samples, batch, n, k, entries)),
+                    _ => Tensor::from_slice(&scatter::<f64>(&chosen, n_samples, batch, n, k, entries)),
+                };
+                Ok(dense.f_view(shape)?.f_to_device(self.logits.device())?)
+            }
+            Law::Device { eta, .. } => {
+                let (kind, device) = (self.logits.kind(), self.logits.device());
+                if n_samples == 0 || k == 0 {
+                    return Ok(Tensor::f_zeros(shape, (kind, device))?);
+                }
+                if k == n {
+                    return Ok(Tensor::f_ones(shape, (kind, device))?);
+                }
+                parallel::seed_generator(device, rng.next_u64());
+                let samples = match sampler {
+                    Sampler::Exact => {
+                        let tree = self.tree()?.expect("0 < k < n");
+                        let uniforms = Tensor::f_rand([shape[0], shape[1], tree.leaves() - 1], (Kind::Double, device))?;
+                        tree.sample(&uniforms)?
+                    }
+                    Sampler::GumbelTopK => {
+                        let uniforms = Tensor::f_rand(shape, (Kind::Double, device))?.f_clamp_min(f64::MIN_POSITIVE)?;
+                        let gumbel = uniforms.f_log()?.f_neg()?.f_log()?.f_neg()?;
+                        let keys = eta.f_unsqueeze(0)?.f_add(&gumbel)?;
+                        let (_, indices) = keys.f_topk(k as i64, -1, true, false)?;
+                        keys.f_zeros_like()?.f_scatter_value(-1, &indices, 1.0)?
+                    }
+                };
+                Ok(samples.f_to_kind(kind)?)
+            }
+        }
     }
 }
 
@@ -537,9 +725,10 @@ fn scatter<T: Copy + From<u8>>(
     dense
 }
 
-/// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`, finite) and `0 ≤ k ≤ n`, and
-/// returns `(B, n, k)` with the logits as `f64`, row-major.
-pub(crate) fn read_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usize, Vec<f64>)> {
+/// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`) and `0 ≤ k ≤ n` from their metadata,
+/// and that they are finite when they are on the CPU (on a device that would take a host
+/// synchronisation); returns `(B, n, k)`.
+pub(crate) fn check_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usize)> {
     let shape = logits.size();
     let [batch, n] = shape[..] else {
         return Err(Error::LogitsShape { shape });
@@ -555,13 +744,68 @@ pub(crate) fn read_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usiz
     if k < 0 || k as usize > n {
         return Err(Error::KOutOfRange { k, n });
     }
-    let k = k as usize;
-    let host = logits.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?;
-    let eta = Vec::<f64>::try_from(host.f_view([-1])?)?;
-    if let Some(position) = eta.iter().position(|x| !x.is_finite()) {
-        return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: eta[position] });
+    if logits.device() == Device::Cpu {
+        first_non_finite(logits)?;
     }
-    Ok((batch, n, k, eta))
+    Ok((batch, n, k as usize))
+}
+
+/// [`Error::NonFiniteLogit`] at the first entry of `values` (`[B, n]`) that is not finite.
+fn first_non_finite(values: &Tensor) -> Result<()> {
+    let finite = values.f_isfinite()?;
+    if bool::try_from(finite.f_all()?)? {
+        return Ok(());
+    }
+    let n = values.size()[1];
+    let position = finite.f_logical_not()?.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?.f_argmax(None, false)?;
+    let position = position.int64_value(&[]);
+    let value = values.f_flatten(0, -1)?.double_value(&[position]);
+    Err(Error::NonFiniteLogit { row: (position / n) as usize, index: (position % n) as usize, value })
+}
+
+/// `values` (`[B, n]`, checked) as `f64` on the host, row-major.
+fn host_logits(values: &Tensor) -> Result<Vec<f64>> {
+    let host = values.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_contiguous()?;
+    let values = Vec::<f64>::try_from(host.f_view([-1])?)?;
+    if let Some(position) = values.iter().position(|x| !x.is_finite()) {
+        let n = values.len() / host.size()[0] as usize;
+        return Err(Error::NonFiniteLogit { row: position / n, index: position % n, value: values[position] });
+    }
+    Ok(values)
+}
+
+/// `values` (`[B, n]`, checked) detached, as contiguous `f64` on their own device.
+fn device_logits(values: &Tensor) -> Result<Tensor> {
+    if values.device() == Device::Cpu {
+        first_non_finite(values)?;
+    }
+    Ok(values.f_detach()?.f_to_kind(Kind::Double)?.f_contiguous()?)
+}
+
+/// An `f64` tensor's values on the host.
+fn to_host(values: &Tensor) -> Vec<f64> {
+    values
+        .f_to_device(Device::Cpu)
+        .and_then(|t| t.f_flatten(0, -1))
+        .and_then(|t| Vec::<f64>::try_from(&t))
+        .expect("an f64 statistic copies to the host")
+}
+
+/// `log e_k` and `π` for `k = 0` (`0`, all zeros) and `k = n` (`Σ η`, all ones).
+fn trivial_statistics(eta: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    if k == 0 {
+        Ok((eta.f_sum_dim_intlist(-1, false, Kind::Double)?.f_zeros_like()?, eta.f_zeros_like()?))
+    } else {
+        Ok((eta.f_sum_dim_intlist(-1, false, Kind::Double)?, eta.f_ones_like()?))
+    }
+}
+
+/// [`Error::NormalizerFailed`] at the first row whose DFT normaliser is not finite.
+fn check_dft(normalizer: Normalizer, log_normalizer: &[f64], probability: &[f64]) -> Result<()> {
+    match log_normalizer.iter().position(|z| !z.is_finite()) {
+        Some(row) => Err(Error::NormalizerFailed { normalizer: normalizer.name(), row, probability: probability[row] }),
+        None => Ok(()),
+    }
 }
 
 /// Gumbel top-k (paper Algorithm 1): for each sample, the k largest `η_i + G_i` with

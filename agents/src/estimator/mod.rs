@@ -39,7 +39,7 @@ pub use simple::Simple;
 use rand::Rng;
 use tch::{Kind, TchError, Tensor};
 
-use crate::conditional_poisson::{self, ConditionalPoisson};
+use crate::conditional_poisson::{self, ConditionalPoisson, Normalizer};
 
 /// The four properties of the paper's Table 1, as this crate implements each estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,10 +223,16 @@ fn check_samples(estimator: &dyn GradientEstimator, samples: usize) -> Result<()
     Ok(())
 }
 
+/// The distribution of `logits` with `normalizer`, or the device's default.
+fn distribution(logits: &Tensor, k: i64, normalizer: Option<Normalizer>) -> Result<ConditionalPoisson> {
+    let normalizer = normalizer.unwrap_or_else(|| Normalizer::default_for(logits.device()));
+    Ok(ConditionalPoisson::with_normalizer(logits, k, normalizer)?)
+}
+
 /// Checks the logits the same way [`ConditionalPoisson`] does (shape, type, k, finite
-/// values) for estimators that do not build the distribution.
+/// values on the CPU) for estimators that do not build the distribution.
 fn check_logits(logits: &Tensor, k: i64) -> Result<()> {
-    conditional_poisson::read_logits(logits, k)?;
+    conditional_poisson::check_logits(logits, k)?;
     Ok(())
 }
 

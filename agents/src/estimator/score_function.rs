@@ -3,8 +3,8 @@
 use rand::Rng;
 use tch::{Kind, Tensor};
 
-use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples};
-use crate::conditional_poisson::{ConditionalPoisson, Sampler};
+use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples, distribution};
+use crate::conditional_poisson::{Normalizer, Sampler};
 
 /// The score-function estimator `1/S Σ_s (f_s − b_s) (z_s − π)`.
 ///
@@ -18,21 +18,31 @@ use crate::conditional_poisson::{ConditionalPoisson, Sampler};
 /// samples Gumbel top-k but scores with the conditional Poisson law (biased).
 ///
 /// The surrogate is `mean f + mean_{s,b} stopgrad(f − b) (log p(z) − stopgrad log p(z))`.
+///
+/// The distribution uses the logits' device's default backend
+/// ([`Normalizer::default_for`]) unless [`with_normalizer`](Self::with_normalizer) says
+/// otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScoreFunction {
     sampler: Sampler,
     leave_one_out: bool,
+    normalizer: Option<Normalizer>,
 }
 
 impl ScoreFunction {
     /// SFESS (Eq. 4), no baseline.
     pub fn plain(sampler: Sampler) -> Self {
-        Self { sampler, leave_one_out: false }
+        Self { sampler, leave_one_out: false, normalizer: None }
     }
 
     /// SFESS + VR (Eq. 7), the leave-one-out baseline; needs `S ≥ 2`.
     pub fn leave_one_out(sampler: Sampler) -> Self {
-        Self { sampler, leave_one_out: true }
+        Self { sampler, leave_one_out: true, normalizer: None }
+    }
+
+    /// The same estimator with the distribution computed by `normalizer`.
+    pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
+        Self { normalizer: Some(normalizer), ..self }
     }
 
     /// The leave-one-out baselines `b_s = (Σ_j f_j − f_s)/(S − 1)` of losses `[S, B]`.
@@ -62,7 +72,7 @@ impl GradientEstimator for ScoreFunction {
 
     fn draw(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<Draw> {
         check_samples(self, samples)?;
-        let policy = ConditionalPoisson::new(logits, k)?;
+        let policy = distribution(logits, k, self.normalizer)?;
         let actions = policy.sample(samples, self.sampler, rng)?;
         let batch = policy.batch_size();
         Ok(Draw { actions, logits: logits.shallow_clone(), k, samples, batch, memory: Memory::Policy(policy) })
@@ -74,7 +84,7 @@ impl GradientEstimator for ScoreFunction {
         let f = losses.f_detach()?;
         let advantage = if self.leave_one_out { f.f_sub(&Self::baselines(&f)?)? } else { f };
         // log p of each loss's actions: the sum over its group of rows, [S, R].
-        let log_prob = policy.log_prob(&draw.actions)?;
+        let log_prob = policy.log_prob_of_samples(&draw.actions)?;
         let shape = losses.size();
         let log_prob =
             log_prob.f_view([shape[0], shape[1], groups as i64])?.f_sum_dim_intlist(-1, false, None::<Kind>)?;

@@ -3,16 +3,31 @@
 use rand::Rng;
 use tch::Kind;
 
-use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples};
-use crate::conditional_poisson::{ConditionalPoisson, Sampler};
+use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples, distribution};
+use crate::conditional_poisson::{Normalizer, Sampler};
 use tch::Tensor;
 
 /// `simple`: forward exact k-subset samples `z_s`; backward straight through the exact
 /// marginals, `∂L/∂η = J_π(η)ᵀ ∂L/∂z = Cov(z) · 1/S Σ_s ∂f_s/∂z_s`, with `Cov(z) v`
 /// computed exactly ([`ConditionalPoisson::covariance_vector_product`]). Needs a
-/// differentiable `f`; no parameter to tune.
+/// differentiable `f`; no parameter to tune. The distribution uses the logits' device's
+/// default backend unless [`with_normalizer`](Self::with_normalizer) says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Simple;
+pub struct Simple {
+    normalizer: Option<Normalizer>,
+}
+
+impl Simple {
+    /// SIMPLE with the device's default backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// SIMPLE with the distribution computed by `normalizer`.
+    pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
+        Self { normalizer: Some(normalizer) }
+    }
+}
 
 impl GradientEstimator for Simple {
     fn name(&self) -> &'static str {
@@ -25,7 +40,7 @@ impl GradientEstimator for Simple {
 
     fn draw(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<Draw> {
         check_samples(self, samples)?;
-        let policy = ConditionalPoisson::new(logits, k)?;
+        let policy = distribution(logits, k, self.normalizer)?;
         // A leaf of its own, so that ∂f/∂z can be taken without reaching the logits.
         let actions = policy.sample(samples, Sampler::Exact, rng)?.set_requires_grad(true);
         let batch = policy.batch_size();

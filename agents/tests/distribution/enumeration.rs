@@ -1,6 +1,6 @@
 //! Every quantity against brute-force enumeration of all k-subsets, n <= 12, every k.
 
-use super::reference::{close, enumerate, normal_logits, uniform_logits};
+use super::reference::{EXACT, close, enumerate, normal_logits, uniform_logits};
 use sfess_agents::{ConditionalPoisson, Normalizer, log_binomial};
 use tch::Tensor;
 
@@ -19,16 +19,26 @@ fn policy(eta: &[f64], k: usize, normalizer: Normalizer) -> ConditionalPoisson {
 }
 
 #[test]
-fn stable_normaliser_marginals_entropy_and_kl_match_enumeration() {
+fn exact_normalisers_marginals_entropy_and_kl_match_enumeration() {
+    for normalizer in EXACT {
+        exact_normalisers_marginals_entropy_and_kl_match_enumeration_with(normalizer);
+    }
+}
+
+fn exact_normalisers_marginals_entropy_and_kl_match_enumeration_with(normalizer: Normalizer) {
     for eta in cases() {
         let n = eta.len();
         for k in 0..=n {
             let exact = enumerate(&eta, k);
-            let cp = policy(&eta, k, Normalizer::Stable);
+            let cp = policy(&eta, k, normalizer);
             let z = cp.log_normalizer_values()[0];
-            assert!(close(z, exact.log_normalizer, 1e-12), "n={n} k={k}: {z} vs {}", exact.log_normalizer);
+            assert!(
+                close(z, exact.log_normalizer, 1e-12),
+                "{normalizer:?} n={n} k={k}: {z} vs {}",
+                exact.log_normalizer
+            );
             for (i, (a, b)) in cp.marginal_values().iter().zip(&exact.marginals).enumerate() {
-                assert!((a - b).abs() <= 1e-12, "n={n} k={k} item {i}: {a} vs {b}");
+                assert!((a - b).abs() <= 1e-12, "{normalizer:?} n={n} k={k} item {i}: {a} vs {b}");
             }
             let sum: f64 = cp.marginal_values().iter().sum();
             assert!((sum - k as f64).abs() <= 1e-12 * n as f64, "Σπ = {sum}, k = {k}");
@@ -41,11 +51,17 @@ fn stable_normaliser_marginals_entropy_and_kl_match_enumeration() {
 
 #[test]
 fn log_prob_of_every_subset_matches_enumeration_and_sums_to_one() {
+    for normalizer in EXACT {
+        log_prob_of_every_subset_matches_enumeration_and_sums_to_one_with(normalizer);
+    }
+}
+
+fn log_prob_of_every_subset_matches_enumeration_and_sums_to_one_with(normalizer: Normalizer) {
     for eta in cases() {
         let n = eta.len();
         for k in 0..=n {
             let exact = enumerate(&eta, k);
-            let cp = policy(&eta, k, Normalizer::Stable);
+            let cp = policy(&eta, k, normalizer);
             let actions: Vec<f64> = exact
                 .subsets
                 .iter()
@@ -65,11 +81,17 @@ fn log_prob_of_every_subset_matches_enumeration_and_sums_to_one() {
 /// The paper's Eq. 3: Bernoulli log-likelihood minus log P(Σ b = k) equals log p(z).
 #[test]
 fn paper_log_prob_sum_eq_k_is_consistent_with_enumeration() {
+    for normalizer in EXACT {
+        paper_log_prob_sum_eq_k_is_consistent_with_enumeration_with(normalizer);
+    }
+}
+
+fn paper_log_prob_sum_eq_k_is_consistent_with_enumeration_with(normalizer: Normalizer) {
     for eta in cases() {
         let n = eta.len();
         for k in 0..=n {
             let exact = enumerate(&eta, k);
-            let cp = policy(&eta, k, Normalizer::Stable);
+            let cp = policy(&eta, k, normalizer);
             let log_p_sum = cp.log_prob_sum_eq_k_values()[0];
             let s = &exact.subsets[0];
             let log_bernoulli: f64 = (0..n)
@@ -88,11 +110,17 @@ fn paper_log_prob_sum_eq_k_is_consistent_with_enumeration() {
 /// E[z − π] = 0 under the distribution: the score has mean zero.
 #[test]
 fn score_has_mean_zero_under_enumeration() {
+    for normalizer in EXACT {
+        score_has_mean_zero_under_enumeration_with(normalizer);
+    }
+}
+
+fn score_has_mean_zero_under_enumeration_with(normalizer: Normalizer) {
     for eta in cases() {
         let n = eta.len();
         for k in 0..=n {
             let exact = enumerate(&eta, k);
-            let cp = policy(&eta, k, Normalizer::Stable);
+            let cp = policy(&eta, k, normalizer);
             let mut mean = vec![0.0; n];
             for (s, lp) in exact.subsets.iter().zip(&exact.log_probs) {
                 let z: Vec<f64> = (0..n).map(|i| if s.contains(&i) { 1.0 } else { 0.0 }).collect();
@@ -151,6 +179,12 @@ fn dft_cannot_resolve_a_tiny_probability_and_the_clamp_is_wrong() {
 /// `Cov(z) v` (SIMPLE's backward) against Σ_z p(z) (z − π)(z − π)ᵀ v by enumeration.
 #[test]
 fn covariance_vector_product_matches_enumeration() {
+    for normalizer in EXACT {
+        covariance_vector_product_matches_enumeration_with(normalizer);
+    }
+}
+
+fn covariance_vector_product_matches_enumeration_with(normalizer: Normalizer) {
     for eta in cases() {
         let n = eta.len();
         let v = normal_logits(n, 77);
@@ -165,11 +199,11 @@ fn covariance_vector_product_matches_enumeration() {
                     *e += lp.exp() * c * projection;
                 }
             }
-            let cp = policy(&eta, k, Normalizer::Stable);
+            let cp = policy(&eta, k, normalizer);
             let got = cp.covariance_vector_product(&Tensor::from_slice(&v).view([1, n as i64])).unwrap();
             let got = Vec::<f64>::try_from(got.view([-1])).unwrap();
             for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
-                assert!((a - b).abs() <= 1e-12, "n={n} k={k} item {i}: {a} vs {b}");
+                assert!((a - b).abs() <= 1e-12, "{normalizer:?} n={n} k={k} item {i}: {a} vs {b}");
             }
         }
     }

@@ -4,6 +4,11 @@
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::Rng;
+use sfess_agents::Normalizer;
+
+/// The backends that are exact to rounding, which every accuracy test runs on (the
+/// parallel one on CPU tensors: the same tensor programme as on CUDA).
+pub const EXACT: [Normalizer; 2] = [Normalizer::Stable, Normalizer::Parallel];
 
 /// Logits drawn uniformly from `[-scale, scale]` at a fixed seed.
 pub fn uniform_logits(n: usize, scale: f64, seed: u64) -> Vec<f64> {
