@@ -91,7 +91,7 @@ impl Agent {
             options.samples,
             options.device,
         )?;
-        let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999);
+        let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999)?;
         Ok(Self { experiment, optimizer, seed: options.seed, samples: options.samples, steps: 0 })
     }
 
@@ -100,11 +100,14 @@ impl Agent {
     /// # Errors
     /// Whatever the environment, the policy or the estimator fails with; a non-finite loss.
     pub fn step(&mut self) -> anyhow::Result<StepReport> {
+        let step = self.steps;
         let report = self
             .experiment
-            .train_step(self.steps, self.seed, self.samples, &mut self.optimizer)
-            .with_context(|| format!("training step {}", self.steps))?;
+            .train_step(step, self.seed, self.samples, &mut self.optimizer)
+            .with_context(|| format!("training step {step}"))?;
         self.steps += 1;
+        let loss = report.loss_value()?;
+        anyhow::ensure!(loss.is_finite(), "training step {step}: the loss became {loss}");
         Ok(report)
     }
 
@@ -113,7 +116,7 @@ impl Agent {
     /// # Errors
     /// As [`Agent::step`].
     pub fn train(&mut self, steps: u64) -> anyhow::Result<Vec<f64>> {
-        (0..steps).map(|_| self.step().map(|report| -report.loss)).collect()
+        (0..steps).map(|_| self.step().and_then(|report| Ok(-report.loss_value()?))).collect()
     }
 
     /// Steps taken so far.

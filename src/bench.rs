@@ -1,11 +1,13 @@
-//! `sfess-agent bench distribution`: how fast the k-subset distribution is on this
-//! machine, at the sizes of the paper's tasks, beside the paper's DFT.
+//! `sfess-agent bench`: how fast the k-subset distribution (`bench distribution`) and a
+//! training step (`bench train`) are on this machine, on the CPU or a CUDA device.
 //!
 //! Each case is timed by repeating it until about `--seconds` have passed (after one
-//! warm-up call) and reporting the median and the fastest call. The largest case also
-//! runs first and reports its peak memory: the process's high-water mark (`VmHWM`, reset through
-//! `/proc/self/clear_refs` just before), which includes libtorch's own resident memory,
-//! given beside the resident size before the call.
+//! warm-up call) and reporting the median and the fastest call. On a CUDA device every call
+//! ends with a synchronisation, so that the time is the device's work, not only its launch.
+//! The largest distribution case also runs first and reports its peak memory on the CPU:
+//! the process's high-water mark (`VmHWM`, reset through `/proc/self/clear_refs` just
+//! before), which includes libtorch's own resident memory, given beside the resident size
+//! before the call.
 
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,68 @@ use serde::Serialize;
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
+use crate::config::{EnvName, TrainConfig};
+use crate::estimators::NormalizerName;
+
+/// Where a benchmark ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// The GPU's model (from `nvidia-smi`), for a CUDA device.
+    pub gpu: Option<String>,
+    /// The CPU's model (from `/proc/cpuinfo`).
+    pub cpu: Option<String>,
+    /// libtorch's intra-op threads and rayon's threads.
+    pub threads: usize,
+}
+
+impl Machine {
+    /// This machine, benchmarking on `device`.
+    pub fn describe(device: Device) -> Self {
+        let gpu = match device {
+            Device::Cuda(index) => gpu_model(index),
+            _ => None,
+        };
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+        });
+        Self { device: crate::device::device_name(device), gpu, cpu, threads: rayon::current_num_threads() }
+    }
+
+    /// One line for the top of a report.
+    pub fn line(&self) -> String {
+        let model = self.gpu.as_deref().or(self.cpu.as_deref()).unwrap_or("unknown model");
+        format!("{} ({model}), {} CPU threads", self.device, self.threads)
+    }
+}
+
+/// The model of CUDA device `index`, as `nvidia-smi` names it.
+fn gpu_model(index: usize) -> Option<String> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader", "-i", &index.to_string()])
+        .output()
+        .ok()?;
+    let name = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !name.is_empty()).then_some(name)
+}
+
+/// Waits for `device` to finish its queued work (nothing to wait for on the CPU).
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
 /// One benchmark case and what it measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
     /// What was timed.
     pub case: String,
-    /// Rows, items and subset size.
+    /// The backend.
+    pub normalizer: String,
+    /// Rows.
     pub batch: i64,
     /// Items per row.
     pub n: i64,
@@ -39,14 +97,30 @@ pub struct Measurement {
     pub before_mib: Option<f64>,
 }
 
-/// Times `call` for about `budget` (at least 3 calls, after one warm-up).
-fn time(budget: Duration, mut call: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64, usize)> {
+/// `bench distribution`'s result.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistributionReport {
+    /// Where it ran.
+    pub machine: Machine,
+    /// The cases.
+    pub measurements: Vec<Measurement>,
+}
+
+/// Times `call` on `device` for about `budget` (at least 3 calls, after one warm-up), each
+/// call followed by a synchronisation.
+fn time(
+    budget: Duration,
+    device: Device,
+    mut call: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, f64, usize)> {
     call()?;
+    synchronize(device);
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < 3 || (start.elapsed() < budget && times.len() < 10_000) {
         let t = Instant::now();
         call()?;
+        synchronize(device);
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -80,77 +154,122 @@ fn peak_memory_mib(call: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<
     })
 }
 
+/// The shapes of the issue's targets: `(B, n, k)` for normaliser + marginals + 32 exact samples.
+pub const TARGET_SHAPES: [(i64, i64, i64); 4] = [(128, 128, 10), (1, 784, 50), (1, 100_000, 1_000), (1_024, 1_024, 64)];
+
+/// The normaliser and marginals, then `samples` exact samples per row, with `normalizer`.
+fn law_and_samples(
+    logits: &Tensor,
+    k: i64,
+    normalizer: Normalizer,
+    samples: usize,
+    rng: &mut Xoshiro256PlusPlus,
+) -> anyhow::Result<()> {
+    let policy = ConditionalPoisson::with_normalizer(logits, k, normalizer).context("computing the distribution")?;
+    let _marginals = policy.marginals();
+    if samples > 0 {
+        let _ = policy.sample(samples, Sampler::Exact, rng).context("sampling")?;
+    }
+    Ok(())
+}
+
 /// Runs every case of the distribution benchmark on `device`, spending about `seconds`
 /// on each, and reports progress on stderr.
 ///
 /// # Errors
 /// Library errors (none are expected on valid sizes).
-pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<Vec<Measurement>> {
+pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<DistributionReport> {
     let budget = Duration::from_secs_f64(seconds);
     let mut results = Vec::new();
-    let mut record =
-        |case: &str, (batch, n, k): (i64, i64, i64), timing: (f64, f64, usize), memory: Option<(f64, f64)>| {
-            let (median_seconds, min_seconds, calls) = timing;
-            eprintln!("  {case:<44} B={batch:<4} n={n:<6} k={k:<5} median {:>10.3} ms", median_seconds * 1e3);
-            results.push(Measurement {
-                case: case.to_owned(),
-                batch,
-                n,
-                k,
-                median_seconds,
-                min_seconds,
-                calls,
-                peak_mib: memory.map(|(_, peak)| peak),
-                before_mib: memory.map(|(before, _)| before),
-            });
-        };
-    let normaliser = |logits: &Tensor, k: i64, normalizer: Normalizer| -> anyhow::Result<()> {
-        ConditionalPoisson::with_normalizer(logits, k, normalizer).map(drop).context("computing the normaliser")
+    let mut record = |case: &str,
+                      normalizer: Normalizer,
+                      (batch, n, k): (i64, i64, i64),
+                      timing: (f64, f64, usize),
+                      memory: Option<(f64, f64)>| {
+        let (median_seconds, min_seconds, calls) = timing;
+        eprintln!(
+            "  {case:<38} {:<15} B={batch:<5} n={n:<6} k={k:<5} median {:>10.3} ms",
+            normalizer.name(),
+            median_seconds * 1e3
+        );
+        results.push(Measurement {
+            case: case.to_owned(),
+            normalizer: normalizer.name().to_owned(),
+            batch,
+            n,
+            k,
+            median_seconds,
+            min_seconds,
+            calls,
+            peak_mib: memory.map(|(_, peak)| peak),
+            before_mib: memory.map(|(before, _)| before),
+        });
     };
-
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    let exact = [Normalizer::Stable, Normalizer::Parallel];
     // First, so that its peak memory is measured on a process that has done nothing else.
     {
         let (batch, n, k) = (1, 100_000, 1_000);
         let logits = normal_logits(batch, n, device);
-        let peak = peak_memory_mib(|| normaliser(&logits, k, Normalizer::Stable))?;
-        let timing = time(budget, || normaliser(&logits, k, Normalizer::Stable))?;
-        record("stable normaliser + marginals", (batch, n, k), timing, peak);
+        let peak = match device {
+            Device::Cpu => peak_memory_mib(|| law_and_samples(&logits, k, Normalizer::Stable, 0, &mut rng))?,
+            _ => None,
+        };
+        let timing = time(budget, device, || law_and_samples(&logits, k, Normalizer::Stable, 0, &mut rng))?;
+        record("normaliser + marginals", Normalizer::Stable, (batch, n, k), timing, peak);
+    }
+    // The issue's targets: normaliser + marginals + 32 exact samples, both exact backends.
+    for (batch, n, k) in TARGET_SHAPES {
+        let logits = normal_logits(batch, n, device);
+        for normalizer in exact {
+            let timing = time(budget, device, || law_and_samples(&logits, k, normalizer, 32, &mut rng))?;
+            record("normaliser + marginals + 32 samples", normalizer, (batch, n, k), timing, None);
+        }
     }
     for (batch, n, k) in [(128, 128, 10), (1, 784, 50), (1, 4096, 256)] {
         let logits = normal_logits(batch, n, device);
-        let timing = time(budget, || normaliser(&logits, k, Normalizer::Stable))?;
-        record("stable normaliser + marginals", (batch, n, k), timing, None);
+        for normalizer in exact {
+            let timing = time(budget, device, || law_and_samples(&logits, k, normalizer, 0, &mut rng))?;
+            record("normaliser + marginals", normalizer, (batch, n, k), timing, None);
+        }
     }
     {
         let (batch, n, k) = (128, 128, 10);
         let logits = normal_logits(batch, n, device);
-        let policy = ConditionalPoisson::new(&logits, k)?;
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
-        for (sampler, case) in
-            [(Sampler::Exact, "32 exact samples per row"), (Sampler::GumbelTopK, "32 Gumbel top-k samples per row")]
-        {
-            let timing = time(budget, || policy.sample(32, sampler, &mut rng).map(drop).context("sampling"))?;
-            record(case, (batch, n, k), timing, None);
+        for normalizer in exact {
+            let policy = ConditionalPoisson::with_normalizer(&logits, k, normalizer)?;
+            for (sampler, case) in
+                [(Sampler::Exact, "32 exact samples per row"), (Sampler::GumbelTopK, "32 Gumbel top-k samples per row")]
+            {
+                let timing =
+                    time(budget, device, || policy.sample(32, sampler, &mut rng).map(drop).context("sampling"))?;
+                record(case, normalizer, (batch, n, k), timing, None);
+            }
         }
     }
-    // The paper's DFT (our f64 and complex64 implementations of it) where it can run.
+    // The paper's DFT (on the host with rustfft for CPU logits, libtorch's FFT on a device).
     for (batch, n, k) in [(1, 784, 50), (128, 128, 10)] {
         // N(0, 1) logits make P(sum b = k) far below the f64 DFT's resolution: time it
         // on logits tilted so that it succeeds (the arithmetic is the same).
         let tilt = ((k as f64) / ((n - k) as f64)).ln();
         let logits = normal_logits(batch, n, device) * 0.1 + tilt;
-        let timing = time(budget, || normaliser(&logits, k, Normalizer::Dft))?;
-        record("paper's DFT (f64) + marginals", (batch, n, k), timing, None);
-        let timing = time(budget, || normaliser(&logits, k, Normalizer::PaperComplex64))?;
-        record("paper code's DFT (complex64) + marginals", (batch, n, k), timing, None);
+        for (normalizer, case) in [
+            (Normalizer::Dft, "paper's DFT (f64) + marginals"),
+            (Normalizer::PaperComplex64, "paper code's DFT (complex64) + marginals"),
+        ] {
+            let timing = time(budget, device, || law_and_samples(&logits, k, normalizer, 0, &mut rng))?;
+            record(case, normalizer, (batch, n, k), timing, None);
+        }
     }
-    Ok(results)
+    Ok(DistributionReport { machine: Machine::describe(device), measurements: results })
 }
 
 /// The benchmark as a Markdown table, with the DFT-to-stable ratios.
-pub fn table(results: &[Measurement]) -> String {
-    let mut out = String::from(
-        "| case | B | n | k | median | fastest | calls | process peak RSS (before the call) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+pub fn table(report: &DistributionReport) -> String {
+    let results = &report.measurements;
+    let mut out = format!(
+        "{}\n\n| case | backend | B | n | k | median | fastest | calls | process peak RSS (before the call) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        report.machine.line()
     );
     for m in results {
         let peak = match (m.peak_mib, m.before_mib) {
@@ -158,8 +277,9 @@ pub fn table(results: &[Measurement]) -> String {
             _ => String::new(),
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.case,
+            m.normalizer,
             m.batch,
             m.n,
             m.k,
@@ -169,11 +289,16 @@ pub fn table(results: &[Measurement]) -> String {
             peak
         );
     }
-    let find = |case: &str, n: i64| results.iter().find(|m| m.case == case && m.n == n).map(|m| m.median_seconds);
+    let find = |case: &str, normalizer: &str, n: i64| {
+        results.iter().find(|m| m.case == case && m.normalizer == normalizer && m.n == n).map(|m| m.median_seconds)
+    };
     for n in [784, 128] {
-        if let Some(stable) = find("stable normaliser + marginals", n) {
-            for case in ["paper's DFT (f64) + marginals", "paper code's DFT (complex64) + marginals"] {
-                if let Some(dft) = find(case, n) {
+        if let Some(stable) = find("normaliser + marginals", "stable", n) {
+            for (case, name) in [
+                ("paper's DFT (f64) + marginals", "dft"),
+                ("paper code's DFT (complex64) + marginals", "paper-complex64"),
+            ] {
+                if let Some(dft) = find(case, name, n) {
                     out += &format!("\n{case} at n = {n}: {:.1}x the stable backend's time", dft / stable);
                 }
             }
@@ -198,36 +323,66 @@ fn duration(seconds: f64) -> String {
 pub struct StepMeasurement {
     /// The task.
     pub task: String,
+    /// The distribution's backend.
+    pub normalizer: String,
     /// Median seconds per training step (SFESS + VR, S = 32).
     pub seconds_per_step: f64,
-    /// Median seconds of the step's matrix products alone (forward and backward).
+    /// Median seconds of the step's matrix products alone (forward and backward, inputs
+    /// made beforehand).
     pub floor_seconds: f64,
-    /// The paper's PyTorch code per step on a machine of this kind (from the project's issue).
+    /// The paper's PyTorch code per step on a 2-core machine of this project's kind (from
+    /// the project's issue).
     pub paper_seconds: f64,
 }
 
-/// `(rows, inputs, outputs)` of every matrix product of one training step.
-fn step_products(config: &crate::config::TrainConfig) -> Vec<(i64, i64, i64)> {
-    use crate::config::EnvName;
+/// `bench train`'s result.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Where it ran.
+    pub machine: Machine,
+    /// The tasks.
+    pub measurements: Vec<StepMeasurement>,
+}
+
+/// One matrix product of a step: `[rows, inputs] × [inputs, outputs]`, and whether its
+/// input needs a gradient (it does except for a network's first layer, whose input is data
+/// or samples).
+#[derive(Debug, Clone, Copy)]
+struct Product {
+    rows: i64,
+    inputs: i64,
+    outputs: i64,
+    input_gradient: bool,
+}
+
+/// The matrix products of one training step of `config` on `device`, as the networks run
+/// them (on the CPU feature selection's first layer multiplies only the k selected pixels).
+fn step_products(config: &TrainConfig, device: Device) -> Vec<Product> {
     let (batch, samples) = (config.batch_size as i64, config.samples as i64);
+    let layer = |rows, inputs, outputs, input_gradient| Product { rows, inputs, outputs, input_gradient };
     match config.env {
         EnvName::KnnMnist | EnvName::KnnFashion => {
             let rows = batch + config.candidates as i64;
-            vec![(rows, 784, 512), (rows, 512, 256), (rows, 256, config.embedding_dim as i64)]
+            vec![
+                layer(rows, 784, 512, false),
+                layer(rows, 512, 256, true),
+                layer(rows, 256, config.embedding_dim as i64, true),
+            ]
         }
         EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => {
-            vec![(samples * batch, 784, 200), (samples * batch, 200, 784)]
+            let first = if device == Device::Cpu { config.subset_size() as i64 } else { 784 };
+            vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, 784, true)]
         }
         EnvName::VaeMnist | EnvName::VaeFashion => {
             let code = (config.vae_groups * config.vae_items) as i64;
             let rows = samples * batch;
             vec![
-                (batch, 784, 512),
-                (batch, 512, 256),
-                (batch, 256, code),
-                (rows, code, 256),
-                (rows, 256, 512),
-                (rows, 512, 784),
+                layer(batch, 784, 512, false),
+                layer(batch, 512, 256, true),
+                layer(batch, 256, code, true),
+                layer(rows, code, 256, false),
+                layer(rows, 256, 512, true),
+                layer(rows, 512, 784, true),
             ]
         }
         // The black-box tasks are not benchmarked against the paper.
@@ -235,15 +390,24 @@ fn step_products(config: &crate::config::TrainConfig) -> Vec<(i64, i64, i64)> {
     }
 }
 
-/// Seconds of the products `(rows, in, out)`, forward and backward, on `device`.
-fn products_once(products: &[(i64, i64, i64)], device: Device) -> anyhow::Result<()> {
-    for &(rows, inputs, outputs) in products {
-        let x = Tensor::randn([rows, inputs], (Kind::Float, device)).set_requires_grad(true);
-        let w = Tensor::randn([inputs, outputs], (Kind::Float, device)).set_requires_grad(true);
-        x.f_mm(&w)?.f_sum(Kind::Float)?.f_backward()?;
-    }
-    if let Device::Cuda(_) = device {
-        tch::Cuda::synchronize(0);
+/// The operands of `products` on `device`, made once.
+fn product_operands(products: &[Product], device: Device) -> Vec<(Tensor, Tensor)> {
+    products
+        .iter()
+        .map(|p| {
+            let x = Tensor::randn([p.rows, p.inputs], (Kind::Float, device)).set_requires_grad(p.input_gradient);
+            let w = Tensor::randn([p.inputs, p.outputs], (Kind::Float, device)).set_requires_grad(true);
+            (x, w)
+        })
+        .collect()
+}
+
+/// The products forward and backward (each gradient computed, none accumulated).
+fn products_once(operands: &[(Tensor, Tensor)]) -> anyhow::Result<()> {
+    for (x, w) in operands {
+        let y = x.f_mm(w)?.f_sum(Kind::Float)?;
+        let inputs: Vec<&Tensor> = if x.requires_grad() { vec![x, w] } else { vec![w] };
+        let _ = Tensor::f_run_backward(&[y], &inputs, false, false)?;
     }
     Ok(())
 }
@@ -257,8 +421,8 @@ pub fn train_steps(
     device: Device,
     seconds: f64,
     data_dir: Option<std::path::PathBuf>,
-) -> anyhow::Result<Vec<StepMeasurement>> {
-    use crate::config::{EnvName, TrainConfig};
+    normalizer: NormalizerName,
+) -> anyhow::Result<TrainReport> {
     let budget = Duration::from_secs_f64(seconds);
     let tasks = [
         ("k-NN (MNIST)", EnvName::KnnMnist, None, 0.043),
@@ -274,45 +438,51 @@ pub fn train_steps(
             device: crate::device::device_name(device),
             ..TrainConfig::default()
         };
+        config.estimator_options.normalizer = normalizer;
         if let Some((d, n, k)) = vae {
             (config.vae_groups, config.vae_items, config.k) = (d, n, Some(k));
         }
         let mut experiment = crate::runner::Experiment::build(&config)?;
-        let variables = experiment.variables();
-        let mut optimizer = crate::trainer::Adam::new(variables, config.lr(), config.beta1, config.beta2);
+        let mut optimizer = experiment.optimizer(config.lr(), config.beta1, config.beta2)?;
         let mut step = 0u64;
-        let (median, _, _) = time(budget, || {
+        let (median, _, _) = time(budget, device, || {
             step += 1;
-            experiment.train_step(step, config.seed, config.samples, &mut optimizer)?;
-            if let Device::Cuda(_) = device {
-                tch::Cuda::synchronize(0);
-            }
-            Ok(())
+            experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
         })?;
-        let products = step_products(&config);
-        let (floor, _, _) = time(budget, || products_once(&products, device))?;
-        eprintln!("  {task:<26} {:>8.4} s/step   floor {:>8.4} s   paper's code {paper_seconds} s", median, floor);
+        let operands = product_operands(&step_products(&config, device), device);
+        let (floor, _, _) = time(budget, device, || products_once(&operands))?;
+        let used = normalizer.resolve(device).name();
+        eprintln!(
+            "  {task:<26} {used:<9} {:>8.4} s/step   floor {:>8.4} s ({:.2}x)   paper's code {paper_seconds} s",
+            median,
+            floor,
+            median / floor
+        );
         results.push(StepMeasurement {
             task: task.to_owned(),
+            normalizer: used.to_owned(),
             seconds_per_step: median,
             floor_seconds: floor,
             paper_seconds,
         });
     }
-    Ok(results)
+    Ok(TrainReport { machine: Machine::describe(device), measurements: results })
 }
 
 /// `bench train` as a Markdown table.
-pub fn step_table(results: &[StepMeasurement]) -> String {
-    let mut out = String::from(
-        "| task (SFESS + VR, S = 32, batch 128) | s/step | matrix products alone (floor) | paper's code | speed-up |\n|---|---:|---:|---:|---:|\n",
+pub fn step_table(report: &TrainReport) -> String {
+    let mut out = format!(
+        "{}\n\n| task (SFESS + VR, S = 32, batch 128) | backend | s/step | matrix products alone (floor) | step / floor | paper's code | speed-up |\n|---|---|---:|---:|---:|---:|---:|\n",
+        report.machine.line()
     );
-    for m in results {
+    for m in &report.measurements {
         out += &format!(
-            "| {} | {:.4} | {:.4} | {:.3} | {:.1}x |\n",
+            "| {} | {} | {:.4} | {:.4} | {:.2}x | {:.3} | {:.1}x |\n",
             m.task,
+            m.normalizer,
             m.seconds_per_step,
             m.floor_seconds,
+            m.seconds_per_step / m.floor_seconds,
             m.paper_seconds,
             m.paper_seconds / m.seconds_per_step
         );

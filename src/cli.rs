@@ -9,7 +9,7 @@ use sfess_agents::Sampler;
 
 use crate::bench;
 use crate::config::{EnvName, TrainConfig};
-use crate::device::{DeviceSpec, device_name};
+use crate::device::DeviceSpec;
 use crate::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 
@@ -20,6 +20,10 @@ pub struct Cli {
     /// Device for tensors: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceSpec,
+    /// CPU threads for libtorch's operations and for the distribution's rows [default: every
+    /// CPU this process may use (its affinity); compare gives each run its share].
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -369,6 +373,9 @@ pub struct BenchTrainArgs {
     /// Folder with the mnist/ IDX files [default: $SFESS_DATA_DIR, else ~/.cache/sfess-agent/data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Backend of the k-subset law (auto: stable on the CPU, parallel on CUDA).
+    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
+    pub normalizer: NormalizerName,
 }
 
 /// Arguments of the benchmarks.
@@ -455,6 +462,7 @@ impl From<SamplerArg> for Sampler {
 /// Whatever the command fails with; the caller prints it.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    crate::threads::configure(cli.threads)?;
     execute(&cli, &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
 }
 
@@ -486,7 +494,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
         }
         Command::Bench(BenchCommand::Distribution(args)) => {
             let device = cli.device.resolve()?;
-            eprintln!("sfess-agent bench distribution on {} with {} threads", device_name(device), rayon_threads());
+            eprintln!("sfess-agent bench distribution on {}", bench::Machine::describe(device).line());
             let results = bench::distribution(device, args.seconds)?;
             let text = if args.json {
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
@@ -498,8 +506,8 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
         }
         Command::Bench(BenchCommand::Train(args)) => {
             let device = cli.device.resolve()?;
-            eprintln!("sfess-agent bench train on {} with {} threads", device_name(device), rayon_threads());
-            let results = bench::train_steps(device, args.timing.seconds, args.data_dir.clone())?;
+            eprintln!("sfess-agent bench train on {}", bench::Machine::describe(device).line());
+            let results = bench::train_steps(device, args.timing.seconds, args.data_dir.clone(), args.normalizer)?;
             let text = if args.timing.json {
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
             } else {
@@ -557,6 +565,10 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 out: args.out.clone(),
                 train_flags: args.task.to_flags(),
                 device: cli.device.to_string(),
+                threads_per_run: crate::threads::share(
+                    cli.threads.unwrap_or_else(crate::threads::available_cpus),
+                    args.jobs,
+                ),
             };
             let table = crate::compare::compare(&plan)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
@@ -583,11 +595,6 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
     }
-}
-
-/// Threads the distribution's row-parallel work runs on.
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The logits from `--logits` or `--logits-file` (`-` being `stdin`).

@@ -61,6 +61,8 @@ pub struct Plan {
     pub train_flags: Vec<String>,
     /// `--device` for every run.
     pub device: String,
+    /// `--threads` for every run: its share of the CPUs (see [`crate::threads::share`]).
+    pub threads_per_run: usize,
 }
 
 /// Runs the plan, then the report; returns the report's Markdown table.
@@ -84,9 +86,10 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
     }
     let total = queue.len();
     eprintln!(
-        "compare: {} runs complete already, {total} to run, {} at a time",
+        "compare: {} runs complete already, {total} to run, {} at a time with {} threads each",
         plan.estimators.len() * plan.seeds.len() - total,
-        plan.jobs
+        plan.jobs,
+        plan.threads_per_run
     );
     let queue = Arc::new(Mutex::new(queue.into_iter().rev().collect::<Vec<_>>()));
     let finished = Arc::new(Mutex::new(0usize));
@@ -147,7 +150,8 @@ fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(dir.join(FAILED));
     write_atomically(&dir.join(PAIR), (serde_json::to_string_pretty(pair)? + "\n").as_bytes())?;
     let mut command = Command::new(exe);
-    command.arg("train").arg("--device").arg(&plan.device).args(["--quiet", "--json"]);
+    command.arg("train").arg("--device").arg(&plan.device).arg("--threads").arg(plan.threads_per_run.to_string());
+    command.args(["--quiet", "--json"]);
     if dir.join(crate::runner::CONFIG).exists() {
         command.arg("--resume").arg(&dir);
         // A resumed run keeps its configuration; only the number of steps may move.

@@ -18,5 +18,6 @@ pub mod inspect;
 pub mod plot;
 pub mod policy;
 pub mod runner;
+pub mod threads;
 pub mod toy;
 pub mod trainer;

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else: libgomp reads its spin count only when it loads.
+    sfess_agent::threads::bound_openmp_spinning();
     match sfess_agent::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`sfess-agent inspect ... | head -c 10`) is not worth a message.

@@ -99,7 +99,10 @@ impl Policy for KnnEmbedding {
         let [queries, candidates] = &observation.inputs[..] else {
             anyhow::bail!("the k-NN policy needs [queries, candidates], got {} inputs", observation.inputs.len());
         };
-        let (q, c) = (self.net.forward(queries), self.net.forward(candidates));
+        // One pass over queries and candidates together (one product per layer, not two).
+        let embedded = self.net.forward(&Tensor::f_cat(&[queries, candidates], 0)?);
+        let count = queries.size()[0];
+        let (q, c) = (embedded.f_narrow(0, 0, count)?, embedded.f_narrow(0, count, candidates.size()[0])?);
         // ‖q − c‖ with the square root kept away from zero, where its gradient is infinite.
         let squared =
             q.f_unsqueeze(1)?.f_sub(&c.f_unsqueeze(0)?)?.f_square()?.f_sum_dim_intlist(-1, false, None::<tch::Kind>)?;

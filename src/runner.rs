@@ -230,7 +230,10 @@ impl Experiment {
     }
 
     /// Adam over every variable of the experiment.
-    pub fn optimizer(&self, learning_rate: f64, beta1: f64, beta2: f64) -> Adam {
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn optimizer(&self, learning_rate: f64, beta1: f64, beta2: f64) -> anyhow::Result<Adam> {
         Adam::new(self.variables(), learning_rate, beta1, beta2)
     }
 
@@ -386,7 +389,7 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     let mut experiment = Experiment::build(config)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
     let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2);
+    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2)?;
     let checkpoint = dir.join(CHECKPOINT);
     let (start, mut elapsed_before) = if resume && checkpoint.exists() {
         let step = load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
@@ -410,30 +413,33 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
     let mut window = TrainWindow::default();
     let loss_every = LOSS_EVERY.min(config.eval_every);
     let mut last_checkpoint = (start > 0).then_some(start);
+    // Training time is counted per segment between validations, up to a point where the
+    // device has finished the segment's work (reading the loss waits for it).
+    let mut segment = Instant::now();
     for step in start..config.steps {
-        let t = Instant::now();
+        let stopped = || stopped_at(step, config.steps, dir, last_checkpoint);
         let report = experiment
             .train_step(step, config.seed, config.samples, &mut optimizer)
-            .with_context(|| stopped_at(step, config.steps, dir, last_checkpoint))
+            .with_context(stopped)
             .inspect_err(|_| progress.abandon())?;
-        training_seconds += t.elapsed().as_secs_f64();
-        window.add(&report);
+        window.add(step, &report)?;
         let done = step + 1;
-        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
         if done % loss_every == 0 || done == config.steps {
-            record_all(&mut log, done, "train", &window.take(), elapsed)?;
+            let means = window.take().with_context(stopped).inspect_err(|_| progress.abandon())?;
+            record_all(&mut log, done, "train", &means, elapsed_before + started.elapsed().as_secs_f64())?;
         }
         if done % config.eval_every == 0 || done == config.steps {
-            let metrics = experiment
-                .evaluate(Phase::Validation)
-                .with_context(|| stopped_at(step, config.steps, dir, last_checkpoint))
-                .inspect_err(|_| progress.abandon())?;
+            window.check().with_context(stopped).inspect_err(|_| progress.abandon())?;
+            training_seconds += segment.elapsed().as_secs_f64();
+            let metrics =
+                experiment.evaluate(Phase::Validation).with_context(stopped).inspect_err(|_| progress.abandon())?;
             record_all(&mut log, done, "validation", &metrics, elapsed_before + started.elapsed().as_secs_f64())?;
             save_checkpoint(&checkpoint, done, &variables, &optimizer)?;
             last_checkpoint = Some(done);
             if let Some(value) = metrics.get(&spec.metric) {
                 progress.set_message(format!("validation {} {value:.4}", spec.metric));
             }
+            segment = Instant::now();
         }
         progress.inc(1);
     }
@@ -467,7 +473,7 @@ pub fn evaluate_run(dir: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
     let config = read_config(dir)?;
     let mut experiment = Experiment::build(&config)?;
     let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2);
+    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2)?;
     let checkpoint = dir.join(CHECKPOINT);
     anyhow::ensure!(checkpoint.exists(), "{} has no checkpoint yet ({CHECKPOINT})", dir.display());
     load_checkpoint(&checkpoint, &variables, &mut optimizer)?;
@@ -503,28 +509,69 @@ fn stopped_at(step: u64, steps: u64, dir: &Path, checkpoint: Option<u64>) -> Str
     format!("training step {step} of {steps} ({kept})")
 }
 
-/// The training records between two log lines: the mean loss and the mean of each info entry.
+/// The training records between two log lines: the mean loss and the mean of each info
+/// entry. The losses add up on their device; they are read (and checked) only when the
+/// window is taken.
 #[derive(Debug, Default)]
 struct TrainWindow {
+    loss: Option<Tensor>,
     sums: BTreeMap<String, f64>,
+    /// Steps of the window: `first` and the count.
+    first: u64,
     steps: u64,
 }
 
 impl TrainWindow {
-    fn add(&mut self, report: &StepReport) {
-        *self.sums.entry("loss".to_owned()).or_default() += report.loss;
+    fn add(&mut self, step: u64, report: &StepReport) -> anyhow::Result<()> {
+        if self.steps == 0 {
+            self.first = step;
+        }
+        self.loss = Some(match self.loss.take() {
+            Some(sum) => sum.f_add(&report.loss)?,
+            None => report.loss.shallow_clone(),
+        });
         for (name, value) in &report.info {
             *self.sums.entry(format!("info.{name}")).or_default() += value;
         }
         self.steps += 1;
+        Ok(())
     }
 
     /// The means since the last call, and a fresh window.
-    fn take(&mut self) -> BTreeMap<String, f64> {
+    ///
+    /// # Errors
+    /// A loss of the window was not finite (NaN or infinite).
+    fn take(&mut self) -> anyhow::Result<BTreeMap<String, f64>> {
         let steps = self.steps.max(1) as f64;
-        let means = std::mem::take(&mut self.sums).into_iter().map(|(name, sum)| (name, sum / steps)).collect();
+        let mut means: BTreeMap<String, f64> =
+            std::mem::take(&mut self.sums).into_iter().map(|(name, sum)| (name, sum / steps)).collect();
+        if let Some(sum) = self.loss.take() {
+            let total = f64::try_from(&sum)?;
+            if !total.is_finite() {
+                bail!(
+                    "the loss became {total} between steps {} and {}; nothing after the last checkpoint is kept",
+                    self.first,
+                    self.first + self.steps - 1
+                );
+            }
+            means.insert("loss".to_owned(), total / steps);
+        }
         self.steps = 0;
-        means
+        Ok(means)
+    }
+
+    /// Fails as [`take`](Self::take) would, without ending the window.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(sum) = &self.loss {
+            let total = f64::try_from(sum)?;
+            anyhow::ensure!(
+                total.is_finite(),
+                "the loss became {total} between steps {} and {}; nothing after the last checkpoint is kept",
+                self.first,
+                self.first + self.steps - 1
+            );
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,13 @@ use crate::policy::Policy;
 /// m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
 /// θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
 /// ```
+///
+/// # Layout
+/// The parameters of each (device, type) are moved into one flat buffer, and each
+/// parameter becomes a view into it (as apex's and DeepSpeed's fused optimisers do); the
+/// moments are flat buffers of the same layout. An update is then a dozen tensor operations
+/// over each buffer, however many parameter tensors there are, with the same arithmetic per
+/// element as one update per tensor (so the same numbers).
 #[derive(Debug)]
 pub struct Adam {
     learning_rate: f64,
@@ -30,62 +37,128 @@ pub struct Adam {
     epsilon: f64,
     /// Updates taken.
     pub steps: i64,
-    /// `(name, variable)`, sorted by name.
+    /// `(name, variable)`, sorted by name; each a view into its group's buffer.
     params: Vec<(String, Tensor)>,
-    first: Vec<Tensor>,
-    second: Vec<Tensor>,
+    groups: Vec<FlatGroup>,
+}
+
+/// The parameters of one device and type, flattened.
+#[derive(Debug)]
+struct FlatGroup {
+    /// `(index into params, offset, elements)` of each member, in buffer order.
+    members: Vec<(usize, i64, i64)>,
+    values: Tensor,
+    first: Tensor,
+    second: Tensor,
+}
+
+impl FlatGroup {
+    /// A member's slice of `buffer`, shaped as the parameter.
+    fn view(buffer: &Tensor, offset: i64, elements: i64, shape: &[i64]) -> Result<Tensor, tch::TchError> {
+        buffer.f_narrow(0, offset, elements)?.f_view(shape)
+    }
 }
 
 impl Adam {
-    /// Adam over `params` (named, in a stable order), with ε = 1e-8.
-    pub fn new(params: Vec<(String, Tensor)>, learning_rate: f64, beta1: f64, beta2: f64) -> Self {
-        let first = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        let second = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Self { learning_rate, beta1, beta2, epsilon: 1e-8, steps: 0, params, first, second }
-    }
-
-    /// Clears the gradients.
-    pub fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            let mut grad = p.grad();
-            if grad.defined() {
-                let _ = grad.zero_();
-            }
-        }
-    }
-
-    /// One update from the accumulated gradients.
+    /// Adam over `params` (named, in a stable order), with ε = 1e-8. Each parameter's data
+    /// moves into its group's flat buffer (its values are unchanged).
     ///
     /// # Errors
     /// libtorch errors.
-    pub fn step(&mut self) -> anyhow::Result<()> {
+    pub fn new(params: Vec<(String, Tensor)>, learning_rate: f64, beta1: f64, beta2: f64) -> anyhow::Result<Self> {
+        let mut keys: Vec<(tch::Device, Kind)> = Vec::new();
+        for (_, p) in &params {
+            if !keys.contains(&(p.device(), p.kind())) {
+                keys.push((p.device(), p.kind()));
+            }
+        }
+        let mut groups = Vec::new();
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for key in keys {
+                let mut members = Vec::new();
+                let mut flats = Vec::new();
+                let mut offset = 0;
+                for (index, (_, p)) in params.iter().enumerate().filter(|(_, (_, p))| (p.device(), p.kind()) == key) {
+                    let elements = p.numel() as i64;
+                    members.push((index, offset, elements));
+                    flats.push(p.f_detach()?.f_reshape([-1])?);
+                    offset += elements;
+                }
+                let values = Tensor::f_cat(&flats, 0)?;
+                for &(index, offset, elements) in &members {
+                    let mut p = params[index].1.shallow_clone();
+                    let view = FlatGroup::view(&values, offset, elements, &p.size())?;
+                    p.f_set_data(&view)?;
+                }
+                let (first, second) = (values.f_zeros_like()?, values.f_zeros_like()?);
+                groups.push(FlatGroup { members, values, first, second });
+            }
+            Ok(())
+        })?;
+        Ok(Self { learning_rate, beta1, beta2, epsilon: 1e-8, steps: 0, params, groups })
+    }
+
+    /// One update with the gradient of `loss` with respect to every parameter (those it does
+    /// not reach get a zero gradient, which leaves them unchanged while their moments are
+    /// zero). Nothing is accumulated in the parameters' `.grad`.
+    ///
+    /// # Errors
+    /// libtorch errors (a loss that does not require a gradient).
+    pub fn backward_step(&mut self, loss: &Tensor) -> anyhow::Result<()> {
+        let variables: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let gradients = Tensor::f_run_backward(&[loss], &variables, false, false)?;
         self.steps += 1;
         let t = self.steps as i32;
         let (correction1, correction2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let (beta1, beta2, epsilon, step) = (self.beta1, self.beta2, self.epsilon, self.learning_rate / correction1);
         tch::no_grad(|| -> anyhow::Result<()> {
-            for (((_, p), m), v) in self.params.iter_mut().zip(&mut self.first).zip(&mut self.second) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
+            for group in &mut self.groups {
+                let mut flats = Vec::with_capacity(group.members.len());
+                for &(index, _, elements) in &group.members {
+                    let g = &gradients[index];
+                    flats.push(if g.defined() {
+                        g.f_reshape([-1])?
+                    } else {
+                        Tensor::f_zeros([elements], (group.values.kind(), group.values.device()))?
+                    });
                 }
-                let _ = m.f_mul_scalar_(self.beta1)?.f_add_(&g.f_mul_scalar(1.0 - self.beta1)?)?;
-                let _ = v.f_mul_scalar_(self.beta2)?.f_add_(&g.f_square()?.f_mul_scalar(1.0 - self.beta2)?)?;
+                let g = Tensor::f_cat(&flats, 0)?;
+                let _ = group.first.f_mul_scalar_(beta1)?.f_add_(&g.f_mul_scalar(1.0 - beta1)?)?;
+                let _ = group.second.f_mul_scalar_(beta2)?.f_add_(&g.f_square()?.f_mul_scalar(1.0 - beta2)?)?;
                 // As torch: √v / √(1 − β₂ᵗ) + ε.
-                let denominator = v.f_sqrt()?.f_div_scalar(correction2.sqrt())?.f_add_scalar(self.epsilon)?;
-                let _ = p.f_sub_(&m.f_div(&denominator)?.f_mul_scalar(self.learning_rate / correction1)?)?;
+                let denominator = group.second.f_sqrt()?.f_div_scalar(correction2.sqrt())?.f_add_scalar(epsilon)?;
+                let _ = group.values.f_sub_(&group.first.f_div(&denominator)?.f_mul_scalar(step)?)?;
             }
             Ok(())
         })
     }
 
-    /// The moments as named tensors, for a checkpoint.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut state = Vec::new();
-        for ((name, _), (m, v)) in self.params.iter().zip(self.first.iter().zip(&self.second)) {
-            state.push((format!("adam.m.{name}"), m.shallow_clone()));
-            state.push((format!("adam.v.{name}"), v.shallow_clone()));
+    /// Each group's members as `(name, slice of buffer)` for `buffer` = the first or second
+    /// moment.
+    fn moments(&self, second: bool) -> anyhow::Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for group in &self.groups {
+            let buffer = if second { &group.second } else { &group.first };
+            for &(index, offset, elements) in &group.members {
+                let (name, p) = &self.params[index];
+                out.push((name.clone(), FlatGroup::view(buffer, offset, elements, &p.size())?));
+            }
         }
-        state
+        Ok(out)
+    }
+
+    /// The moments as named tensors (copies), for a checkpoint.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn state(&self) -> anyhow::Result<Vec<(String, Tensor)>> {
+        let mut state = Vec::new();
+        for ((name, m), (_, v)) in self.moments(false)?.into_iter().zip(self.moments(true)?) {
+            state.push((format!("adam.m.{name}"), m.f_detach_copy()?));
+            state.push((format!("adam.v.{name}"), v.f_detach_copy()?));
+        }
+        state.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(state)
     }
 
     /// Restores the moments from [`Adam::state`]'s names.
@@ -93,8 +166,9 @@ impl Adam {
     /// # Errors
     /// A moment is missing or of the wrong shape.
     pub fn restore(&mut self, tensors: &std::collections::HashMap<String, Tensor>, steps: i64) -> anyhow::Result<()> {
-        for ((name, _), (m, v)) in self.params.iter().zip(self.first.iter_mut().zip(self.second.iter_mut())) {
-            for (key, moment) in [(format!("adam.m.{name}"), &mut *m), (format!("adam.v.{name}"), &mut *v)] {
+        for (prefix, second) in [("adam.m", false), ("adam.v", true)] {
+            for (name, mut moment) in self.moments(second)? {
+                let key = format!("{prefix}.{name}");
                 let saved = tensors.get(&key).with_context(|| format!("the checkpoint has no {key}"))?;
                 anyhow::ensure!(
                     saved.size() == moment.size(),
@@ -120,18 +194,33 @@ pub fn step_rng(seed: u64, step: u64) -> Xoshiro256PlusPlus {
 }
 
 /// What one training step reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct StepReport {
-    /// The mean loss of the step's samples (minus their mean reward, plus any logit loss).
-    pub loss: f64,
+    /// The mean loss of the step's samples (minus their mean reward, plus any logit loss):
+    /// a detached `f64` scalar on the step's device, so that reading it (and waiting for
+    /// the device) is the caller's choice; [`StepReport::loss_value`] reads it.
+    pub loss: Tensor,
     /// The environment's diagnostics of the step ([`sfess_envs::Transition::info`]).
     pub info: std::collections::BTreeMap<String, f64>,
 }
 
-/// One training step: draw, score, build the surrogate, update.
+impl StepReport {
+    /// The loss on the host (one synchronisation on a device).
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn loss_value(&self) -> anyhow::Result<f64> {
+        Ok(f64::try_from(&self.loss)?)
+    }
+}
+
+/// One training step: draw, score, build the surrogate, update. It never waits for the
+/// device: the loss stays there ([`StepReport::loss`]) and its finiteness is the caller's to
+/// check, when it reads it (the runner does every `min(100, eval_every)` steps and before
+/// every checkpoint).
 ///
 /// # Errors
-/// Estimator, environment and policy errors; a non-finite loss.
+/// Estimator, environment and policy errors.
 pub fn train_step(
     step: u64,
     seed: u64,
@@ -160,18 +249,9 @@ pub fn train_step(
     if let Some(extra) = env.logit_loss(&logits)? {
         surrogate = surrogate.f_add(&extra)?;
     }
-    let value = surrogate.f_to_kind(Kind::Double)?.double_value(&[]);
-    if !value.is_finite() {
-        bail!(
-            "the loss became {value} at step {step} ({} on {}); the last good checkpoint is kept",
-            estimator.name(),
-            spec.name
-        );
-    }
-    optimizer.zero_grad();
-    surrogate.f_backward()?;
-    optimizer.step()?;
-    Ok(StepReport { loss: value, info: transition.info })
+    let loss = surrogate.f_detach()?.f_to_kind(Kind::Double)?;
+    optimizer.backward_step(&surrogate)?;
+    Ok(StepReport { loss, info: transition.info })
 }
 
 /// Writes a checkpoint (the variables, Adam's moments and the step) atomically.
@@ -179,9 +259,12 @@ pub fn train_step(
 /// # Errors
 /// The file cannot be written.
 pub fn save_checkpoint(path: &Path, step: u64, variables: &[(String, Tensor)], optimizer: &Adam) -> anyhow::Result<()> {
-    let mut tensors: Vec<(String, Tensor)> =
-        variables.iter().map(|(n, t)| (format!("var.{n}"), t.shallow_clone())).collect();
-    tensors.extend(optimizer.state());
+    // Copies: each variable is a view into the optimiser's flat buffer.
+    let mut tensors = Vec::new();
+    for (name, variable) in variables {
+        tensors.push((format!("var.{name}"), variable.f_detach_copy()?));
+    }
+    tensors.extend(optimizer.state()?);
     tensors.push(("meta.step".to_owned(), Tensor::from_slice(&[step as i64])));
     let temporary = path.with_extension("partial");
     Tensor::save_multi(&tensors, &temporary).with_context(|| format!("writing {}", temporary.display()))?;
@@ -231,18 +314,71 @@ mod tests {
     #[test]
     fn adam_matches_torch() {
         let w = Tensor::from_slice(&[1.0f64, -2.0, 0.5]).set_requires_grad(true);
-        let mut adam = Adam::new(vec![("w".into(), w.shallow_clone())], 0.1, 0.9, 0.999);
+        let mut adam = Adam::new(vec![("w".into(), w.shallow_clone())], 0.1, 0.9, 0.999).unwrap();
         let c = Tensor::from_slice(&[1.0f64, 2.0, 3.0]);
         for _ in 0..3 {
-            adam.zero_grad();
-            (w.square() * &c).sum(Kind::Double).backward();
-            adam.step().unwrap();
+            adam.backward_step(&(w.square() * &c).sum(Kind::Double)).unwrap();
         }
         let got = Vec::<f64>::try_from(&w.detach()).unwrap();
         let expected = [0.7015862729460302, -1.7006233916636408, 0.20487125044086524];
         for (a, b) in got.iter().zip(expected) {
             assert!((a - b).abs() < 1e-12, "{got:?}");
         }
+    }
+
+    /// The flat update against one update per tensor (the textbook loop), bit for bit, on
+    /// parameters of two types, one of them never reached by the loss (it stays put), and
+    /// through a checkpoint's moments.
+    #[test]
+    fn flat_buffers_update_exactly_as_one_tensor_at_a_time() {
+        let make = || {
+            tch::manual_seed(3);
+            vec![
+                ("a".to_owned(), Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)),
+                ("b".to_owned(), Tensor::randn([5], (Kind::Double, tch::Device::Cpu)).set_requires_grad(true)),
+                ("c".to_owned(), Tensor::randn([2, 2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)),
+                ("unused".to_owned(), Tensor::randn([7], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)),
+            ]
+        };
+        let loss = |p: &[(String, Tensor)]| {
+            let a = p[0].1.square().sum(Kind::Float) * 0.5 + p[0].1.sin().sum(Kind::Float);
+            let c = p[2].1.exp().sum(Kind::Float);
+            (a + c).to_kind(Kind::Double) + p[1].1.cos().sum(Kind::Double)
+        };
+        let flat_params = make();
+        let mut adam =
+            Adam::new(flat_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(), 0.05, 0.9, 0.999)
+                .unwrap();
+        let reference = make();
+        let (mut m, mut v): (Vec<Tensor>, Vec<Tensor>) =
+            reference.iter().map(|(_, p)| (p.zeros_like(), p.zeros_like())).unzip();
+        for t in 1..=4 {
+            adam.backward_step(&loss(&flat_params)).unwrap();
+            let variables: Vec<&Tensor> = reference.iter().map(|(_, p)| p).collect();
+            let grads = Tensor::run_backward(&[loss(&reference)], &variables, false, false);
+            let (c1, c2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+            tch::no_grad(|| {
+                for (((_, p), g), (m, v)) in reference.iter().zip(&grads).zip(m.iter_mut().zip(v.iter_mut())) {
+                    if !g.defined() {
+                        continue;
+                    }
+                    let (b1, b2) = (0.9f64, 0.999f64);
+                    let _ = m.f_mul_scalar_(b1).unwrap().f_add_(&g.f_mul_scalar(1.0 - b1).unwrap()).unwrap();
+                    let _ = v.f_mul_scalar_(b2).unwrap().f_add_(&g.square().f_mul_scalar(1.0 - b2).unwrap()).unwrap();
+                    let denominator = v.sqrt().f_div_scalar(c2.sqrt()).unwrap().f_add_scalar(1e-8).unwrap();
+                    let update = m.f_div(&denominator).unwrap().f_mul_scalar(0.05 / c1).unwrap();
+                    let _ = p.shallow_clone().f_sub_(&update).unwrap();
+                }
+            });
+        }
+        for ((name, a), (_, b)) in flat_params.iter().zip(&reference) {
+            assert!(a.equal(b), "{name} differs from the per-tensor update");
+        }
+        let state: std::collections::HashMap<String, Tensor> = adam.state().unwrap().into_iter().collect();
+        assert!(state["adam.m.a"].equal(&m[0]) && state["adam.v.b"].equal(&v[1]));
+        let mut restored = Adam::new(make(), 0.05, 0.9, 0.999).unwrap();
+        restored.restore(&state, 4).unwrap();
+        assert!(restored.state().unwrap().iter().all(|(key, t)| t.equal(&state[key])));
     }
 
     #[test]

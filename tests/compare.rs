@@ -49,9 +49,13 @@ fn compare_tabulates_the_run_folders_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     synthetic_mnist(tmp.path(), 240, 60);
     let (data, out) = (tmp.path().to_str().unwrap(), tmp.path().join("cmp"));
-    let output = run(&compare_args(data, out.to_str().unwrap(), "sfess,sfess-vr", "4"));
+    let mut args = compare_args(data, out.to_str().unwrap(), "sfess,sfess-vr", "4");
+    args.extend(["--threads", "4"]);
+    let output = run(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("| sfess-vr |"), "{}", stdout(&output));
+    // Two jobs share the four threads.
+    assert!(stderr(&output).contains("2 at a time with 2 threads each"), "{}", stderr(&output));
     for file in ["table.md", "table.csv", "summary.json", "curves.svg", "curves.png", "speed.svg", "speed.png"] {
         assert!(out.join(file).exists(), "{file} missing");
     }

@@ -304,6 +304,25 @@ pub fn random_subsets(seed: u64, count: usize, n: usize, k: usize) -> Vec<Vec<us
     (0..count).map(|_| distinct_indices(&mut rng, n, k).into_iter().map(|i| i as usize).collect()).collect()
 }
 
+/// [`distinct_indices`] as an `i64` tensor on `device`. On CUDA the copy is asynchronous,
+/// from pinned memory, so that drawing a batch never waits for the device (a plain copy
+/// from pageable memory waits for everything queued before it).
+///
+/// # Errors
+/// libtorch errors.
+pub(crate) fn random_batch(
+    rng: &mut dyn Rng,
+    population: usize,
+    count: usize,
+    device: Device,
+) -> Result<Tensor, EnvError> {
+    let host = Tensor::from_slice(&distinct_indices(rng, population, count));
+    Ok(match device {
+        Device::Cuda(_) => host.f_pin_memory(device)?.f_to_device_(device, Kind::Int64, true, false)?,
+        _ => host,
+    })
+}
+
 /// `count` distinct indices of `0..population`, uniformly, in random order (Floyd's
 /// algorithm followed by a shuffle), from `rng`.
 pub fn distinct_indices(rng: &mut dyn Rng, population: usize, count: usize) -> Vec<i64> {

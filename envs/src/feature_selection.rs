@@ -25,8 +25,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
-    held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
 use crate::space::KHotSpace;
 
@@ -96,10 +95,12 @@ impl FeatureSelection {
     }
 
     /// The selected pixels of each mask, `[S, k]`, when the masks are exact k-hot vectors
-    /// that carry no gradient; `None` otherwise (relaxed or differentiated actions).
+    /// that carry no gradient, on the CPU; `None` otherwise (relaxed or differentiated
+    /// actions; and on a device, where the dense product is cheap and checking the masks
+    /// would wait for the device).
     fn selected_columns(&self, masks: &Tensor) -> Result<Option<Tensor>, EnvError> {
         let k = self.spec.space.k() as i64;
-        if masks.requires_grad() || k == 0 {
+        if masks.requires_grad() || k == 0 || masks.device() != tch::Device::Cpu {
             return Ok(None);
         }
         let binary = masks.f_eq(0.0)?.f_logical_or(&masks.f_eq(1.0)?)?.f_all()?;
@@ -137,8 +138,7 @@ impl Environment for FeatureSelection {
 
     /// Inputs: none (the policy's logits are free parameters); the batch stays inside.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
-        let picks = distinct_indices(rng, self.data.train.len(), self.batch as usize);
-        let picks = Tensor::from_slice(&picks).f_to_device(self.data.train.images.device())?;
+        let picks = random_batch(rng, self.data.train.len(), self.batch as usize, self.data.train.images.device())?;
         self.images = Some(self.data.train.images.f_index_select(0, &picks)?);
         Ok(Observation { inputs: Vec::new() })
     }

@@ -20,8 +20,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
-    held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
 use crate::space::KHotSpace;
 
@@ -103,9 +102,8 @@ impl Environment for StochasticKnn {
     /// Inputs: `[queries [B, 784], candidates [C, 784]]`.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
         let candidates = self.spec.space.n() as i64;
-        let picks = distinct_indices(rng, self.data.train.len(), (self.batch + candidates) as usize);
         let device = self.data.train.images.device();
-        let picks = Tensor::from_slice(&picks).f_to_device(device)?;
+        let picks = random_batch(rng, self.data.train.len(), (self.batch + candidates) as usize, device)?;
         let (queries, others) = (picks.f_narrow(0, 0, self.batch)?, picks.f_narrow(0, self.batch, candidates)?);
         let train = &self.data.train;
         let (query_labels, candidate_labels) =

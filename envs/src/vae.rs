@@ -25,8 +25,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Mnist;
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, distinct_indices,
-    held_out,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
 use crate::space::KHotSpace;
 
@@ -144,8 +143,7 @@ impl Environment for SubsetVae {
 
     /// Inputs: `[images [B, 784]]`.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
-        let picks = distinct_indices(rng, self.data.train.len(), self.batch as usize);
-        let picks = Tensor::from_slice(&picks).f_to_device(self.data.train.images.device())?;
+        let picks = random_batch(rng, self.data.train.len(), self.batch as usize, self.data.train.images.device())?;
         let images = self.data.train.images.f_index_select(0, &picks)?;
         self.images = Some(images.shallow_clone());
         Ok(Observation { inputs: vec![images] })

@@ -55,7 +55,8 @@ use rayon::prelude::*;
 use tch::{Device, Kind, TchError, Tensor};
 
 use parallel::ProductTree;
-use stable::NeumaierSum;
+pub(crate) use parallel::seed_generator;
+use stable::{NeumaierSum, SamplingTable};
 
 /// How the log normaliser `log e_k(w)`, the marginals `π` and everything derived from
 /// them are computed, and where.
@@ -262,8 +263,9 @@ pub struct ConditionalPoisson {
 #[derive(Debug)]
 enum Law {
     /// On the host, row-major (stable DP; the DFT on the host). Samples and `Cov(z) v`
-    /// come from the stable DP.
-    Host { eta: Vec<f64>, log_normalizer: Vec<f64>, marginals: Vec<f64> },
+    /// come from the stable DP, samples through each row's forward table where the stable
+    /// normaliser kept it (`tables` is empty otherwise).
+    Host { eta: Vec<f64>, log_normalizer: Vec<f64>, marginals: Vec<f64>, tables: Vec<Option<SamplingTable>> },
     /// `f64` tensors on the logits' device (parallel backend; the DFT on a device).
     /// Samples and `Cov(z) v` come from the product tree, built on first use for the DFT.
     Device { eta: Tensor, log_normalizer: Tensor, marginals: Tensor, tree: OnceCell<ProductTree> },
@@ -293,12 +295,12 @@ impl ConditionalPoisson {
             Normalizer::Stable => {
                 let eta = host_logits(logits)?;
                 let mut marginals = vec![0.0; batch * n];
-                let log_normalizer = eta
+                let (log_normalizer, tables) = eta
                     .par_chunks(n)
                     .zip(marginals.par_chunks_mut(n))
                     .map(|(row, out)| stable::log_normalizer_and_marginals(row, k, out))
-                    .collect();
-                Law::Host { eta, log_normalizer, marginals }
+                    .unzip();
+                Law::Host { eta, log_normalizer, marginals, tables }
             }
             Normalizer::Parallel => {
                 let eta = device_logits(logits)?;
@@ -331,7 +333,7 @@ impl ConditionalPoisson {
                     let log_normalizer: Vec<f64> = outcomes.iter().map(|o| o.log_normalizer).collect();
                     let probability: Vec<f64> = outcomes.iter().map(|o| o.probability).collect();
                     check_dft(normalizer, &log_normalizer, &probability)?;
-                    Law::Host { eta, log_normalizer, marginals }
+                    Law::Host { eta, log_normalizer, marginals, tables: Vec::new() }
                 }
             }
         };
@@ -409,7 +411,7 @@ impl ConditionalPoisson {
     /// Entropy `H = log e_k(w) − η · π` per row, in `f64`.
     pub fn entropy_values(&self) -> Vec<f64> {
         match &self.law {
-            Law::Host { eta, log_normalizer, marginals } => eta
+            Law::Host { eta, log_normalizer, marginals, .. } => eta
                 .chunks(self.n)
                 .zip(log_normalizer)
                 .zip(marginals.chunks(self.n))
@@ -644,34 +646,39 @@ impl ConditionalPoisson {
     /// errors while building the tensor.
     pub fn sample<R: Rng + ?Sized>(&self, n_samples: usize, sampler: Sampler, rng: &mut R) -> Result<Tensor> {
         let (batch, n, k) = (self.batch, self.n, self.k);
-        let entries = n_samples
+        n_samples
             .checked_mul(batch)
             .and_then(|x| x.checked_mul(n))
             .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f64>())
             .ok_or(Error::TooManySamples { samples: n_samples, batch, n })?;
         let shape = [n_samples as i64, batch as i64, n as i64];
         match &self.law {
-            Law::Host { eta, .. } => {
+            Law::Host { eta, tables, .. } => {
                 let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
-                // Each row draws its samples as item indices, [B, S, k], in parallel;
-                // scattering them into the dense [S, B, n] tensor is a cheap serial pass.
-                let mut chosen = vec![0u32; batch * n_samples * k];
+                // Each row draws its samples as k-hot bytes, [B, S, n], in parallel; they
+                // become the [S, B, n] tensor on the logits' device.
+                let mut dense = vec![0u8; batch * n_samples * n];
                 if n_samples > 0 && k > 0 {
-                    chosen.par_chunks_mut(n_samples * k).zip(eta.par_chunks(n)).zip(seeds).for_each(
-                        |((out, row), seed)| {
+                    dense.par_chunks_mut(n_samples * n).zip(eta.par_chunks(n)).zip(seeds).enumerate().for_each(
+                        |(row, ((out, eta), seed))| {
                             let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
                             match sampler {
-                                Sampler::Exact => stable::sample_exact(row, k, n_samples, &mut row_rng, out),
-                                Sampler::GumbelTopK => sample_gumbel_top_k(row, k, n_samples, &mut row_rng, out),
+                                Sampler::Exact => {
+                                    let table = tables.get(row).and_then(Option::as_ref);
+                                    stable::sample_exact(eta, k, n_samples, &mut row_rng, out, table)
+                                }
+                                Sampler::GumbelTopK => sample_gumbel_top_k(eta, k, n_samples, &mut row_rng, out),
                             }
                         },
                     );
                 }
-                let dense = match self.logits.kind() {
-                    Kind::Float => Tensor::from_slice(&scatter::<f32>(&chosen, n_samples, batch, n, k, entries)),
-                    _ => Tensor::from_slice(&scatter::<f64>(&chosen, n_samples, batch, n, k, entries)),
-                };
-                Ok(dense.f_view(shape)?.f_to_device(self.logits.device())?)
+                let (kind, device) = (self.logits.kind(), self.logits.device());
+                Ok(Tensor::from_slice(&dense)
+                    .f_view([batch as i64, n_samples as i64, n as i64])?
+                    .f_to_device(device)?
+                    .f_permute([1, 0, 2])?
+                    .f_contiguous()?
+                    .f_to_kind(kind)?)
             }
             Law::Device { eta, .. } => {
                 let (kind, device) = (self.logits.kind(), self.logits.device());
@@ -700,29 +707,6 @@ impl ConditionalPoisson {
             }
         }
     }
-}
-
-/// The k-hot `[S, B, n]` buffer of the items `chosen[b][s][..k]`.
-fn scatter<T: Copy + From<u8>>(
-    chosen: &[u32],
-    samples: usize,
-    batch: usize,
-    n: usize,
-    k: usize,
-    entries: usize,
-) -> Vec<T> {
-    let mut dense = vec![T::from(0); entries];
-    if k > 0 {
-        for (b, row) in chosen.chunks(samples * k).enumerate() {
-            for (s, items) in row.chunks(k).enumerate() {
-                let offset = (s * batch + b) * n;
-                for &i in items {
-                    dense[offset + i as usize] = T::from(1);
-                }
-            }
-        }
-    }
-    dense
 }
 
 /// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`) and `0 ≤ k ≤ n` from their metadata,
@@ -810,10 +794,11 @@ fn check_dft(normalizer: Normalizer, log_normalizer: &[f64], probability: &[f64]
 
 /// Gumbel top-k (paper Algorithm 1): for each sample, the k largest `η_i + G_i` with
 /// `G_i = −log(−log U_i)`, `U_i` uniform on (0, 1).
-fn sample_gumbel_top_k(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32]) {
+/// Writes each sample as k-hot bytes, `out[s n + i]`.
+fn sample_gumbel_top_k(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u8]) {
     let n = eta.len();
     let mut keys: Vec<(f64, u32)> = Vec::with_capacity(n);
-    for sample in out.chunks_mut(k).take(n_samples) {
+    for sample in out.chunks_mut(n).take(n_samples) {
         keys.clear();
         keys.extend(eta.iter().zip(0u32..).map(|(&x, i)| {
             // Uniform on the open interval (0, 1), away from both ends.
@@ -823,8 +808,8 @@ fn sample_gumbel_top_k(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl R
         if k < n {
             keys.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
         }
-        for (slot, &(_, i)) in sample.iter_mut().zip(&keys[..k]) {
-            *slot = i;
+        for &(_, i) in &keys[..k] {
+            sample[i as usize] = 1;
         }
     }
 }

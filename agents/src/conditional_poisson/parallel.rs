@@ -95,12 +95,11 @@ impl ProductTree {
         let root = levels.last().expect("the root is a level");
         let total = root.f_select(1, 0)?.f_select(1, k)?;
 
-        // Downward: outside values from the root's δ_k.
-        let mut outside = vec![Tensor::f_zeros([batch, 1, k + 1], (kind, device))?.f_index_fill_(
-            2,
-            &Tensor::from_slice(&[k]).f_to_device(device)?,
-            1.0,
-        )?];
+        // Downward: outside values from the root's δ_k (made on the device: a copy from the
+        // host would wait for it).
+        let root_outside = Tensor::f_zeros([batch, 1, k + 1], (kind, device))?;
+        let _ = root_outside.f_narrow(2, k, 1)?.f_fill_(1.0)?;
+        let mut outside = vec![root_outside];
         for level in levels.iter().rev().skip(1) {
             let (left, right) = children(level)?;
             let parent = outside.last().expect("the root's outside is a level");

@@ -55,6 +55,8 @@ pub(crate) struct Tilted {
     pub q: Vec<f64>,
     /// `t`.
     pub t: f64,
+    /// `exp(−|η_i + t|)`, from which `p` and `q` were computed (and `log q_i` is).
+    exp_neg_abs: Vec<f64>,
 }
 
 impl Tilted {
@@ -92,7 +94,7 @@ impl Tilted {
     /// `p` and `q` at tilt `t`.
     fn at(eta: &[f64], t: f64) -> Self {
         let n = eta.len();
-        let (mut p, mut q) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut p, mut q, mut exp_neg_abs) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for &x in eta {
             let x = x + t;
             // e = exp(−|x|) ∈ (0, 1]: σ(x) and σ(−x) from it without overflow or cancellation.
@@ -101,16 +103,17 @@ impl Tilted {
             let (pi, qi) = if x >= 0.0 { (big, small) } else { (small, big) };
             p.push(pi);
             q.push(qi);
+            exp_neg_abs.push(e);
         }
-        Self { p, q, t }
+        Self { p, q, t, exp_neg_abs }
     }
 
-    /// `Σ_i softplus(η_i + t) = −Σ_i log q_i`, compensated.
+    /// `Σ_i softplus(η_i + t) = −Σ_i log q_i = Σ_i max(η_i + t, 0) + log1p(exp(−|η_i + t|))`,
+    /// compensated.
     fn log_scale(&self, eta: &[f64]) -> f64 {
         let mut sum = NeumaierSum::default();
-        for &x in eta {
-            let x = x + self.t;
-            sum.add(x.max(0.0) + (-x.abs()).exp().ln_1p());
+        for (&x, &e) in eta.iter().zip(&self.exp_neg_abs) {
+            sum.add((x + self.t).max(0.0) + e.ln_1p());
         }
         sum.sum()
     }
@@ -330,8 +333,8 @@ impl<'a, T: Real> ForwardTable<'a, T> {
 
 /// The inclusion probabilities `π_i = p_i Σ_j F_{i−1}[j] G_{i+1}[k−1−j] / F_n[k]` of
 /// independent Bernoullis `(p, q)` conditioned on `Σ b = k`, `0 < k < n`, written into
-/// `out`; returns `F_n[k] = P(Σ b = k)`.
-fn inclusion<T: Real>(p: &[T], q: &[T], k: usize, block: usize, out: &mut [T]) -> T {
+/// `out`; returns `F_n[k] = P(Σ b = k)` and the forward table.
+fn inclusion<'a, T: Real>(p: &'a [T], q: &'a [T], k: usize, block: usize, out: &mut [T]) -> (T, ForwardTable<'a, T>) {
     let n = p.len();
     let mut table = ForwardTable::new(p, q, k, block);
     let total = table.total();
@@ -358,7 +361,7 @@ fn inclusion<T: Real>(p: &[T], q: &[T], k: usize, block: usize, out: &mut [T]) -
         step(&suffix, (g_lo, g_hi), &mut suffix_next, window(k, n - i + 1, i - 1), p[r], q[r]);
         std::mem::swap(&mut suffix, &mut suffix_next);
     });
-    total
+    (total, table)
 }
 
 /// `Cov(z) v = (∂π/∂η) v` for one row, exactly: the directional derivative of the
@@ -377,7 +380,7 @@ pub(crate) fn covariance_vector_product(eta: &[f64], k: usize, v: &[f64], out: &
     let q: Vec<Dual> = (0..n).map(|i| Dual { value: tilted.q[i], tangent: -slope(i) }).collect();
     let mut pi = vec![Dual::default(); n];
     // A dual is two f64s: size the blocks as for a table twice as wide.
-    inclusion(&p, &q, k, block_size(n, 2 * k + 1), &mut pi);
+    let _ = inclusion(&p, &q, k, block_size(n, 2 * k + 1), &mut pi);
     for (o, d) in out.iter_mut().zip(&pi) {
         *o = d.tangent;
     }
@@ -388,82 +391,167 @@ fn block_size(n: usize, k: usize) -> usize {
     if n * (k + 1) <= WHOLE_TABLE_CELLS { n } else { (n as f64).sqrt().ceil() as usize }
 }
 
+/// The tilted `p` and every row `F_0 … F_n` of one row's forward table, kept from the
+/// normaliser for the exact sampler when the table is small enough to be held whole.
+#[derive(Debug, Clone)]
+pub(crate) struct SamplingTable {
+    p: Vec<f64>,
+    width: usize,
+    /// `F_r` at `rows[r · width ..][.. width]`, `r = 0 … n`.
+    rows: Vec<f64>,
+}
+
+impl SamplingTable {
+    /// The table of `forward` when it is held whole (one block), else `None`.
+    fn keep(p: &[f64], forward: &ForwardTable<'_, f64>) -> Option<Self> {
+        (forward.blocks() == 1).then(|| {
+            let mut rows = Vec::with_capacity((forward.n + 1) * forward.width);
+            rows.extend_from_slice(&forward.rows[..forward.n * forward.width]);
+            rows.extend_from_slice(&forward.last);
+            Self { p: p.to_vec(), width: forward.width, rows }
+        })
+    }
+
+    /// Visits rows `r = n−1, …, 0` as `(r, F_r, F_{r+1})`.
+    fn for_each_row_backwards(&self, mut visit: impl FnMut(usize, &[f64], &[f64]) -> bool) {
+        for r in (0..self.p.len()).rev() {
+            let (before, after) = self.rows[r * self.width..][..2 * self.width].split_at(self.width);
+            if !visit(r, before, after) {
+                break;
+            }
+        }
+    }
+}
+
 /// `log e_k(exp η)` and the inclusion probabilities `π` of one row, written into
-/// `marginals`. The logits must be finite and `k ≤ n = eta.len()`.
-pub(crate) fn log_normalizer_and_marginals(eta: &[f64], k: usize, marginals: &mut [f64]) -> f64 {
+/// `marginals`, with the forward table for the sampler when it is held whole. The logits
+/// must be finite and `k ≤ n = eta.len()`.
+pub(crate) fn log_normalizer_and_marginals(
+    eta: &[f64],
+    k: usize,
+    marginals: &mut [f64],
+) -> (f64, Option<SamplingTable>) {
     log_normalizer_and_marginals_in_blocks(eta, k, marginals, block_size(eta.len(), k))
 }
 
-fn log_normalizer_and_marginals_in_blocks(eta: &[f64], k: usize, marginals: &mut [f64], block: usize) -> f64 {
+fn log_normalizer_and_marginals_in_blocks(
+    eta: &[f64],
+    k: usize,
+    marginals: &mut [f64],
+    block: usize,
+) -> (f64, Option<SamplingTable>) {
     let n = eta.len();
     debug_assert!(k <= n && marginals.len() == n);
     if k == 0 {
         marginals.fill(0.0);
-        return 0.0;
+        return (0.0, None);
     }
     if k == n {
         marginals.fill(1.0);
-        return eta
-            .iter()
-            .fold(NeumaierSum::default(), |mut s, &x| {
-                s.add(x);
-                s
-            })
-            .sum();
+        let sum = eta.iter().fold(NeumaierSum::default(), |mut s, &x| {
+            s.add(x);
+            s
+        });
+        return (sum.sum(), None);
     }
     let tilted = Tilted::new(eta, k);
-    let total = inclusion(&tilted.p, &tilted.q, k, block, marginals);
+    let (total, forward) = inclusion(&tilted.p, &tilted.q, k, block, marginals);
+    let table = SamplingTable::keep(&tilted.p, &forward);
     for m in marginals.iter_mut() {
         *m = m.clamp(0.0, 1.0);
     }
-    total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t
+    (total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t, table)
 }
 
-/// Draws `n_samples` exact k-subsets of one row, writing the items of sample `s` (in
-/// decreasing order) into `out[s k .. (s + 1) k]`.
-pub(crate) fn sample_exact(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32]) {
-    sample_exact_in_blocks(eta, k, n_samples, rng, out, block_size(eta.len(), k));
+/// Draws `n_samples` exact k-subsets of one row as k-hot bytes: sample `s` includes item
+/// `i` when `out[s n + i] = 1` (`out` is zero on entry); `table` is the row's forward table
+/// kept by [`log_normalizer_and_marginals`], if any (the samples are the same with or
+/// without it).
+pub(crate) fn sample_exact(
+    eta: &[f64],
+    k: usize,
+    n_samples: usize,
+    rng: &mut impl Rng,
+    out: &mut [u8],
+    table: Option<&SamplingTable>,
+) {
+    match table {
+        Some(table) => {
+            let mut walk = Walk::new(eta.len(), k, n_samples, out);
+            table.for_each_row_backwards(|r, before, after| walk.row(r, table.p[r], before, after, rng));
+        }
+        None => sample_exact_in_blocks(eta, k, n_samples, rng, out, block_size(eta.len(), k)),
+    }
 }
 
-fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u32], block: usize) {
+fn sample_exact_in_blocks(eta: &[f64], k: usize, n_samples: usize, rng: &mut impl Rng, out: &mut [u8], block: usize) {
     let n = eta.len();
-    debug_assert!(k <= n && out.len() == n_samples * k && n <= u32::MAX as usize);
+    debug_assert!(k <= n && out.len() == n_samples * n);
     if k == 0 {
         return;
     }
     if k == n {
-        for sample in out.chunks_mut(k) {
-            sample.iter_mut().zip((0..n as u32).rev()).for_each(|(slot, i)| *slot = i);
-        }
+        out.fill(1);
         return;
     }
     let tilted = Tilted::new(eta, k);
     let mut table = ForwardTable::new(&tilted.p, &tilted.q, k, block);
-    let mut left = vec![k; n_samples];
+    let mut walk = Walk::new(n, k, n_samples, out);
     table.for_each_row_backwards(|r, before, after| {
-        // Item i = r + 1, deciding with j items still to choose among items 1..=i:
-        // include with probability p_i F_{i−1}[j−1] / F_i[j].
-        let p = tilted.p[r];
-        for (s, j) in left.iter_mut().enumerate() {
-            if *j == 0 {
-                continue;
-            }
-            let include = *j > r || {
-                let threshold = p * before[*j - 1] / after[*j];
-                uniform(rng) < threshold
-            };
-            if include {
-                *j -= 1;
-                out[s * k + (k - 1 - *j)] = r as u32;
-            }
-        }
+        walk.row(r, tilted.p[r], before, after, rng);
     });
 }
 
-/// A uniform draw from `[0, 1)` with 53 random bits.
-#[inline]
-pub(crate) fn uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+/// The backward walk of `S` samples through one row's forward table: at item `i = r + 1`
+/// with `j` items still to choose among items `1 … i`, include it with probability
+/// `p_i F_{i−1}[j−1] / F_i[j]` (certainly when `j > r`).
+///
+/// # Numerics
+/// The inclusion ratios are computed once per item and `j`, not once per sample; each draw
+/// is the uniform `U = m 2⁻⁵³` of the generator's top 53 bits `m`, compared with `ρ` in `f64`.
+struct Walk<'a> {
+    n: usize,
+    k: usize,
+    /// Items still to choose, per sample.
+    left: Vec<usize>,
+    /// Samples with items still to choose.
+    active: usize,
+    /// `ρ_j` for the item at hand.
+    ratios: Vec<f64>,
+    out: &'a mut [u8],
+}
+
+impl<'a> Walk<'a> {
+    fn new(n: usize, k: usize, samples: usize, out: &'a mut [u8]) -> Self {
+        Self { n, k, left: vec![k; samples], active: samples, ratios: vec![0.0; k + 1], out }
+    }
+
+    /// Decides item `r` for every sample; returns whether any sample still has items to choose.
+    fn row(&mut self, r: usize, p: f64, before: &[f64], after: &[f64], rng: &mut impl Rng) -> bool {
+        if self.active == 0 {
+            return false;
+        }
+        let k = self.k;
+        // A sample still choosing here has max(1, k − (n − r − 1)) ≤ j ≤ min(k, r + 1), where
+        // F_{r+1}[j] > 0; j = r + 1 includes the item without a draw.
+        for j in k.saturating_sub(self.n - r - 1).max(1)..=k.min(r) {
+            self.ratios[j] = p * before[j - 1] / after[j];
+        }
+        let unit = 1.0 / (1u64 << 53) as f64;
+        for (s, j) in self.left.iter_mut().enumerate() {
+            if *j == 0 {
+                continue;
+            }
+            if *j > r || ((rng.next_u64() >> 11) as f64) * unit < self.ratios[*j] {
+                *j -= 1;
+                self.out[s * self.n + r] = 1;
+                if *j == 0 {
+                    self.active -= 1;
+                }
+            }
+        }
+        self.active > 0
+    }
 }
 
 #[cfg(test)]
@@ -471,6 +559,11 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// A uniform draw from `[0, 1)` with 53 random bits.
+    fn uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+        (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
 
     fn logits(n: usize, seed: u64, scale: f64) -> Vec<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -484,15 +577,21 @@ mod tests {
         for (n, k) in [(1, 1), (2, 1), (7, 3), (40, 1), (40, 39), (57, 20)] {
             let eta = logits(n, n as u64, 6.0);
             let mut whole = vec![0.0; n];
-            let z_whole = log_normalizer_and_marginals_in_blocks(&eta, k, &mut whole, n);
-            let mut samples_whole = vec![0u32; 5 * k];
+            let (z_whole, table) = log_normalizer_and_marginals_in_blocks(&eta, k, &mut whole, n);
+            let mut samples_whole = vec![0u8; 5 * n];
             sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples_whole, n);
+            // The table kept by the normaliser gives the same samples (and draws).
+            let mut samples_kept = vec![0u8; 5 * n];
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+            sample_exact(&eta, k, 5, &mut rng, &mut samples_kept, table.as_ref());
+            assert_eq!(samples_kept, samples_whole, "n={n} k={k} kept table");
+            assert_eq!(table.is_some(), k > 0 && k < n, "n={n} k={k}");
             for block in [1, 2, 3, 7, n.div_ceil(2)] {
                 let mut blocked = vec![0.0; n];
-                let z = log_normalizer_and_marginals_in_blocks(&eta, k, &mut blocked, block);
+                let (z, _) = log_normalizer_and_marginals_in_blocks(&eta, k, &mut blocked, block);
                 assert_eq!(z.to_bits(), z_whole.to_bits(), "n={n} k={k} block={block}");
                 assert_eq!(blocked, whole, "n={n} k={k} block={block}");
-                let mut samples = vec![0u32; 5 * k];
+                let mut samples = vec![0u8; 5 * n];
                 sample_exact_in_blocks(&eta, k, 5, &mut Xoshiro256PlusPlus::seed_from_u64(1), &mut samples, block);
                 assert_eq!(samples, samples_whole, "n={n} k={k} block={block}");
             }

@@ -1,11 +1,10 @@
 //! I-MLE (Niepert et al. 2021): perturb-and-MAP with implicit differentiation.
 
 use rand::Rng;
-use rand_distr::{Distribution, Gamma};
 use tch::Tensor;
 
 use super::{
-    Draw, Error, GradientEstimator, Memory, Properties, Result, check_logits, check_samples, gumbel, noise_like,
+    Draw, Error, GradientEstimator, Memory, Noise, Properties, Result, check_logits, check_samples, noise_like,
     top_k_hot,
 };
 
@@ -54,16 +53,9 @@ impl Imle {
 
     fn perturbation(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<Tensor> {
         let noise = match self.noise {
-            ImleNoise::Gumbel => noise_like(logits, samples, rng, gumbel)?,
+            ImleNoise::Gumbel => noise_like(logits, samples, rng, Noise::Gumbel)?,
             ImleNoise::SumOfGamma { steps } => {
-                let kappa = k.max(1) as f64;
-                let gammas: Vec<Gamma<f64>> = (1..=steps)
-                    .map(|i| Gamma::new(1.0 / kappa, kappa / f64::from(i)).expect("shape and scale are positive"))
-                    .collect();
-                let offset = f64::from(steps).ln();
-                noise_like(logits, samples, rng, |rng| {
-                    (gammas.iter().map(|g| g.sample(rng)).sum::<f64>() - offset) / kappa
-                })?
+                noise_like(logits, samples, rng, Noise::SumOfGamma { kappa: k.max(1) as f64, steps })?
             }
         };
         Ok(noise.f_mul_scalar(self.temperature)?)

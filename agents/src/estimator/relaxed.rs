@@ -4,7 +4,7 @@ use rand::Rng;
 use tch::{Kind, Tensor};
 
 use super::{
-    Draw, Error, GradientEstimator, Memory, Properties, Result, check_logits, check_samples, gumbel, noise_like,
+    Draw, Error, GradientEstimator, Memory, Noise, Properties, Result, check_logits, check_samples, noise_like,
     top_k_hot,
 };
 
@@ -76,7 +76,7 @@ impl GradientEstimator for RelaxedTopK {
     fn draw(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<Draw> {
         check_samples(self, samples)?;
         check_logits(logits, k)?;
-        let noise = noise_like(logits, samples, rng, gumbel)?;
+        let noise = noise_like(logits, samples, rng, Noise::Gumbel)?;
         let relaxed = self.relax(&logits.f_unsqueeze(0)?.f_add(&noise)?, k)?;
         let actions = if self.straight_through {
             let hard = top_k_hot(&relaxed.f_detach()?, k)?;
