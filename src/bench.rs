@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
@@ -22,7 +22,7 @@ use crate::config::{EnvName, TrainConfig};
 use crate::estimators::NormalizerName;
 
 /// Where a benchmark ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// `cpu` or `cuda:N`.
     pub device: String,
@@ -319,7 +319,7 @@ fn duration(seconds: f64) -> String {
 }
 
 /// One task of `bench train`: seconds per training step beside the floor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepMeasurement {
     /// The task.
     pub task: String,
@@ -336,7 +336,7 @@ pub struct StepMeasurement {
 }
 
 /// `bench train`'s result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {
     /// Where it ran.
     pub machine: Machine,
@@ -412,61 +412,125 @@ fn products_once(operands: &[(Tensor, Tensor)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `bench train`: seconds per step of each task with SFESS + VR (S = 32) on real data,
-/// and the floor, spending about `seconds` on each.
+/// One task of `bench train`.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainTask {
+    /// Its name in the table.
+    pub name: &'static str,
+    /// The environment.
+    pub env: EnvName,
+    /// The VAE's `(d, n, k)`.
+    pub vae: Option<(usize, usize, usize)>,
+    /// The paper code's seconds per step on a 2-core machine of this project's kind.
+    pub paper_seconds: f64,
+}
+
+/// The tasks of `bench train`.
+pub const TRAIN_TASKS: [TrainTask; 4] = [
+    TrainTask { name: "k-NN (MNIST)", env: EnvName::KnnMnist, vae: None, paper_seconds: 0.043 },
+    TrainTask { name: "VAE (20, 20, 10)", env: EnvName::VaeMnist, vae: Some((20, 20, 10)), paper_seconds: 0.139 },
+    TrainTask { name: "VAE (10, 10, 5)", env: EnvName::VaeMnist, vae: Some((10, 10, 5)), paper_seconds: 0.107 },
+    TrainTask {
+        name: "feature selection k = 50",
+        env: EnvName::FeatureSelectionMnist,
+        vae: None,
+        paper_seconds: 0.080,
+    },
+];
+
+/// What `bench train` times, as given on its command line.
+#[derive(Debug, Clone)]
+pub struct TrainBench {
+    /// The device.
+    pub device: Device,
+    /// Seconds spent on each of the step and the floor.
+    pub seconds: f64,
+    /// Where the data sets are.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// The distribution's backend.
+    pub normalizer: NormalizerName,
+}
+
+/// `bench train`: seconds per step of each task with SFESS + VR (S = 32) on real data, and
+/// the floor, spending about `seconds` on each. Each task runs in a fresh process (this
+/// binary, `bench train --task I`): in one process, a task's step time depends on which
+/// tasks ran before it (by 10–60% here, through the allocator's state), the floor's does not.
+///
+/// # Errors
+/// Missing data; training errors; a child that fails.
+pub fn train_steps(bench: &TrainBench) -> anyhow::Result<TrainReport> {
+    let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+    let mut measurements = Vec::new();
+    for (index, TrainTask { name: task, .. }) in TRAIN_TASKS.iter().enumerate() {
+        let mut command = std::process::Command::new(&exe);
+        command.arg("--device").arg(crate::device::device_name(bench.device));
+        command.arg("--threads").arg(rayon::current_num_threads().to_string());
+        command.args([
+            "bench",
+            "train",
+            "--json",
+            "--task",
+            &index.to_string(),
+            "--seconds",
+            &bench.seconds.to_string(),
+        ]);
+        command.arg("--normalizer").arg(bench.normalizer.to_possible_value_name());
+        if let Some(dir) = &bench.data_dir {
+            command.arg("--data-dir").arg(dir);
+        }
+        let output = command
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("starting the {task} benchmark"))?;
+        anyhow::ensure!(output.status.success(), "the {task} benchmark failed ({})", output.status);
+        let report: TrainReport =
+            serde_json::from_slice(&output.stdout).with_context(|| format!("reading the {task} benchmark"))?;
+        measurements.extend(report.measurements);
+    }
+    Ok(TrainReport { machine: Machine::describe(bench.device), measurements })
+}
+
+/// One task of [`TRAIN_TASKS`] in this process (`bench train --task I`).
 ///
 /// # Errors
 /// Missing data; training errors.
-pub fn train_steps(
-    device: Device,
-    seconds: f64,
-    data_dir: Option<std::path::PathBuf>,
-    normalizer: NormalizerName,
-) -> anyhow::Result<TrainReport> {
-    let budget = Duration::from_secs_f64(seconds);
-    let tasks = [
-        ("k-NN (MNIST)", EnvName::KnnMnist, None, 0.043),
-        ("VAE (20, 20, 10)", EnvName::VaeMnist, Some((20, 20, 10)), 0.139),
-        ("VAE (10, 10, 5)", EnvName::VaeMnist, Some((10, 10, 5)), 0.107),
-        ("feature selection k = 50", EnvName::FeatureSelectionMnist, None, 0.080),
-    ];
-    let mut results = Vec::new();
-    for (task, env, vae, paper_seconds) in tasks {
-        let mut config = TrainConfig {
-            env,
-            data_dir: data_dir.clone(),
-            device: crate::device::device_name(device),
-            ..TrainConfig::default()
-        };
-        config.estimator_options.normalizer = normalizer;
-        if let Some((d, n, k)) = vae {
-            (config.vae_groups, config.vae_items, config.k) = (d, n, Some(k));
-        }
-        let mut experiment = crate::runner::Experiment::build(&config)?;
-        let mut optimizer = experiment.optimizer(config.lr(), config.beta1, config.beta2)?;
-        let mut step = 0u64;
-        let (median, _, _) = time(budget, device, || {
-            step += 1;
-            experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
-        })?;
-        let operands = product_operands(&step_products(&config, device), device);
-        let (floor, _, _) = time(budget, device, || products_once(&operands))?;
-        let used = normalizer.resolve(device).name();
-        eprintln!(
-            "  {task:<26} {used:<9} {:>8.4} s/step   floor {:>8.4} s ({:.2}x)   paper's code {paper_seconds} s",
-            median,
-            floor,
-            median / floor
-        );
-        results.push(StepMeasurement {
-            task: task.to_owned(),
-            normalizer: used.to_owned(),
-            seconds_per_step: median,
-            floor_seconds: floor,
-            paper_seconds,
-        });
+pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<TrainReport> {
+    let &TrainTask { name: task, env, vae, paper_seconds } = TRAIN_TASKS.get(index).with_context(|| {
+        format!("--task {index}: there are {} tasks (0 to {})", TRAIN_TASKS.len(), TRAIN_TASKS.len() - 1)
+    })?;
+    let (device, budget) = (bench.device, Duration::from_secs_f64(bench.seconds));
+    let mut config = TrainConfig {
+        env,
+        data_dir: bench.data_dir.clone(),
+        device: crate::device::device_name(device),
+        ..TrainConfig::default()
+    };
+    config.estimator_options.normalizer = bench.normalizer;
+    if let Some((d, n, k)) = vae {
+        (config.vae_groups, config.vae_items, config.k) = (d, n, Some(k));
     }
-    Ok(TrainReport { machine: Machine::describe(device), measurements: results })
+    let mut experiment = crate::runner::Experiment::build(&config)?;
+    let mut optimizer = experiment.optimizer(config.lr(), config.beta1, config.beta2)?;
+    let mut step = 0u64;
+    let (median, _, _) = time(budget, device, || {
+        step += 1;
+        experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
+    })?;
+    let operands = product_operands(&step_products(&config, device), device);
+    let (floor, _, _) = time(budget, device, || products_once(&operands))?;
+    let used = bench.normalizer.resolve(device).name();
+    eprintln!(
+        "  {task:<26} {used:<9} {median:>8.4} s/step   floor {floor:>8.4} s ({:.2}x)   paper's code {paper_seconds} s",
+        median / floor
+    );
+    let measurement = StepMeasurement {
+        task: task.to_owned(),
+        normalizer: used.to_owned(),
+        seconds_per_step: median,
+        floor_seconds: floor,
+        paper_seconds,
+    };
+    Ok(TrainReport { machine: Machine::describe(device), measurements: vec![measurement] })
 }
 
 /// `bench train` as a Markdown table.

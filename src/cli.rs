@@ -376,6 +376,9 @@ pub struct BenchTrainArgs {
     /// Backend of the k-subset law (auto: stable on the CPU, parallel on CUDA).
     #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
     pub normalizer: NormalizerName,
+    /// Only this task, in this process (what each task's child process runs).
+    #[arg(long, hide = true, value_name = "INDEX")]
+    pub task: Option<usize>,
 }
 
 /// Arguments of the benchmarks.
@@ -506,8 +509,19 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
         }
         Command::Bench(BenchCommand::Train(args)) => {
             let device = cli.device.resolve()?;
-            eprintln!("sfess-agent bench train on {}", bench::Machine::describe(device).line());
-            let results = bench::train_steps(device, args.timing.seconds, args.data_dir.clone(), args.normalizer)?;
+            let plan = bench::TrainBench {
+                device,
+                seconds: args.timing.seconds,
+                data_dir: args.data_dir.clone(),
+                normalizer: args.normalizer,
+            };
+            let results = match args.task {
+                Some(index) => bench::train_step_of_task(&plan, index)?,
+                None => {
+                    eprintln!("sfess-agent bench train on {}", bench::Machine::describe(device).line());
+                    bench::train_steps(&plan)?
+                }
+            };
             let text = if args.timing.json {
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
             } else {

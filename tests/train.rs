@@ -266,3 +266,25 @@ fn feature_selection_and_the_vae_learn() {
         assert!(values[2] < 0.9 * values[0], "{env} with {estimator}: validation {metric} {values:?}");
     }
 }
+
+/// `bench train` times each task in a child process of its own and merges their reports: one
+/// row per task, each with its backend, a positive step time and floor.
+#[test]
+fn bench_train_reports_every_task_from_its_own_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 600, 60);
+    let data = tmp.path().to_str().unwrap();
+    let output = run(&["--device", "cpu", "bench", "train", "--seconds", "0.01", "--data-dir", data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = report["measurements"].as_array().unwrap();
+    let tasks: Vec<&str> = rows.iter().map(|r| r["task"].as_str().unwrap()).collect();
+    assert_eq!(tasks, ["k-NN (MNIST)", "VAE (20, 20, 10)", "VAE (10, 10, 5)", "feature selection k = 50"]);
+    for row in rows {
+        assert_eq!(row["normalizer"], "stable", "{row}");
+        assert!(row["seconds_per_step"].as_f64().unwrap() > 0.0 && row["floor_seconds"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(report["machine"]["device"], "cpu");
+    let unknown = run(&["--device", "cpu", "bench", "train", "--task", "9", "--data-dir", data]);
+    fails_with(&unknown, "--task 9: there are 4 tasks");
+}
