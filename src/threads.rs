@@ -8,7 +8,8 @@
 //! - an idle OpenMP worker spins for a bounded time before it sleeps
 //!   ([`bound_openmp_spinning`]): libgomp's default is 300,000 spins, long enough that on a
 //!   2-core machine the worker still holds a core while rayon's threads need it (the k-NN
-//!   step took 9.8 ms with the default and 6.5 ms with 10,000 spins, measured here);
+//!   step took 7.4–7.5 ms with the default and 6.5–7.1 ms with 10,000 spins, in alternating
+//!   `bench train` runs here);
 //! - processes that share a machine share its CPUs: `compare --jobs J` gives each of its
 //!   `J` children `--threads ⌊N / J⌋` ([`share`]).
 
