@@ -474,7 +474,9 @@ pub fn train_steps(bench: &TrainBench) -> anyhow::Result<TrainReport> {
             "--seconds",
             &bench.seconds.to_string(),
         ]);
-        command.arg("--normalizer").arg(bench.normalizer.to_possible_value_name());
+        if let Some(value) = clap::ValueEnum::to_possible_value(&bench.normalizer) {
+            command.arg("--normalizer").arg(value.get_name());
+        }
         if let Some(dir) = &bench.data_dir {
             command.arg("--data-dir").arg(dir);
         }

@@ -118,11 +118,6 @@ impl NormalizerName {
     pub fn resolve(self, device: tch::Device) -> Normalizer {
         self.fixed().unwrap_or_else(|| Normalizer::default_for(device))
     }
-
-    /// Its name on the command line.
-    pub fn to_possible_value_name(self) -> &'static str {
-        self.fixed().map_or("auto", Normalizer::name)
-    }
 }
 
 /// `--imle-noise`.

@@ -429,7 +429,7 @@ pub fn train(config: &TrainConfig, dir: &Path, resume: bool, verbosity: Verbosit
             record_all(&mut log, done, "train", &means, elapsed_before + started.elapsed().as_secs_f64())?;
         }
         if done % config.eval_every == 0 || done == config.steps {
-            window.check().with_context(stopped).inspect_err(|_| progress.abandon())?;
+            window.checked_loss().with_context(stopped).inspect_err(|_| progress.abandon())?;
             training_seconds += segment.elapsed().as_secs_f64();
             let metrics =
                 experiment.evaluate(Phase::Validation).with_context(stopped).inspect_err(|_| progress.abandon())?;
@@ -543,35 +543,31 @@ impl TrainWindow {
     /// A loss of the window was not finite (NaN or infinite).
     fn take(&mut self) -> anyhow::Result<BTreeMap<String, f64>> {
         let steps = self.steps.max(1) as f64;
+        let total = self.checked_loss()?;
         let mut means: BTreeMap<String, f64> =
             std::mem::take(&mut self.sums).into_iter().map(|(name, sum)| (name, sum / steps)).collect();
-        if let Some(sum) = self.loss.take() {
-            let total = f64::try_from(&sum)?;
-            if !total.is_finite() {
-                bail!(
-                    "the loss became {total} between steps {} and {}; nothing after the last checkpoint is kept",
-                    self.first,
-                    self.first + self.steps - 1
-                );
-            }
+        if let Some(total) = total {
             means.insert("loss".to_owned(), total / steps);
         }
+        self.loss = None;
         self.steps = 0;
         Ok(means)
     }
 
-    /// Fails as [`take`](Self::take) would, without ending the window.
-    fn check(&self) -> anyhow::Result<()> {
-        if let Some(sum) = &self.loss {
-            let total = f64::try_from(sum)?;
-            anyhow::ensure!(
-                total.is_finite(),
-                "the loss became {total} between steps {} and {}; nothing after the last checkpoint is kept",
-                self.first,
-                self.first + self.steps - 1
-            );
-        }
-        Ok(())
+    /// The window's summed loss, read from its device (`None` for an empty window).
+    ///
+    /// # Errors
+    /// It is not finite: a loss of the window was NaN or infinite.
+    fn checked_loss(&self) -> anyhow::Result<Option<f64>> {
+        let Some(sum) = &self.loss else { return Ok(None) };
+        let total = f64::try_from(sum)?;
+        anyhow::ensure!(
+            total.is_finite(),
+            "the loss became {total} between steps {} and {}; nothing after the last checkpoint is kept",
+            self.first,
+            self.first + self.steps - 1
+        );
+        Ok(Some(total))
     }
 }
 

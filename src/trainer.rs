@@ -157,7 +157,6 @@ impl Adam {
             state.push((format!("adam.m.{name}"), m.f_detach_copy()?));
             state.push((format!("adam.v.{name}"), v.f_detach_copy()?));
         }
-        state.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(state)
     }
 

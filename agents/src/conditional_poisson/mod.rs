@@ -112,11 +112,6 @@ impl Normalizer {
             _ => Normalizer::Stable,
         }
     }
-
-    /// Whether it is exact to rounding for every finite input (stable and parallel).
-    pub fn is_exact(self) -> bool {
-        matches!(self, Normalizer::Stable | Normalizer::Parallel)
-    }
 }
 
 /// How k-subsets are drawn.
@@ -289,7 +284,7 @@ impl ConditionalPoisson {
     /// As [`new`](Self::new), and [`Error::NormalizerFailed`] when a DFT backend cannot
     /// resolve a row.
     pub fn with_normalizer(logits: &Tensor, k: i64, normalizer: Normalizer) -> Result<Self> {
-        let (batch, n, k) = check_logits(logits, k)?;
+        let (batch, n, k) = check_shape(logits, k)?;
         let on_device = logits.device() != Device::Cpu;
         let law = match normalizer {
             Normalizer::Stable => {
@@ -321,9 +316,10 @@ impl ConditionalPoisson {
                 if on_device {
                     let eta = device_logits(logits)?;
                     let outcome = dft::on_device(&eta, k, precision)?;
-                    let probability = Vec::<f64>::try_from(outcome.probability.f_to_device(Device::Cpu)?)?;
-                    let log_normalizer_host = Vec::<f64>::try_from(outcome.log_normalizer.f_to_device(Device::Cpu)?)?;
-                    check_dft(normalizer, &log_normalizer_host, &probability)?;
+                    // One copy to the host for the check: [log e_k; P(Σ b = k)].
+                    let both = to_host(&Tensor::f_stack(&[&outcome.log_normalizer, &outcome.probability], 0)?);
+                    let (log_normalizer_host, probability) = both.split_at(batch);
+                    check_dft(normalizer, log_normalizer_host, probability)?;
                     let (log_normalizer, marginals) = (outcome.log_normalizer, outcome.marginals);
                     Law::Device { eta, log_normalizer, marginals, tree: OnceCell::new() }
                 } else {
@@ -400,10 +396,7 @@ impl ConditionalPoisson {
                 .collect(),
             Law::Device { eta, log_normalizer, .. } => {
                 let softplus = parallel::softplus(eta).and_then(|s| s.f_sum_dim_intlist(-1, false, Kind::Double));
-                softplus
-                    .and_then(|s| log_normalizer.f_sub(&s))
-                    .as_ref()
-                    .map_or_else(|_| vec![f64::NAN; self.batch], to_host)
+                to_host(&softplus.and_then(|s| log_normalizer.f_sub(&s)).expect("device statistics give log P(Σb = k)"))
             }
         }
     }
@@ -423,7 +416,7 @@ impl ConditionalPoisson {
                     log_z - dot.sum()
                 })
                 .collect(),
-            Law::Device { .. } => self.device_entropy().as_ref().map_or_else(|_| vec![f64::NAN; self.batch], to_host),
+            Law::Device { .. } => to_host(&self.entropy_f64().expect("device statistics give an entropy")),
         }
     }
 
@@ -434,35 +427,43 @@ impl ConditionalPoisson {
         self.entropy_values().into_iter().map(|h| (log_binomial - h).max(0.0)).collect()
     }
 
-    /// `H` as an `f64` tensor `[B]` on the logits' device (device statistics only).
-    fn device_entropy(&self) -> Result<Tensor> {
-        let Law::Device { eta, log_normalizer, marginals, .. } = &self.law else {
-            unreachable!("called for device statistics only")
-        };
-        Ok(log_normalizer.f_sub(&eta.f_mul(marginals)?.f_sum_dim_intlist(-1, false, Kind::Double)?)?)
+    /// A tensor of the given shape from host `f64` values, in `f64` on the logits' device.
+    fn on_device(&self, values: &[f64], shape: &[i64]) -> Result<Tensor> {
+        Ok(Tensor::from_slice(values).f_view(shape)?.f_to_device(self.logits.device())?)
     }
 
-    /// A tensor of the given shape from host `f64` values, in the logits' type and device.
-    fn tensor(&self, values: &[f64], shape: &[i64]) -> Result<Tensor> {
-        Ok(Tensor::from_slice(values)
-            .f_view(shape)?
-            .f_to_kind(self.logits.kind())?
-            .f_to_device(self.logits.device())?)
+    /// `log e_k`, `[B]`, `f64` on the logits' device.
+    fn log_normalizer_f64(&self) -> Result<Tensor> {
+        match &self.law {
+            Law::Host { log_normalizer, .. } => self.on_device(log_normalizer, &[self.batch as i64]),
+            Law::Device { log_normalizer, .. } => Ok(log_normalizer.shallow_clone()),
+        }
     }
 
-    /// An `f64` statistic as a tensor in the logits' type (and device).
-    fn in_logits_kind(&self, statistic: &Tensor) -> Result<Tensor> {
-        Ok(statistic.f_to_kind(self.logits.kind())?)
+    /// `π`, `[B, n]`, `f64` on the logits' device.
+    fn marginals_f64(&self) -> Result<Tensor> {
+        match &self.law {
+            Law::Host { marginals, .. } => self.on_device(marginals, &[self.batch as i64, self.n as i64]),
+            Law::Device { marginals, .. } => Ok(marginals.shallow_clone()),
+        }
+    }
+
+    /// `H`, `[B]`, `f64` on the logits' device (compensated sums on the host for host
+    /// statistics).
+    fn entropy_f64(&self) -> Result<Tensor> {
+        match &self.law {
+            Law::Host { .. } => self.on_device(&self.entropy_values(), &[self.batch as i64]),
+            Law::Device { eta, log_normalizer, marginals, .. } => {
+                Ok(log_normalizer.f_sub(&eta.f_mul(marginals)?.f_sum_dim_intlist(-1, false, Kind::Double)?)?)
+            }
+        }
     }
 
     /// Inclusion probabilities `π = ∂ log e_k / ∂η`, `[B, n]`, not differentiable.
     pub fn marginals(&self) -> Tensor {
-        let shape = [self.batch as i64, self.n as i64];
-        match &self.law {
-            Law::Host { marginals, .. } => self.tensor(marginals, &shape),
-            Law::Device { marginals, .. } => self.in_logits_kind(marginals),
-        }
-        .expect("shape and kind were checked at construction")
+        self.marginals_f64()
+            .and_then(|pi| Ok(pi.f_to_kind(self.logits.kind())?))
+            .expect("shape and kind were checked at construction")
     }
 
     /// `log e_k(exp η)` per row, `[B]`, differentiable with respect to the logits with
@@ -474,11 +475,10 @@ impl ConditionalPoisson {
     /// first derivatives are exact; its second derivatives are not available through
     /// autograd (they come out zero).
     pub fn log_normalizer(&self) -> Tensor {
-        let constant = match &self.law {
-            Law::Host { log_normalizer, .. } => self.tensor(log_normalizer, &[self.batch as i64]),
-            Law::Device { log_normalizer, .. } => self.in_logits_kind(log_normalizer),
-        }
-        .expect("checked at construction");
+        let constant = self
+            .log_normalizer_f64()
+            .and_then(|z| Ok(z.f_to_kind(self.logits.kind())?))
+            .expect("checked at construction");
         let pi = self.marginals();
         let offset = &self.logits - self.logits.detach();
         constant + (pi * offset).sum_dim_intlist(-1, false, None::<Kind>)
@@ -499,10 +499,7 @@ impl ConditionalPoisson {
     /// # Errors
     /// libtorch errors.
     pub fn entropy(&self) -> Result<Tensor> {
-        let values = match &self.law {
-            Law::Host { .. } => self.tensor(&self.entropy_values(), &[self.batch as i64])?,
-            Law::Device { .. } => self.in_logits_kind(&self.device_entropy()?)?,
-        };
+        let values = self.entropy_f64()?.f_to_kind(self.logits.kind())?;
         Ok(values.f_sub(&self.covariance_term()?)?)
     }
 
@@ -512,15 +509,8 @@ impl ConditionalPoisson {
     /// # Errors
     /// libtorch errors.
     pub fn kl_to_uniform(&self) -> Result<Tensor> {
-        let values = match &self.law {
-            Law::Host { .. } => self.tensor(&self.kl_to_uniform_values(), &[self.batch as i64])?,
-            Law::Device { .. } => {
-                let kl =
-                    self.device_entropy()?.f_neg()?.f_add_scalar(log_binomial(self.n, self.k))?.f_clamp_min(0.0)?;
-                self.in_logits_kind(&kl)?
-            }
-        };
-        Ok(values.f_add(&self.covariance_term()?)?)
+        let kl = self.entropy_f64()?.f_neg()?.f_add_scalar(log_binomial(self.n, self.k))?.f_clamp_min(0.0)?;
+        Ok(kl.f_to_kind(self.logits.kind())?.f_add(&self.covariance_term()?)?)
     }
 
     /// `Σ_i (η − stopgrad η)_i (Cov(z) η)_i` per row: zero in value, gradient `Cov(z) η`.
@@ -553,7 +543,7 @@ impl ConditionalPoisson {
                     .zip(eta.par_chunks(n))
                     .zip(v.par_chunks(n))
                     .for_each(|((out, row), v)| stable::covariance_vector_product(row, k, v, out));
-                self.tensor(&out, &[batch as i64, n as i64])
+                Ok(self.on_device(&out, &[batch as i64, n as i64])?.f_to_kind(self.logits.kind())?)
             }
             Law::Device { .. } => {
                 let v = device_logits(v)?;
@@ -561,7 +551,7 @@ impl ConditionalPoisson {
                     Some(tree) => tree.covariance_vector_product(&v)?,
                     None => v.f_zeros_like()?,
                 };
-                self.in_logits_kind(&product)
+                Ok(product.f_to_kind(self.logits.kind())?)
             }
         }
     }
@@ -709,10 +699,21 @@ impl ConditionalPoisson {
     }
 }
 
-/// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`) and `0 ≤ k ≤ n` from their metadata,
-/// and that they are finite when they are on the CPU (on a device that would take a host
-/// synchronisation); returns `(B, n, k)`.
-pub(crate) fn check_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usize)> {
+/// Checks logits `[B, n]` as [`ConditionalPoisson`] does, for estimators that do not build
+/// the distribution: the shape, type and `k` ([`check_shape`]), and finiteness on the CPU
+/// (on a device that would take a host synchronisation).
+pub(crate) fn check_logits(logits: &Tensor, k: i64) -> Result<()> {
+    check_shape(logits, k)?;
+    if logits.device() == Device::Cpu {
+        first_non_finite(logits)?;
+    }
+    Ok(())
+}
+
+/// Checks logits `[B, n]` (f32 or f64, `1 ≤ n < 2³²`) and `0 ≤ k ≤ n` from their metadata;
+/// returns `(B, n, k)`. Finiteness is checked by whatever reads the values
+/// ([`host_logits`], [`device_logits`]).
+fn check_shape(logits: &Tensor, k: i64) -> Result<(usize, usize, usize)> {
     let shape = logits.size();
     let [batch, n] = shape[..] else {
         return Err(Error::LogitsShape { shape });
@@ -727,9 +728,6 @@ pub(crate) fn check_logits(logits: &Tensor, k: i64) -> Result<(usize, usize, usi
     }
     if k < 0 || k as usize > n {
         return Err(Error::KOutOfRange { k, n });
-    }
-    if logits.device() == Device::Cpu {
-        first_non_finite(logits)?;
     }
     Ok((batch, n, k as usize))
 }
@@ -778,7 +776,7 @@ fn to_host(values: &Tensor) -> Vec<f64> {
 /// `log e_k` and `π` for `k = 0` (`0`, all zeros) and `k = n` (`Σ η`, all ones).
 fn trivial_statistics(eta: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
     if k == 0 {
-        Ok((eta.f_sum_dim_intlist(-1, false, Kind::Double)?.f_zeros_like()?, eta.f_zeros_like()?))
+        Ok((Tensor::f_zeros([eta.size()[0]], (Kind::Double, eta.device()))?, eta.f_zeros_like()?))
     } else {
         Ok((eta.f_sum_dim_intlist(-1, false, Kind::Double)?, eta.f_ones_like()?))
     }

@@ -402,14 +402,19 @@ pub(crate) struct SamplingTable {
 }
 
 impl SamplingTable {
-    /// The table of `forward` when it is held whole (one block), else `None`.
-    fn keep(p: &[f64], forward: &ForwardTable<'_, f64>) -> Option<Self> {
+    /// The rows `F_0 … F_n` of `forward` and its width, when it is held whole (one block);
+    /// the table becomes a [`SamplingTable`] with the tilted `p` ([`SamplingTable::with_p`]).
+    fn whole_rows(forward: ForwardTable<'_, f64>) -> Option<(usize, Vec<f64>)> {
         (forward.blocks() == 1).then(|| {
-            let mut rows = Vec::with_capacity((forward.n + 1) * forward.width);
-            rows.extend_from_slice(&forward.rows[..forward.n * forward.width]);
+            let mut rows = forward.rows;
+            rows.truncate(forward.n * forward.width);
             rows.extend_from_slice(&forward.last);
-            Self { p: p.to_vec(), width: forward.width, rows }
+            (forward.width, rows)
         })
+    }
+
+    fn with_p(p: Vec<f64>, (width, rows): (usize, Vec<f64>)) -> Self {
+        Self { p, width, rows }
     }
 
     /// Visits rows `r = n−1, …, 0` as `(r, F_r, F_{r+1})`.
@@ -456,11 +461,12 @@ fn log_normalizer_and_marginals_in_blocks(
     }
     let tilted = Tilted::new(eta, k);
     let (total, forward) = inclusion(&tilted.p, &tilted.q, k, block, marginals);
-    let table = SamplingTable::keep(&tilted.p, &forward);
+    let rows = SamplingTable::whole_rows(forward);
     for m in marginals.iter_mut() {
         *m = m.clamp(0.0, 1.0);
     }
-    (total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t, table)
+    let log_normalizer = total.ln() + tilted.log_scale(eta) - k as f64 * tilted.t;
+    (log_normalizer, rows.map(|rows| SamplingTable::with_p(tilted.p, rows)))
 }
 
 /// Draws `n_samples` exact k-subsets of one row as k-hot bytes: sample `s` includes item

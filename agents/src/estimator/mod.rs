@@ -233,8 +233,7 @@ fn distribution(logits: &Tensor, k: i64, normalizer: Option<Normalizer>) -> Resu
 /// Checks the logits the same way [`ConditionalPoisson`] does (shape, type, k, finite
 /// values on the CPU) for estimators that do not build the distribution.
 fn check_logits(logits: &Tensor, k: i64) -> Result<()> {
-    conditional_poisson::check_logits(logits, k)?;
-    Ok(())
+    Ok(conditional_poisson::check_logits(logits, k)?)
 }
 
 /// The k-hot vectors of the top `k` entries along the last dimension of `keys`.
