@@ -105,20 +105,33 @@ fn a_run_writes_its_folder_and_eval_recomputes_the_test_metric() {
     fails_with(&run(&knn_args(data, out.to_str().unwrap(), "30")), "already holds a run");
 }
 
-/// Resuming from the checkpoint at step 20 ends exactly where the uninterrupted run does,
-/// and the same seed gives the same metrics.
-#[test]
-fn resume_and_rerun_give_identical_results() {
+/// Two 40-step k-NN runs and one of 20 steps resumed to 40, with `extra` flags on the
+/// synthetic data: the reruns and the resumed run have the straight run's test metrics.
+/// Returns the folder and the straight and resumed runs' folders.
+fn straight_again_and_resumed(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     synthetic_mnist(tmp.path(), 240, 60);
     let data = tmp.path().to_str().unwrap();
     let (straight, again, resumed) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
-    let a = json(&run(&knn_args(data, straight.to_str().unwrap(), "40")));
-    let b = json(&run(&knn_args(data, again.to_str().unwrap(), "40")));
+    let train = |out: &Path, steps: &str| -> Value {
+        let mut args = knn_args(data, out.to_str().unwrap(), steps);
+        args.extend(extra);
+        json(&run(&args))
+    };
+    let a = train(&straight, "40");
+    let b = train(&again, "40");
     assert_eq!(a["test"], b["test"], "same seed, same metrics");
-    json(&run(&knn_args(data, resumed.to_str().unwrap(), "20")));
+    train(&resumed, "20");
     let c = json(&run(&["train", "--resume", resumed.to_str().unwrap(), "--steps", "40", "--quiet", "--json"]));
     assert_eq!(a["test"], c["test"]);
+    (tmp, straight, resumed)
+}
+
+/// Resuming from the checkpoint at step 20 ends exactly where the uninterrupted run does,
+/// and the same seed gives the same metrics.
+#[test]
+fn resume_and_rerun_give_identical_results() {
+    let (_tmp, straight, resumed) = straight_again_and_resumed(&[]);
     let values = |dir: &Path| -> Vec<(u64, String, f64)> {
         lines(&dir.join("metrics.jsonl"))
             .iter()
@@ -131,27 +144,11 @@ fn resume_and_rerun_give_identical_results() {
 }
 
 /// The parallel backend (the CUDA default) trains through the same runner on CPU tensors:
-/// runs repeat exactly, a resumed run ends where the straight one does (its sampler's
-/// uniforms come from libtorch's generator, reseeded from each step's generator), and the
-/// result is a different draw of the same law than the stable backend's.
+/// runs repeat exactly, and a resumed run ends where the straight one does (its sampler's
+/// uniforms come from libtorch's generator, reseeded from each step's generator).
 #[test]
 fn the_parallel_backend_trains_resumes_and_repeats() {
-    let tmp = tempfile::tempdir().unwrap();
-    synthetic_mnist(tmp.path(), 240, 60);
-    let data = tmp.path().to_str().unwrap();
-    let (straight, again, resumed) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
-    let parallel = |out: &Path, steps: &'static str| -> Value {
-        let out = out.to_str().unwrap().to_owned();
-        let mut args: Vec<String> = knn_args(data, &out, steps).into_iter().map(str::to_owned).collect();
-        args.extend(["--normalizer".to_owned(), "parallel".to_owned(), "--threads".to_owned(), "1".to_owned()]);
-        json(&run(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-    };
-    let a = parallel(&straight, "40");
-    let b = parallel(&again, "40");
-    assert_eq!(a["test"], b["test"], "same seed, same metrics");
-    parallel(&resumed, "20");
-    let c = json(&run(&["train", "--resume", resumed.to_str().unwrap(), "--steps", "40", "--quiet", "--json"]));
-    assert_eq!(a["test"], c["test"]);
+    let (_tmp, straight, resumed) = straight_again_and_resumed(&["--normalizer", "parallel", "--threads", "1"]);
     let config = std::fs::read_to_string(resumed.join("config.json")).unwrap();
     assert!(config.contains("\"normalizer\": \"parallel\""), "{config}");
     let losses = |dir: &Path| -> Vec<f64> {
