@@ -12,6 +12,8 @@ use crate::config::{EnvName, TrainConfig};
 use crate::device::DeviceSpec;
 use crate::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
+use crate::run_folder::{RunOptions, Verbosity};
+use crate::signals::Interrupt;
 
 /// Score-function estimators for k-subset sampling (SFESS).
 #[derive(Debug, Clone, Parser)]
@@ -245,15 +247,14 @@ impl TrainArgs {
     /// # Errors
     /// A configuration file that cannot be read or parsed.
     pub fn resolve(&self, device: &DeviceSpec) -> anyhow::Result<TrainConfig> {
-        let mut config = match (&self.resume, &self.config) {
-            (Some(dir), _) => crate::runner::read_config(dir)?,
-            (None, Some(path)) => {
+        let mut config = match &self.config {
+            Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("--config {}: cannot read it", path.display()))?;
                 serde_json::from_str(&text)
                     .with_context(|| format!("--config {}: not a valid configuration", path.display()))?
             }
-            (None, None) => TrainConfig::default(),
+            None => TrainConfig::default(),
         };
         if let Some(env) = self.env {
             config.env = env;
@@ -265,10 +266,59 @@ impl TrainArgs {
             config.seed = seed;
         }
         self.task.apply(&mut config);
-        if self.resume.is_none() || *device != DeviceSpec::Auto {
+        if *device != DeviceSpec::Auto {
             config.device = device.to_string();
         }
         Ok(config)
+    }
+
+    /// Refuses, by name, every flag that would change the configuration of the run in
+    /// `dir`: a resumed run keeps its own; only a longer `--steps` (and options that cannot
+    /// change results: `--quiet`, `--json`, `--threads`) may be given.
+    ///
+    /// # Errors
+    /// `dir` holds no run; a flag differs from the run's configuration.
+    pub fn refuse_changes_to(&self, dir: &Path, device: &DeviceSpec) -> anyhow::Result<()> {
+        let recorded = crate::run_folder::read_config(dir)?.resolved();
+        let steps = recorded.steps;
+        anyhow::ensure!(
+            self.config.is_none(),
+            "--resume {} takes its configuration from {}; --config cannot be given with it",
+            dir.display(),
+            dir.join(crate::run_folder::CONFIG).display()
+        );
+        let mut asked = recorded.clone();
+        if let Some(env) = self.env {
+            asked.env = env;
+        }
+        if let Some(estimator) = self.estimator {
+            asked.estimator = estimator;
+        }
+        if let Some(seed) = self.seed {
+            asked.seed = seed;
+        }
+        self.task.apply(&mut asked);
+        if *device != DeviceSpec::Auto {
+            asked.device = device.to_string();
+        }
+        asked.steps = steps;
+        let absolute = |config: TrainConfig| config.with_absolute_paths().context("reading the current folder");
+        let differences = crate::config::differences(&absolute(recorded)?, &absolute(asked.resolved())?);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = differences
+            .iter()
+            .map(|(key, was, asks)| format!("{} (the run has {was}, asked {asks})", crate::config::flag_of(key)))
+            .collect();
+        anyhow::bail!(
+            "--resume {} continues the run with its own configuration, and {} would change it; only a longer \
+             --steps may be given (and --quiet, --json, --threads). To train with other settings, start a new \
+             run: --config {} --out NEW_DIR",
+            dir.display(),
+            named.join(", "),
+            dir.join(crate::run_folder::CONFIG).display()
+        )
     }
 }
 
@@ -466,7 +516,22 @@ impl From<SamplerArg> for Sampler {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     crate::threads::configure(cli.threads)?;
+    let interrupt = Interrupt::install().context("installing the handlers of SIGINT and SIGTERM")?;
+    stop_with_the_parent_compare(&interrupt);
     execute(&cli, &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+}
+
+/// A `train` started by `compare` gets SIGTERM when its compare dies, so that no run goes
+/// on as an orphan that a rerun of the comparison would race with (if compare is gone
+/// already, the run stops before it starts).
+fn stop_with_the_parent_compare(interrupt: &Interrupt) {
+    let Some(parent) = std::env::var(crate::compare::PARENT_ENV).ok().and_then(|pid| pid.parse::<i32>().ok()) else {
+        return;
+    };
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    if nix::unistd::getppid().as_raw() != parent {
+        interrupt.trigger(nix::sys::signal::Signal::SIGTERM as i32);
+    }
 }
 
 /// Executes a parsed command line, reading `--logits-file -` from `stdin` and writing
@@ -531,14 +596,21 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Train(args) => {
-            let config = args.resolve(&cli.device)?;
-            let dir = args
-                .resume
-                .clone()
-                .or_else(|| args.out.clone())
-                .unwrap_or_else(|| crate::runner::default_run_dir(&config));
-            let verbosity = if args.quiet { crate::runner::Verbosity::Quiet } else { crate::runner::Verbosity::Normal };
-            let summary = crate::runner::train(&config, &dir, args.resume.is_some(), verbosity)?;
+            let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+            let holder = std::env::args().collect::<Vec<_>>().join(" ");
+            let options = RunOptions { verbosity, interrupt: Interrupt::of_process(), holder };
+            let (dir, summary) = match &args.resume {
+                Some(dir) => {
+                    args.refuse_changes_to(dir, &cli.device)?;
+                    (dir.clone(), crate::run_folder::resume(dir, args.task.steps, &options)?)
+                }
+                None => {
+                    let config = args.resolve(&cli.device)?;
+                    let dir = args.out.clone().unwrap_or_else(|| crate::run_folder::default_run_dir(&config));
+                    let summary = crate::run_folder::train(&config, &dir, &options)?;
+                    (dir, summary)
+                }
+            };
             let text = if args.json {
                 serde_json::to_string(&summary)? + "\n"
             } else {
@@ -559,7 +631,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Eval(args) => {
-            let metrics = crate::runner::evaluate_run(&args.run)?;
+            let metrics = crate::run_folder::evaluate_run(&args.run)?;
             let text = serde_json::to_string(&metrics)? + "\n";
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
             Ok(())
@@ -577,12 +649,13 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 seeds: args.seeds.clone(),
                 jobs: args.jobs,
                 out: args.out.clone(),
-                train_flags: args.task.to_flags(),
+                task: args.task.clone(),
                 device: cli.device.to_string(),
                 threads_per_run: crate::threads::share(
                     cli.threads.unwrap_or_else(crate::threads::available_cpus),
                     args.jobs,
                 ),
+                interrupt: Interrupt::of_process(),
             };
             let table = crate::compare::compare(&plan)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;

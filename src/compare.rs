@@ -10,18 +10,23 @@
 //! `speed.{svg,png}` (seconds per training step).
 
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::config::EnvName;
+use crate::cli::TaskOptions;
+use crate::config::{EnvName, TrainConfig};
+use crate::device::DeviceSpec;
 use crate::estimators::EstimatorName;
 use crate::files::write_atomically;
-use crate::runner::{Record, SUMMARY, Summary};
+use crate::lock::FolderLock;
+use crate::run_folder::{Record, SUMMARY, Summary};
+use crate::signals::{Interrupt, Interrupted};
 
 /// Which pair a run folder holds, written by `compare` before the run starts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +40,7 @@ pub struct Pair {
 }
 
 const PAIR: &str = "pair.json";
+const REQUEST: &str = "compare.json";
 const FAILED: &str = "failed.txt";
 
 impl Pair {
@@ -57,21 +63,55 @@ pub struct Plan {
     pub jobs: usize,
     /// Output folder.
     pub out: PathBuf,
-    /// Extra `train` flags, passed through (`--steps 2000`, `--samples 32`, …).
-    pub train_flags: Vec<String>,
+    /// The task's options, passed to every run (`--steps 2000`, `--samples 32`, …).
+    pub task: TaskOptions,
     /// `--device` for every run.
     pub device: String,
     /// `--threads` for every run: its share of the CPUs (see [`crate::threads::share`]).
     pub threads_per_run: usize,
+    /// Set by SIGINT or SIGTERM: forwarded to the running children.
+    pub interrupt: Interrupt,
+}
+
+impl Plan {
+    /// The configuration `train` gives the pair's run (as its `config.json` records it).
+    ///
+    /// # Errors
+    /// The current folder cannot be read (to make paths absolute).
+    pub fn config_of(&self, estimator: EstimatorName, seed: u64) -> anyhow::Result<TrainConfig> {
+        let mut config = TrainConfig { env: self.env, estimator, seed, ..TrainConfig::default() };
+        self.task.apply(&mut config);
+        if estimator != EstimatorName::SfessVr {
+            config.samples = 1;
+        }
+        if self.device != DeviceSpec::Auto.to_string() {
+            config.device.clone_from(&self.device);
+        }
+        config.resolved().with_absolute_paths().context("reading the current folder")
+    }
+}
+
+/// The request a comparison folder was made for (its `compare.json`): the configuration
+/// of its first pair; every later request on the folder must match it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Request {
+    /// The configuration of sfess-vr's run with seed 0 under this request.
+    config: TrainConfig,
 }
 
 /// Runs the plan, then the report; returns the report's Markdown table.
 ///
 /// # Errors
-/// The output folder cannot be written, or the binary cannot start a child run. Failed runs
-/// are not errors: they are reported.
+/// The output folder is locked by another compare, holds runs of another request, cannot be
+/// written; the binary cannot start a child run; a signal ([`Interrupted`], once the
+/// running children have checkpointed and stopped). Failed runs are not errors: they are
+/// reported.
 pub fn compare(plan: &Plan) -> anyhow::Result<String> {
+    refuse_duplicates(plan)?;
     std::fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
+    let holder = std::env::args().collect::<Vec<_>>().join(" ");
+    let _lock = FolderLock::acquire(&plan.out, &holder)?;
+    refuse_another_request(plan)?;
     let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
     let mut queue = Vec::new();
     for &estimator in &plan.estimators {
@@ -101,6 +141,9 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
                 (Arc::clone(&queue), Arc::clone(&finished), Arc::clone(&launched), exe.clone());
             scope.spawn(move || {
                 loop {
+                    if plan.interrupt.received().is_some() {
+                        return;
+                    }
                     let Some(pair) = queue.lock().map(|mut q| q.pop()).ok().flatten() else { return };
                     *launched.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     let outcome = run_pair(&exe, plan, &pair);
@@ -111,7 +154,8 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
                     // With every worker busy, the remaining runs take about as long per run as the finished ones.
                     let eta = started.elapsed().as_secs_f64() / *done as f64 * left as f64;
                     let status = match outcome {
-                        Ok(()) => "done".to_owned(),
+                        Ok(PairOutcome::Done) => "done".to_owned(),
+                        Ok(PairOutcome::Stopped) => "stopped by the signal (its checkpoint is kept)".to_owned(),
                         Err(e) => format!("failed: {e:#}"),
                     };
                     eprintln!(
@@ -126,13 +170,165 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
             });
         }
     });
+    if let Some(signal) = plan.interrupt.received() {
+        let where_ = format!(
+            "after its running runs checkpointed and stopped; rerun the same command to continue (complete runs \
+             are kept, stopped ones resume): {}",
+            plan.out.display()
+        );
+        return Err(Interrupted { signal, what: "compare".into(), where_ }.into());
+    }
     report(&plan.out)
 }
+
+/// The same estimator or seed twice would train the same pair twice.
+fn refuse_duplicates(plan: &Plan) -> anyhow::Result<()> {
+    for (i, seed) in plan.seeds.iter().enumerate() {
+        anyhow::ensure!(!plan.seeds[..i].contains(seed), "--seeds gives seed {seed} twice");
+    }
+    for (i, estimator) in plan.estimators.iter().enumerate() {
+        anyhow::ensure!(!plan.estimators[..i].contains(estimator), "--estimators gives {} twice", estimator.as_str());
+    }
+    Ok(())
+}
+
+/// Records the request in a new comparison folder; in one that has a request (or runs),
+/// refuses a request that differs, naming the settings and the pairs.
+fn refuse_another_request(plan: &Plan) -> anyhow::Result<()> {
+    let path = plan.out.join(REQUEST);
+    let request = Request { config: plan.config_of(EstimatorName::SfessVr, 0)? };
+    let another = |what: String| {
+        anyhow::anyhow!(
+            "{} holds a comparison made with other settings: {what}; repeat that request to continue it, or \
+             choose another --out",
+            plan.out.display()
+        )
+    };
+    let described = |differences: Vec<(String, String, String)>| -> String {
+        let named: Vec<String> = differences
+            .iter()
+            .map(|(key, was, asks)| format!("{} (it has {was}, asked {asks})", crate::config::flag_of(key)))
+            .collect();
+        named.join(", ")
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let recorded: Request = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a comparison request", path.display()))?;
+            let differences = crate::config::differences(&recorded.config, &request.config);
+            if !differences.is_empty() {
+                return Err(another(described(differences)));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    // Each pair already started must hold the configuration this request gives it.
+    let mut differing = Vec::new();
+    for entry in std::fs::read_dir(&plan.out).with_context(|| format!("reading {}", plan.out.display()))? {
+        let dir = entry?.path();
+        let Ok(text) = std::fs::read_to_string(dir.join(PAIR)) else { continue };
+        let pair: Pair =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a valid pair", dir.join(PAIR).display()))?;
+        if pair.env != plan.env {
+            differing.push(format!("{} (a run of {})", dir.display(), pair.env.as_str()));
+            continue;
+        }
+        let Ok(recorded) = crate::run_folder::read_config(&dir) else { continue };
+        let recorded = recorded.resolved().with_absolute_paths().context("reading the current folder")?;
+        let differences = crate::config::differences(&recorded, &plan.config_of(pair.estimator, pair.seed)?);
+        if !differences.is_empty() {
+            differing.push(format!("{} ({})", dir.display(), described(differences)));
+        }
+    }
+    if !differing.is_empty() {
+        return Err(another(format!("its runs {}", differing.join("; "))));
+    }
+    write_atomically(&path, (serde_json::to_string_pretty(&request)? + "\n").as_bytes())
+}
+
+/// How a pair's child run ended, short of a failure.
+enum PairOutcome {
+    /// Complete.
+    Done,
+    /// Stopped by the signal compare forwarded (it wrote its checkpoint).
+    Stopped,
+}
+
+/// The pause between two looks at a running child.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs one pair as a child `train`, resuming its folder when it holds a started run; a
+/// failure is written to the folder's `failed.txt`. A signal to compare is forwarded to
+/// the child, which checkpoints and stops.
+fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<PairOutcome> {
+    let dir = pair.dir(&plan.out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join(FAILED));
+    write_atomically(&dir.join(PAIR), (serde_json::to_string_pretty(pair)? + "\n").as_bytes())?;
+    let mut command = Command::new(exe);
+    command.arg("train").arg("--threads").arg(plan.threads_per_run.to_string());
+    command.args(["--quiet", "--json"]);
+    // If compare dies without forwarding a signal, the child gets SIGTERM (see `cli`).
+    command.env(PARENT_ENV, std::process::id().to_string());
+    if crate::run_folder::run_file_in(&dir).is_some() {
+        // A resumed run keeps its configuration (checked against this request already).
+        command.arg("--resume").arg(&dir);
+    } else {
+        command.arg("--device").arg(&plan.device);
+        command.args(["--env", pair.env.as_str(), "--estimator", pair.estimator.as_str()]);
+        command.arg("--seed").arg(pair.seed.to_string()).arg("--out").arg(&dir).args(flags_for(plan, pair.estimator));
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting a child sfess-agent train")?;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    });
+    let mut forwarded = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for a child sfess-agent train")? {
+            break status;
+        }
+        if let (false, Some(signal)) = (forwarded, plan.interrupt.received()) {
+            // Not reaped yet, so the pid is still the child's.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::try_from(signal).ok());
+            forwarded = true;
+        }
+        std::thread::sleep(POLL);
+    };
+    let stderr = stderr.and_then(|reader| reader.join().ok()).unwrap_or_default();
+    if status.success() {
+        return Ok(PairOutcome::Done);
+    }
+    if forwarded && status.code().is_some_and(|code| code > 128) {
+        return Ok(PairOutcome::Stopped);
+    }
+    let reason = match (stderr.lines().rev().find(|l| !l.trim().is_empty()), status.signal()) {
+        (_, Some(signal)) => format!("killed by {} (signal {signal})", crate::signals::signal_name(signal)),
+        (Some(line), None) => line.trim_start_matches("error: ").to_owned(),
+        (None, None) => format!("it exited with {status} and no message"),
+    };
+    write_atomically(&dir.join(FAILED), format!("{reason}\n").as_bytes())?;
+    anyhow::bail!("{reason}")
+}
+
+/// The environment variable that tells a child `train` the pid of the compare that
+/// started it.
+pub const PARENT_ENV: &str = "SFESS_AGENT_COMPARE_PID";
 
 /// The `train` flags of one estimator's runs: as the paper, SFESS + VR draws `--samples`
 /// samples per row (32 by default) and every other estimator one.
 fn flags_for(plan: &Plan, estimator: EstimatorName) -> Vec<String> {
-    let mut flags = plan.train_flags.clone();
+    let mut flags = plan.task.to_flags();
     if estimator != EstimatorName::SfessVr {
         if let Some(i) = flags.iter().position(|f| f == "--samples") {
             flags.drain(i..=i + 1);
@@ -140,43 +336,6 @@ fn flags_for(plan: &Plan, estimator: EstimatorName) -> Vec<String> {
         flags.extend(["--samples".to_owned(), "1".to_owned()]);
     }
     flags
-}
-
-/// Runs one pair as a child `train`, resuming its folder when it holds a started run;
-/// a failure is written to the folder's `failed.txt`.
-fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<()> {
-    let dir = pair.dir(&plan.out);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _ = std::fs::remove_file(dir.join(FAILED));
-    write_atomically(&dir.join(PAIR), (serde_json::to_string_pretty(pair)? + "\n").as_bytes())?;
-    let mut command = Command::new(exe);
-    command.arg("train").arg("--device").arg(&plan.device).arg("--threads").arg(plan.threads_per_run.to_string());
-    command.args(["--quiet", "--json"]);
-    if dir.join(crate::runner::CONFIG).exists() {
-        command.arg("--resume").arg(&dir);
-        // A resumed run keeps its configuration; only the number of steps may move.
-        if let Some(i) = plan.train_flags.iter().position(|f| f == "--steps") {
-            command.args(&plan.train_flags[i..=i + 1]);
-        }
-    } else {
-        command.args(["--env", pair.env.as_str(), "--estimator", pair.estimator.as_str()]);
-        command.arg("--seed").arg(pair.seed.to_string()).arg("--out").arg(&dir).args(flags_for(plan, pair.estimator));
-    }
-    let output = command.stdin(Stdio::null()).output().context("starting a child sfess-agent train")?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let reason = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
-        .trim_start_matches("error: ")
-        .to_owned();
-    let reason = if reason.is_empty() { format!("exit status {}", output.status) } else { reason };
-    write_atomically(&dir.join(FAILED), format!("{reason}\n").as_bytes())?;
-    anyhow::bail!("{reason}")
 }
 
 /// One estimator's line of the comparison.
@@ -233,11 +392,11 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
         let summary =
             std::fs::read_to_string(path.join(SUMMARY)).ok().and_then(|t| serde_json::from_str::<Summary>(&t).ok());
         let failed = std::fs::read_to_string(path.join(FAILED)).ok().map(|t| t.trim().to_owned());
-        let config = crate::runner::read_config(&path).ok();
+        let config = crate::run_folder::read_config(&path).ok();
         let k = config.as_ref().map_or(pair.env.default_k(), crate::config::TrainConfig::subset_size);
         let vae = config.as_ref().map_or((10, 10), |c| (c.vae_groups, c.vae_items));
         let metric = metric_of(pair.env);
-        let validation = std::fs::read_to_string(path.join(crate::runner::METRICS))
+        let validation = std::fs::read_to_string(path.join(crate::run_folder::METRICS))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Record>(l).ok())

@@ -1,6 +1,7 @@
 //! The configuration of a training run: a plain serde struct whose defaults are the
 //! paper's settings.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -202,6 +203,10 @@ pub struct TrainConfig {
     pub hidden: usize,
     /// `cmd`: the reward command, run by `sh -c` (for example `python3 score.py`).
     pub reward_cmd: Option<String>,
+    /// `cmd`: the folder the reward command runs in (`None`: the current one; a new run
+    /// records where it was started, so that a resumption from elsewhere runs the same
+    /// command).
+    pub reward_dir: Option<PathBuf>,
     /// `cmd`: seconds to wait for each answer of the reward command (60).
     pub reward_timeout: f64,
     /// `cmd`: items n; `max-coverage`: sets n (50).
@@ -291,6 +296,7 @@ impl Default for TrainConfig {
             policy: PolicyName::Logits,
             hidden: 64,
             reward_cmd: None,
+            reward_dir: None,
             reward_timeout: 60.0,
             n: None,
             context_dim: None,
@@ -312,6 +318,31 @@ impl TrainConfig {
     /// Adam's learning rate: `learning_rate`, else the task's default.
     pub fn lr(&self) -> f64 {
         self.learning_rate.unwrap_or_else(|| self.env.default_learning_rate(self.policy))
+    }
+
+    /// The configuration with every default that depends on the task filled in (the
+    /// learning rate, k), as `config.json` records it.
+    pub fn resolved(&self) -> TrainConfig {
+        let mut config = self.clone();
+        config.learning_rate = Some(self.lr());
+        config.k = Some(self.subset_size());
+        config
+    }
+
+    /// The configuration with its paths absolute: `data_dir`, and `reward_dir` (the current
+    /// folder unless given) for `cmd`.
+    ///
+    /// # Errors
+    /// The current folder cannot be read.
+    pub fn with_absolute_paths(mut self) -> std::io::Result<Self> {
+        if let Some(dir) = &self.data_dir {
+            self.data_dir = Some(std::path::absolute(dir)?);
+        }
+        if self.env == EnvName::Cmd {
+            let dir = self.reward_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+            self.reward_dir = Some(std::path::absolute(dir)?);
+        }
+        Ok(self)
     }
 
     /// Checks the values that no later step checks with a clearer message.
@@ -343,12 +374,50 @@ impl TrainConfig {
                 "--env cmd needs the reward command: --reward-cmd 'python3 score.py' (see the README's protocol)"
             );
             anyhow::ensure!(self.n.is_some(), "--env cmd needs the number of items: --n N");
-        } else if self.reward_cmd.is_some() || self.context_dim.is_some() {
+        } else if self.reward_cmd.is_some() || self.context_dim.is_some() || self.reward_dir.is_some() {
             anyhow::bail!("--reward-cmd and --context-dim are only for --env cmd, not {}", self.env.as_str());
         }
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }
         Ok(())
+    }
+}
+
+/// The settings in which two configurations differ: `(key, value in a, value in b)`, with
+/// the keys of `estimator_options` as `estimator_options.KEY`.
+pub fn differences(a: &TrainConfig, b: &TrainConfig) -> Vec<(String, String, String)> {
+    fn flatten(prefix: &str, value: serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let key = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+                    flatten(&key, value, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other);
+            }
+        }
+    }
+    let (mut left, mut right) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", serde_json::to_value(a).unwrap_or_default(), &mut left);
+    flatten("", serde_json::to_value(b).unwrap_or_default(), &mut right);
+    left.into_iter()
+        .filter_map(|(key, was)| {
+            let now = right.remove(&key).unwrap_or_default();
+            (was != now).then(|| (key, was.to_string(), now.to_string()))
+        })
+        .collect()
+}
+
+/// The command-line flag of a configuration key (`learning_rate` is `--lr`,
+/// `estimator_options.sampler` is `--sampler`).
+pub fn flag_of(key: &str) -> String {
+    let key = key.strip_prefix("estimator_options.").unwrap_or(key);
+    match key {
+        "learning_rate" => "--lr".to_owned(),
+        "k" => "-k".to_owned(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }

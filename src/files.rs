@@ -1,20 +1,30 @@
 //! Files the tool writes are never left half-written.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place
-/// once complete: a reader sees the old file or the whole new one, never a part.
+/// Writes `bytes` to `path` through a temporary file in the same folder, flushed to the
+/// disk and then renamed into place: a reader sees the old file or the whole new one, never
+/// a part, even after a crash. On failure (a full disk) the temporary file is removed and
+/// the old file is left as it was.
 ///
 /// # Errors
 /// The folder is not writable; the disk is full.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temporary = path.with_file_name(format!(".{name}.partial"));
-    let result = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
+    let result = std::fs::File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&temporary, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    result.with_context(|| format!("writing {}", path.display()))
+    result.with_context(|| format!("writing {}", path.display()))?;
+    // The rename itself reaches the disk with the folder's entry.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -15,9 +16,13 @@ pub mod device;
 pub mod estimators;
 pub mod files;
 pub mod inspect;
+pub mod lock;
+pub mod messages;
 pub mod plot;
 pub mod policy;
+pub mod run_folder;
 pub mod runner;
+pub mod signals;
 pub mod threads;
 pub mod toy;
 pub mod trainer;

@@ -4,8 +4,6 @@
 //! Every random draw of step `t` comes from a generator seeded by `(seed, t)` alone, so a
 //! run resumed from a checkpoint continues exactly as the uninterrupted run would have.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -251,50 +249,6 @@ pub fn train_step(
     let loss = surrogate.f_detach()?.f_to_kind(Kind::Double)?;
     optimizer.backward_step(&surrogate)?;
     Ok(StepReport { loss, info: transition.info })
-}
-
-/// Writes a checkpoint (the variables, Adam's moments and the step) atomically.
-///
-/// # Errors
-/// The file cannot be written.
-pub fn save_checkpoint(path: &Path, step: u64, variables: &[(String, Tensor)], optimizer: &Adam) -> anyhow::Result<()> {
-    // Copies: each variable is a view into the optimiser's flat buffer.
-    let mut tensors = Vec::new();
-    for (name, variable) in variables {
-        tensors.push((format!("var.{name}"), variable.f_detach_copy()?));
-    }
-    tensors.extend(optimizer.state()?);
-    tensors.push(("meta.step".to_owned(), Tensor::from_slice(&[step as i64])));
-    let temporary = path.with_extension("partial");
-    Tensor::save_multi(&tensors, &temporary).with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Loads a checkpoint into the variables and the optimizer; returns its step.
-///
-/// # Errors
-/// The file is missing or does not match the run's variables.
-pub fn load_checkpoint(path: &Path, variables: &[(String, Tensor)], optimizer: &mut Adam) -> anyhow::Result<u64> {
-    let device = variables.first().map_or(tch::Device::Cpu, |(_, t)| t.device());
-    let tensors: std::collections::HashMap<String, Tensor> = Tensor::load_multi_with_device(path, device)
-        .with_context(|| format!("reading the checkpoint {}", path.display()))?
-        .into_iter()
-        .collect();
-    let step = tensors.get("meta.step").context("the checkpoint has no step")?.int64_value(&[0]);
-    for (name, variable) in variables {
-        let key = format!("var.{name}");
-        let saved = tensors.get(&key).with_context(|| format!("the checkpoint has no {key}"))?;
-        anyhow::ensure!(
-            saved.size() == variable.size(),
-            "{key} has shape {:?}, expected {:?}",
-            saved.size(),
-            variable.size()
-        );
-        let mut variable = variable.shallow_clone();
-        tch::no_grad(|| variable.f_copy_(saved))?;
-    }
-    optimizer.restore(&tensors, step)?;
-    Ok(step as u64)
 }
 
 #[cfg(test)]

@@ -1,0 +1,38 @@
+//! Error messages as the binary prints them: one line.
+
+/// `message` on one line: its lines trimmed and joined by spaces, without the C++ stack
+/// that libtorch appends to its errors (`Exception raised from …` and the `frame #N:` lines
+/// after it).
+pub fn one_line(message: &str) -> String {
+    let mut kept = Vec::new();
+    let mut in_stack = false;
+    for line in message.lines().map(str::trim) {
+        if line.starts_with("Exception raised from") {
+            in_stack = true;
+        } else if in_stack && !line.starts_with("frame #") {
+            in_stack = false;
+        }
+        if !in_stack && !line.is_empty() {
+            kept.push(line);
+        }
+    }
+    kept.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn libtorch_stacks_are_dropped() {
+        let message = "reading x: PytorchStreamReader failed reading zip archive: failed finding central directory\n\
+                       Exception raised from valid at /pytorch/caffe2/serialize/inline_container.cc:233 (most recent call first):\n\
+                       frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x98 (0x7f in libc10.so)\n\
+                       frame #1: <unknown function> + 0x1 (0x7f in libtorch_cpu.so)\n";
+        assert_eq!(
+            one_line(message),
+            "reading x: PytorchStreamReader failed reading zip archive: failed finding central directory"
+        );
+        assert_eq!(one_line("a\n  b\n\nc"), "a b c");
+    }
+}
