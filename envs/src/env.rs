@@ -128,9 +128,18 @@ pub enum EnvError {
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] TchError),
+    /// The caller's stop flag ([`crate::external::ExternalReward::set_interrupt`]) was set
+    /// while the environment waited for the external reward command's answer. The command's
+    /// process group has been killed: the environment is unusable afterwards.
+    #[error("interrupted while waiting for the reward command's answer to line {line}")]
+    Interrupted {
+        /// The request line whose answer was awaited (counted from 1).
+        line: u64,
+    },
     /// The external reward command ([`crate::external`]) failed: it could not be started,
-    /// exited or closed its stdout before answering, gave no answer in time, or answered
-    /// something that is not one finite reward per action. The environment is unusable
+    /// exited or closed its stdout before answering, gave no answer in time, wrote an answer
+    /// line longer than [`crate::external::MAX_ANSWER_BYTES`], or answered something that is
+    /// not one reward per action, finite in f32. The environment is unusable
     /// afterwards (its process group has been killed).
     #[error("reward command '{command}'{}: {problem}", batch_line(.line))]
     RewardProcess {
