@@ -137,8 +137,9 @@ pub enum EnvError {
         line: u64,
     },
     /// The external reward command ([`crate::external`]) failed: it could not be started,
-    /// exited or closed its stdout before answering, gave no answer in time, or answered
-    /// something that is not one finite reward per action. The environment is unusable
+    /// exited or closed its stdout before answering, gave no answer in time, wrote an answer
+    /// line longer than [`crate::external::MAX_ANSWER_BYTES`], or answered something that is
+    /// not one reward per action, finite in f32. The environment is unusable
     /// afterwards (its process group has been killed).
     #[error("reward command '{command}'{}: {problem}", batch_line(.line))]
     RewardProcess {

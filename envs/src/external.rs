@@ -11,8 +11,10 @@
 //! # Protocol
 //!
 //! The command is run once, by `sh -c '<command>'` in its own process group, and lives
-//! for the whole run. For every batch of actions the environment writes **one line** of
-//! JSON to the command's stdin (and flushes it):
+//! for the whole run. It runs in the caller's current folder, or in the folder given as
+//! [`RewardCommand::working_dir`] (so that a relative path, as in `python3 score.py`,
+//! means the same wherever the run is started or resumed). For every batch of actions the
+//! environment writes **one line** of JSON to the command's stdin (and flushes it):
 //!
 //! ```text
 //! {"line":12,"phase":"train","request":"rewards","n":100,"k":10,"actions":[[3,17,42,...],[...],...]}
@@ -40,11 +42,13 @@
 //! {"rewards": [0.5, 0.25, 1.0], "info": {"accuracy": 0.9}}
 //! ```
 //!
-//! Rewards are "higher is better" and must be finite numbers (a string such as `"NaN"`
-//! or `null` is an error). Blank lines on stdout are skipped; anything else the command
-//! prints to stdout is taken as an answer, so logs belong on stderr (which is captured,
-//! never echoed, and quoted when the command fails). The command should exit when its
-//! stdin closes (end of file), which is how the environment asks it to stop.
+//! Rewards are "higher is better" and must be numbers that are finite in f32, as the
+//! rewards become f32 tensors (a string such as `"NaN"`, `null` or `1e39` is an error).
+//! An answer line may hold up to [`MAX_ANSWER_BYTES`] (16 MiB). Blank lines on stdout are
+//! skipped; anything else the command prints to stdout is taken as an answer, so logs
+//! belong on stderr (which is captured, never echoed, and quoted when the command fails).
+//! The command should exit when its stdin closes (end of file), which is how the
+//! environment asks it to stop.
 //!
 //! A minimal Python reward:
 //!
@@ -67,7 +71,7 @@
 //!    {"line":7,"phase":"train","request":"contexts","rows":4,"seed":2718281828459045}
 //!    ```
 //!
-//!    and the command answers exactly `R` rows of exactly `d` finite numbers:
+//!    and the command answers exactly `R` rows of exactly `d` numbers, finite in f32:
 //!
 //!    ```text
 //!    {"contexts": [[0.1, -0.5, 0.3], [0.9, 0.0, 0.2], [0.4, 0.4, -0.1], [0.0, 1.0, 0.0]]}
@@ -100,39 +104,53 @@
 //!
 //! # Failures
 //!
-//! Each failure is an [`EnvError::RewardProcess`] naming the command and the request
-//! line, and leaves no process behind:
+//! A working folder that does not exist is an [`EnvError::Config`] when the environment is
+//! made. Each later failure is an [`EnvError::RewardProcess`] naming the command and the
+//! request line, and leaves no process behind:
 //!
 //! - the command exits (or closes its stdout) before answering — for example `sh`'s exit
 //!   status 127 for a command that is not found: the message gives the exit status and
-//!   the last lines (up to 20) it wrote to stderr;
-//! - no answer within the timeout: the command is killed;
+//!   the last lines (up to 20, each cut after 300 characters) it wrote to stderr;
+//! - no answer within the timeout: the command is killed (a timeout too long to be a
+//!   deadline, such as [`Duration::MAX`], means no limit);
+//! - more than [`MAX_ANSWER_BYTES`] (16 MiB) on stdout without an end of line (`the
+//!   reward process wrote more than 16 MiB without ending its answer line`): the command
+//!   is killed, and no more than that limit (and one 64 KiB read) is ever held;
 //! - an answer that is not JSON, not of the forms above, with the wrong number of
-//!   rewards, or with an entry that is not a finite number: the message quotes the start
-//!   of the answer;
+//!   rewards, or with an entry that is not a finite number (`reward 1 is null, not a
+//!   finite number`) or is outside the range of f32 (`reward 2 is 1e39, outside the range
+//!   of f32 (±3.4e38)`): the message quotes the start of the answer;
 //! - in contextual mode, an answer to a contexts request that is not an object with
 //!   `contexts`, with the wrong number of rows (`got 3 context rows, expected 4`), a row
 //!   of the wrong length (`context row 2 has 5 numbers, expected 3`), or an entry that is
-//!   not a finite number;
+//!   not a number finite in f32;
 //! - a line the command printed after its answer, before the next request (the answers
 //!   would be out of step with the requests).
 //!
-//! After a failure the environment is dead: every later request fails too.
+//! A caller can also stop a wait: once the flag given to [`ExternalReward::set_interrupt`]
+//! is set, the request waiting for an answer (which checks the flag every 20 ms) returns
+//! [`EnvError::Interrupted`] and the command is killed.
+//!
+//! After a failure or an interruption the environment is dead: every later request fails.
 //!
 //! # Shutdown
 //!
-//! On drop, and after any failure, the environment closes the command's stdin, waits up
-//! to 1 s for it to exit, then kills its whole process group with `SIGKILL` (so that
-//! grandchildren, such as the `python3` of `sh -c 'python3 score.py; echo done'`, go too)
-//! and reaps it. A command that put itself in another process group (`setsid`) escapes
-//! this; if sfess-agent itself is killed, the command sees its stdin close.
+//! On drop, and after a failure other than those that kill at once (a timeout, an answer
+//! line that is too long, an interruption), the environment closes the command's stdin and
+//! waits up to 1 s for it to exit. Then it kills the command's whole process group with
+//! `SIGKILL` (so that grandchildren, such as the `python3` of `sh -c 'python3 score.py;
+//! echo done'`, go too) and reaps it. A command that put itself in another process group
+//! (`setsid`) escapes this; if sfess-agent itself is killed, the command sees its stdin
+//! close.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -151,12 +169,20 @@ use crate::env::{
 };
 use crate::space::KHotSpace;
 
+/// The longest answer line, in bytes (without its end of line): 16 MiB. A command that
+/// writes more to stdout without ending the line fails, and the rest is never read.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+
 /// The environment's name on the command line.
 const NAME: &str = "cmd";
+/// Bytes read from the command's stdout or stderr at a time.
+const CHUNK: usize = 64 << 10;
 /// Lines of the command's stderr kept for error messages.
 const STDERR_LINES: usize = 20;
-/// Characters kept of each stderr line.
+/// Characters kept of each stderr line (the rest of the line is read and dropped).
 const STDERR_LINE_CHARS: usize = 300;
+/// How often a wait for an answer checks the interrupt flag.
+const INTERRUPT_POLL: Duration = Duration::from_millis(20);
 /// Characters of an offending answer quoted in an error.
 const QUOTE_CHARS: usize = 200;
 /// How long a command may take to exit after its stdin closes, before it is killed.
@@ -178,12 +204,34 @@ fn held_out_seed(phase: Phase) -> u64 {
     }
 }
 
+/// How to run the reward command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardCommand {
+    /// The command line, run by `sh -c`.
+    pub command: String,
+    /// The folder the command runs in (a relative one is relative to the caller's current
+    /// folder); `None` for the caller's current folder.
+    pub working_dir: Option<PathBuf>,
+    /// How long the command may take to answer each request; one too long to be added to
+    /// the current time (such as [`Duration::MAX`]) means no limit.
+    pub timeout: Duration,
+}
+
+impl RewardCommand {
+    /// `command` with `timeout`, run in the caller's current folder.
+    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+        Self { command: command.into(), working_dir: None, timeout }
+    }
+}
+
 /// The external-command reward environment; see the [module docs](self) for the protocol.
 #[derive(Debug)]
 pub struct ExternalReward {
     spec: EnvSpec,
     command: String,
     timeout: Duration,
+    /// The caller's stop flag, checked while waiting for an answer.
+    interrupt: Option<Arc<AtomicBool>>,
     child_id: u32,
     /// The running command; `None` once it has been shut down.
     process: Option<Process>,
@@ -199,31 +247,61 @@ pub struct ExternalReward {
 }
 
 impl ExternalReward {
-    /// Starts `command` (run by `sh -c`, in its own process group) and returns the
-    /// environment for actions of `space`; every answer must come within `timeout`.
+    /// Starts `command` (run by `sh -c`, in its own process group, in the current folder)
+    /// and returns the environment for actions of `space`; every answer must come within
+    /// `timeout`. The same as [`with_command`](Self::with_command) with
+    /// [`RewardCommand::new`]`(command, timeout)`.
     ///
     /// # Errors
-    /// [`EnvError::Config`] for an empty command or a zero timeout,
-    /// [`EnvError::RewardProcess`] when `sh` cannot be started. A command that `sh` cannot
-    /// find fails at the first request (with `sh`'s exit status 127 and its message).
+    /// As [`with_command`](Self::with_command).
     pub fn new(command: &str, space: KHotSpace, timeout: Duration) -> Result<Self, EnvError> {
-        let (n, k) = (space.n(), space.k());
-        let description = format!("select {k} of {n} items (one global subset); reward from the command '{command}'");
-        Self::start(command, space, timeout, 1, None, description)
+        Self::with_command(RewardCommand::new(command, timeout), space)
     }
 
-    /// Starts `command` as [`new`](Self::new) does, in contextual mode: each step, the
-    /// command supplies `rows` contexts of `context_dim` numbers (the observation, one
-    /// input `[rows, context_dim]`), then scores `S` actions for each (see the module docs).
+    /// Starts `command` in contextual mode as [`contextual_with_command`](Self::contextual_with_command)
+    /// does, in the current folder, with `timeout`.
     ///
     /// # Errors
-    /// [`EnvError::Config`] for zero `rows` or `context_dim`, and as [`new`](Self::new).
+    /// As [`contextual_with_command`](Self::contextual_with_command).
     pub fn contextual(
         command: &str,
         space: KHotSpace,
         rows: usize,
         context_dim: usize,
         timeout: Duration,
+    ) -> Result<Self, EnvError> {
+        Self::contextual_with_command(RewardCommand::new(command, timeout), space, rows, context_dim)
+    }
+
+    /// Starts `command.command` (run by `sh -c`, in its own process group, in
+    /// `command.working_dir` if given) and returns the environment for actions of `space`;
+    /// every answer must come within `command.timeout`.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for an empty command, a zero timeout or a working folder that
+    /// is not a folder, [`EnvError::RewardProcess`] when `sh` cannot be started. A command
+    /// that `sh` cannot find fails at the first request (with `sh`'s exit status 127 and
+    /// its message).
+    pub fn with_command(command: RewardCommand, space: KHotSpace) -> Result<Self, EnvError> {
+        let (n, k) = (space.n(), space.k());
+        let description =
+            format!("select {k} of {n} items (one global subset); reward from the command '{}'", command.command);
+        Self::start(command, space, 1, None, description)
+    }
+
+    /// Starts `command` as [`with_command`](Self::with_command) does, in contextual mode:
+    /// each step, the command supplies `rows` contexts of `context_dim` numbers (the
+    /// observation, one input `[rows, context_dim]`), then scores `S` actions for each (see
+    /// the module docs).
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for zero `rows` or `context_dim`, and as
+    /// [`with_command`](Self::with_command).
+    pub fn contextual_with_command(
+        command: RewardCommand,
+        space: KHotSpace,
+        rows: usize,
+        context_dim: usize,
     ) -> Result<Self, EnvError> {
         let config = |problem: &str| EnvError::Config { env: NAME.to_owned(), problem: problem.to_owned() };
         if rows == 0 {
@@ -235,29 +313,38 @@ impl ExternalReward {
         let (n, k) = (space.n(), space.k());
         let description = format!(
             "select {k} of {n} items for each of {rows} contexts of {context_dim} numbers from the command; reward \
-             from the command '{command}'"
+             from the command '{}'",
+            command.command
         );
-        Self::start(command, space, timeout, rows, Some(context_dim), description)
+        Self::start(command, space, rows, Some(context_dim), description)
     }
 
-    /// Checks the command and the timeout, starts the command and builds the environment.
+    /// Checks the command, its folder and its timeout, starts it and builds the environment.
     fn start(
-        command: &str,
+        RewardCommand { command, working_dir, timeout }: RewardCommand,
         space: KHotSpace,
-        timeout: Duration,
         rows: usize,
         context_dim: Option<usize>,
         description: String,
     ) -> Result<Self, EnvError> {
-        let config = |problem: &str| EnvError::Config { env: NAME.to_owned(), problem: problem.to_owned() };
+        let config = |problem: String| EnvError::Config { env: NAME.to_owned(), problem };
         if command.trim().is_empty() {
-            return Err(config("the reward command is empty"));
+            return Err(config("the reward command is empty".to_owned()));
         }
         if timeout.is_zero() {
-            return Err(config("the reward command's timeout must be positive"));
+            return Err(config("the reward command's timeout must be positive".to_owned()));
         }
-        let process = Process::start(command).map_err(|problem| EnvError::RewardProcess {
-            command: command.to_owned(),
+        if let Some(dir) = &working_dir {
+            match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(config(format!("the reward command's folder {} is not a folder", dir.display()))),
+                Err(e) => {
+                    return Err(config(format!("cannot use {} as the reward command's folder: {e}", dir.display())));
+                }
+            }
+        }
+        let process = Process::start(&command, working_dir.as_deref()).map_err(|problem| EnvError::RewardProcess {
+            command: command.clone(),
             line: 0,
             problem,
         })?;
@@ -273,8 +360,9 @@ impl ExternalReward {
         };
         Ok(Self {
             spec,
-            command: command.to_owned(),
+            command,
             timeout,
+            interrupt: None,
             child_id: process.child.id(),
             process: Some(process),
             line: 0,
@@ -287,6 +375,13 @@ impl ExternalReward {
     /// The child's process id (the `sh` that runs the command; also its process group id).
     pub fn child_id(&self) -> u32 {
         self.child_id
+    }
+
+    /// Makes every later wait for an answer check `flag` (every 20 ms): once it is set, the
+    /// request fails with [`EnvError::Interrupted`], the command's process group is killed
+    /// and the environment is dead. Replaces any earlier flag.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
     }
 
     /// Sends `actions` with `phase` as one rewards request and returns the command's answer.
@@ -328,8 +423,10 @@ impl ExternalReward {
         };
         self.line += 1;
         let line = self.line;
-        let outcome =
-            process.exchange(line, fields, self.timeout).and_then(|text| parse(&text).map_err(Failure::Answer));
+        let interrupt = self.interrupt.as_deref();
+        let outcome = process
+            .exchange(line, fields, self.timeout, interrupt)
+            .and_then(|text| parse(&text).map_err(Failure::Answer));
         outcome.map_err(|failure| self.fail(line, failure))
     }
 
@@ -347,8 +444,11 @@ impl ExternalReward {
     /// Shuts the process down after `failure` at request `line`, marks the environment
     /// dead and returns the error.
     fn fail(&mut self, line: u64, failure: Failure) -> EnvError {
-        let grace = if matches!(failure, Failure::Timeout) { Duration::ZERO } else { GRACE };
-        let shutdown = self.process.take().map(|process| process.shut_down(grace));
+        // A command that did not answer in time, floods stdout or is interrupted is killed
+        // at once; one that has stopped answering may still exit cleanly at end of stdin.
+        let kill_now = matches!(failure, Failure::Timeout | Failure::TooLong | Failure::Interrupted);
+        let shutdown =
+            self.process.take().map(|process| process.shut_down(if kill_now { Duration::ZERO } else { GRACE }));
         let stderr = shutdown.as_ref().map(|end| end.stderr.clone()).unwrap_or_default();
         let (summary, tail) = match failure {
             Failure::Exited => {
@@ -365,6 +465,19 @@ impl ExternalReward {
                 format!("no answer within {}s; the reward process was killed", self.timeout.as_secs_f64()),
                 StderrTail(&stderr).to_string(),
             ),
+            Failure::TooLong => (
+                format!(
+                    "the reward process wrote more than {} MiB without ending its answer line; the limit is {} MiB \
+                     ({MAX_ANSWER_BYTES} bytes) per line, and the process was killed",
+                    MAX_ANSWER_BYTES >> 20,
+                    MAX_ANSWER_BYTES >> 20
+                ),
+                String::new(),
+            ),
+            Failure::Interrupted => {
+                self.failure = Some(format!("batch line {line}: interrupted"));
+                return EnvError::Interrupted { line };
+            }
             Failure::Answer(problem) | Failure::Io(problem) => (problem, String::new()),
         };
         let problem = format!("{summary}{tail}");
@@ -462,10 +575,17 @@ struct Answer {
     info: BTreeMap<String, f64>,
 }
 
-/// Parses an answer line: a JSON array of `expected` finite numbers, or an object
+/// Parses an answer line: a JSON array of `expected` numbers finite in f32, or an object
 /// `{"rewards": [...], "info": {"name": number, ...}}` (`info` optional). The error
 /// says what is wrong and quotes the start of the line.
 fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
+    // The usual answer, an array of numbers, without a `Value` (32 bytes) per number; the
+    // general path below says what is wrong with any other.
+    if let Ok(rewards) = serde_json::from_str::<Vec<f64>>(text) {
+        if rewards.len() == expected && rewards.iter().all(|&x| fits_f32(x)) {
+            return Ok(Answer { rewards, info: BTreeMap::new() });
+        }
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
     let (items, info) = match &value {
         Value::Array(items) => (items, BTreeMap::new()),
@@ -499,16 +619,13 @@ fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
     let rewards = items
         .iter()
         .enumerate()
-        .map(|(i, v)| match v.as_f64() {
-            Some(x) if x.is_finite() && (x as f32).is_finite() => Ok(x),
-            _ => Err(format!("reward {i} is {}, not a finite number: {}", short(v), quote(text))),
-        })
+        .map(|(i, v)| f32_number(v).map_err(|why| format!("reward {i} is {why}: {}", quote(text))))
         .collect::<Result<_, _>>()?;
     Ok(Answer { rewards, info })
 }
 
 /// Parses the answer to a contexts request: an object `{"contexts": [[x, ...], ...]}`
-/// with exactly `rows` rows of exactly `dim` finite numbers (finite in f32 too); the values
+/// with exactly `rows` rows of exactly `dim` numbers finite in f32; the values
 /// row by row. The error says what is wrong and quotes the start of the line.
 fn parse_contexts(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
@@ -530,19 +647,27 @@ fn parse_contexts(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, Strin
             return Err(format!("context row {r} has {} numbers, expected {dim}: {}", row.len(), quote(text)));
         }
         for (j, v) in row.iter().enumerate() {
-            match v.as_f64() {
-                Some(x) if x.is_finite() && (x as f32).is_finite() => values.push(x as f32),
-                _ => {
-                    return Err(format!(
-                        "context row {r}, entry {j} is {}, not a finite number: {}",
-                        short(v),
-                        quote(text)
-                    ));
-                }
-            }
+            let x = f32_number(v).map_err(|why| format!("context row {r}, entry {j} is {why}: {}", quote(text)))?;
+            values.push(x as f32);
         }
     }
     Ok(values)
+}
+
+/// The number `value` if f32 can hold it (rewards and contexts become f32 tensors), or
+/// what it is instead (`null, not a finite number`, `1e39, outside the range of f32
+/// (±3.4e38)`).
+fn f32_number(value: &Value) -> Result<f64, String> {
+    match value.as_f64() {
+        Some(x) if fits_f32(x) => Ok(x),
+        Some(x) if x.is_finite() => Err(format!("{x:e}, outside the range of f32 (±3.4e38)")),
+        _ => Err(format!("{}, not a finite number", short(value))),
+    }
+}
+
+/// Whether `x` is finite and stays finite as an f32 (at most about 3.4e38 in magnitude).
+fn fits_f32(x: f64) -> bool {
+    (x as f32).is_finite()
 }
 
 /// The error for an answer that is not JSON.
@@ -579,6 +704,10 @@ enum Failure {
     Exited,
     /// No answer within the timeout.
     Timeout,
+    /// More than [`MAX_ANSWER_BYTES`] on stdout without an end of line.
+    TooLong,
+    /// The caller's stop flag was set.
+    Interrupted,
     /// The answer is malformed (the message says how).
     Answer(String),
     /// Another I/O error.
@@ -588,8 +717,10 @@ enum Failure {
 /// What the reader and writer threads report.
 #[derive(Debug)]
 enum Event {
-    /// A line of the command's stdout, without its end of line.
+    /// A line of the command's stdout that is not blank, without its end of line.
     Line(String),
+    /// A line of stdout grew past [`MAX_ANSWER_BYTES`] (nothing more is read).
+    TooLong,
     /// The command closed its stdout.
     Eof,
     /// Writing a request failed.
@@ -602,7 +733,8 @@ struct Process {
     child: Child,
     /// Requests for the writer thread; dropping it closes the command's stdin.
     requests: Option<Sender<String>>,
-    /// Lines of stdout, end of stdout and write failures.
+    /// Lines of stdout, end of stdout and write failures (at most one waits, so that a
+    /// command printing lines between requests holds up at most one line here).
     events: Receiver<Event>,
     /// The last lines of stderr.
     stderr: Arc<Mutex<VecDeque<String>>>,
@@ -624,18 +756,15 @@ struct Ending {
 }
 
 impl Process {
-    /// Spawns `sh -c command` in a new process group, with threads writing its stdin and
-    /// reading its stdout and stderr.
-    fn start(command: &str) -> Result<Self, String> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start it with `sh -c`: {e}"))?;
+    /// Spawns `sh -c command` in a new process group (in `dir` if given), with threads
+    /// writing its stdin and reading its stdout and stderr.
+    fn start(command: &str, dir: Option<&Path>) -> Result<Self, String> {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(command).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        if let Some(dir) = dir {
+            sh.current_dir(dir);
+        }
+        let mut child = sh.spawn().map_err(|e| format!("cannot start it with `sh -c`: {e}"))?;
         match Self::attach(&mut child) {
             Ok((requests, events, stderr, stderr_reader)) => {
                 Ok(Self { child, requests: Some(requests), events, stderr, stderr_reader })
@@ -655,19 +784,26 @@ impl Process {
         let stdout = child.stdout.take().ok_or_else(missing)?;
         let stderr = child.stderr.take().ok_or_else(missing)?;
         let spawn_failed = |e: io::Error| format!("cannot start a thread: {e}");
-        let (event_tx, events) = mpsc::channel();
+        let (event_tx, events) = mpsc::sync_channel(1);
         let (requests, request_rx) = mpsc::channel::<String>();
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
         let stderr_tail = Arc::clone(&tail);
         let stderr_reader = thread::Builder::new()
             .name("reward-stderr".to_owned())
             .spawn(move || {
-                read_lines(stderr, |line| {
+                // A character is at most 4 bytes of UTF-8.
+                read_lines(stderr, 4 * STDERR_LINE_CHARS, |line, whole| {
+                    let text = String::from_utf8_lossy(line);
+                    let text = text.trim_end_matches('\r');
+                    let mut kept = truncate(text, STDERR_LINE_CHARS);
+                    if !whole && !kept.ends_with('…') {
+                        kept.push('…');
+                    }
                     let mut tail = stderr_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     if tail.len() == STDERR_LINES {
                         tail.pop_front();
                     }
-                    tail.push_back(truncate(&line, STDERR_LINE_CHARS));
+                    tail.push_back(kept);
                     true
                 });
             })
@@ -676,8 +812,17 @@ impl Process {
         thread::Builder::new()
             .name("reward-stdout".to_owned())
             .spawn(move || {
-                read_lines(stdout, |line| stdout_tx.send(Event::Line(line)).is_ok());
-                let _ = stdout_tx.send(Event::Eof);
+                let mut too_long = false;
+                read_lines(stdout, MAX_ANSWER_BYTES, |line, whole| {
+                    if !whole {
+                        too_long = true;
+                        return false;
+                    }
+                    let text = String::from_utf8_lossy(line);
+                    let text = text.trim_end_matches('\r');
+                    text.trim().is_empty() || stdout_tx.send(Event::Line(text.to_owned())).is_ok()
+                });
+                let _ = stdout_tx.send(if too_long { Event::TooLong } else { Event::Eof });
             })
             .map_err(spawn_failed)?;
         thread::Builder::new()
@@ -688,37 +833,50 @@ impl Process {
     }
 
     /// Sends request `line` (`{"line":L,` then `fields}`) and waits up to `timeout` for the
-    /// answer line.
-    fn exchange(&mut self, line: u64, fields: &str, timeout: Duration) -> Result<String, Failure> {
-        // Anything already on stdout came after the previous answer.
-        loop {
-            match self.events.try_recv() {
-                Ok(Event::Line(extra)) if extra.trim().is_empty() => {}
-                Ok(Event::Line(extra)) => {
-                    return Err(Failure::Answer(format!(
-                        "the reward process printed a line after its answer to line {}: {} (exactly one line \
-                         per request; logs go to stderr)",
-                        line - 1,
-                        quote(&extra)
-                    )));
-                }
-                Ok(event) => return Err(event_failure(event)),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Err(Failure::Exited),
+    /// answer line, or until `interrupt` is set.
+    fn exchange(
+        &mut self,
+        line: u64,
+        fields: &str,
+        timeout: Duration,
+        interrupt: Option<&AtomicBool>,
+    ) -> Result<String, Failure> {
+        // Anything already on stdout (blank lines are dropped) came after the previous answer.
+        match self.events.try_recv() {
+            Ok(Event::Line(extra)) => {
+                return Err(Failure::Answer(format!(
+                    "the reward process printed a line after its answer to line {}: {} (exactly one line per \
+                     request; logs go to stderr)",
+                    line - 1,
+                    quote(&extra)
+                )));
             }
+            Ok(event) => return Err(event_failure(event)),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return Err(Failure::Exited),
         }
         let request = format!("{{\"line\":{line},{fields}}}\n");
         let sent = self.requests.as_ref().is_some_and(|requests| requests.send(request).is_ok());
         if !sent {
             return Err(Failure::Exited);
         }
-        let deadline = Instant::now() + timeout;
+        // No deadline for a timeout too long to add to the current time.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Event::Line(answer)) if answer.trim().is_empty() => {}
+            if interrupt.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+                return Err(Failure::Interrupted);
+            }
+            let wait = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(INTERRUPT_POLL),
+                    _ => return Err(Failure::Timeout),
+                },
+                None => INTERRUPT_POLL,
+            };
+            match self.events.recv_timeout(wait) {
                 Ok(Event::Line(answer)) => return Ok(answer),
                 Ok(event) => return Err(event_failure(event)),
-                Err(RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Err(Failure::Exited),
             }
         }
@@ -746,6 +904,7 @@ impl Process {
 fn event_failure(event: Event) -> Failure {
     match event {
         Event::Line(line) => Failure::Answer(format!("unexpected line {}", quote(&line))),
+        Event::TooLong => Failure::TooLong,
         Event::Eof => Failure::Exited,
         Event::WriteFailed(e) if e.kind() == io::ErrorKind::BrokenPipe => Failure::Exited,
         Event::WriteFailed(e) => Failure::Io(format!("writing the request: {e}")),
@@ -754,7 +913,7 @@ fn event_failure(event: Event) -> Failure {
 
 /// Writes each request to `stdin` and flushes it, until the requests end (then `stdin`
 /// closes) or a write fails (reported on `events`).
-fn write_requests(mut stdin: ChildStdin, requests: &Receiver<String>, events: &Sender<Event>) {
+fn write_requests(mut stdin: ChildStdin, requests: &Receiver<String>, events: &SyncSender<Event>) {
     for request in requests {
         if let Err(e) = stdin.write_all(request.as_bytes()).and_then(|()| stdin.flush()) {
             let _ = events.send(Event::WriteFailed(e));
@@ -763,22 +922,48 @@ fn write_requests(mut stdin: ChildStdin, requests: &Receiver<String>, events: &S
     }
 }
 
-/// Calls `each` on every line of `stream` (lossy UTF-8, without the end of line) until
-/// the end of the stream, a read error, or `each` returns false.
-fn read_lines(stream: impl Read, mut each: impl FnMut(String) -> bool) {
-    let mut reader = BufReader::new(stream);
-    let mut buffer = Vec::new();
+/// Reads `stream` [`CHUNK`] bytes at a time, holding at most `keep` bytes of a line, and
+/// calls `each(line, whole)` once per line until the end of the stream, a read error, or
+/// `each` returns false: at the end of the line (or of the stream), with the line without
+/// its `\n` (`whole` true), or as soon as the line grows past `keep` bytes, with its first
+/// `keep` (`whole` false; the rest of the line is then read and dropped).
+fn read_lines(mut stream: impl Read, keep: usize, mut each: impl FnMut(&[u8], bool) -> bool) {
+    let mut chunk = vec![0; CHUNK];
+    let mut line = Vec::new();
+    // Whether the current line has grown past `keep` (and been passed on).
+    let mut cut = false;
     loop {
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buffer).trim_end_matches(['\n', '\r']).to_owned();
-                if !each(line) {
+        let read = match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for piece in chunk[..read].split_inclusive(|&b| b == b'\n') {
+            let (text, ends) = match piece.split_last() {
+                Some((b'\n', text)) => (text, true),
+                _ => (piece, false),
+            };
+            if !cut && line.len() + text.len() > keep {
+                line.extend_from_slice(&text[..keep - line.len()]);
+                cut = true;
+                if !each(&line, false) {
                     return;
                 }
+            } else if !cut {
+                line.extend_from_slice(text);
+            }
+            if ends {
+                if !cut && !each(&line, true) {
+                    return;
+                }
+                line.clear();
+                cut = false;
             }
         }
+    }
+    if !cut && !line.is_empty() {
+        each(&line, true);
     }
 }
 
@@ -842,7 +1027,9 @@ mod tests {
         assert!(err(r#"[1, "a"]"#, 2).contains(r#"reward 1 is "a""#));
         assert!(err("[null]", 1).contains("reward 0 is null"));
         assert!(err(r#"["NaN"]"#, 1).contains("not a finite number"));
-        assert!(err("[1e39]", 1).contains("not a finite number"), "overflows f32");
+        assert!(err("[1, 2, 1e39]", 3).contains("reward 2 is 1e39, outside the range of f32 (±3.4e38)"));
+        assert!(err(r#"{"rewards": [-1e39]}"#, 1).contains("reward 0 is -1e39, outside the range of f32"));
+        assert_eq!(parse_answer("[3e38, -3e38]", 2).unwrap().rewards, vec![3e38, -3e38]);
         assert!(err("[1, 2]", 3).contains("2 rewards for 3 actions"));
         assert!(err("3", 1).contains("must be a JSON array"));
         assert!(err(r#"{"reward": [1]}"#, 1).contains("without a \"rewards\" array"));
@@ -869,7 +1056,39 @@ mod tests {
         assert!(err(r#"{"contexts": [[1, 2, 3], 4]}"#).contains("context row 1 is 4, not an array of 3 numbers"));
         assert!(err(r#"{"contexts": [[1, "a", 3], [4, 5, 6]]}"#).contains(r#"context row 0, entry 1 is "a", not"#));
         assert!(err(r#"{"contexts": [[1, 2, 3], [4, 5, null]]}"#).contains("entry 2 is null, not a finite number"));
-        assert!(err(r#"{"contexts": [[1, 2, 3], [4, 5, 1e39]]}"#).contains("not a finite number"), "overflows f32");
+        assert!(
+            err(r#"{"contexts": [[1, 2, 3], [4, 5, 1e39]]}"#)
+                .contains("context row 1, entry 2 is 1e39, outside the range of f32 (±3.4e38)")
+        );
+    }
+
+    /// The lines `read_lines` passes on for `input` read with `keep`, as (text, whole).
+    fn lines(input: &[u8], keep: usize) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        read_lines(input, keep, |line, whole| {
+            out.push((String::from_utf8_lossy(line).into_owned(), whole));
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn lines_longer_than_the_limit_are_cut_and_the_rest_dropped() {
+        let line = |text: &str, whole| (text.to_owned(), whole);
+        assert_eq!(lines(b"ab\n\ncd", 4), [line("ab", true), line("", true), line("cd", true)]);
+        assert_eq!(lines(b"abcd\nabcde\nxy\n", 4), [line("abcd", true), line("abcd", false), line("xy", true)]);
+        // Across reads: a line longer than a chunk, cut once, and the next line after it.
+        let mut long = vec![b'z'; 3 * CHUNK];
+        long.extend_from_slice(b"\nok");
+        assert_eq!(lines(&long, CHUNK + 1), [line(&"z".repeat(CHUNK + 1), false), line("ok", true)]);
+        assert_eq!(lines(&long, 4 * CHUNK), [line(&"z".repeat(3 * CHUNK), true), line("ok", true)]);
+        // `each` returning false stops the reading.
+        let mut seen = 0;
+        read_lines(&b"a\nb\nc\n"[..], 4, |_, _| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!(seen, 2);
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn prefers_the_gzip_file_when_both_exist() {
 
 #[test]
 fn validation_size_follows_the_rule() {
-    for (n, held_out) in [(5, 0), (6, 1), (11, 1), (60, 10), (100, 16)] {
+    for (n, held_out) in [(6, 1), (11, 1), (60, 10), (100, 16)] {
         let tmp = tempfile::tempdir().unwrap();
         Fixture::new(n, 1).write(tmp.path(), [false; 4]);
         let data = Mnist::load_dir(tmp.path()).unwrap();
@@ -288,6 +288,32 @@ fn wrong_image_dims_are_a_shape_error() {
     write_idx(&labels, &[6, 1], &[0; 6], true).unwrap();
     let err = load_err(tmp.path(), &labels);
     assert!(matches!(err, DataError::Shape { ref found, .. } if found == &[6, 1]), "{err:?}");
+}
+
+/// An empty split would give NaN metrics: a file with no images or labels, or a training
+/// set too small to hold any out for validation, is refused, naming the file.
+#[test]
+fn empty_splits_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    Fixture::new(6, 0).write(tmp.path(), [true; 4]);
+    let path = file(tmp.path(), TEST_IMAGES, true);
+    let err = load_err(tmp.path(), &path);
+    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("{} holds no images", path.display()));
+
+    // Labels empty, images not.
+    Fixture::new(6, 1).write(tmp.path(), [true; 4]);
+    let path = file(tmp.path(), TRAIN_LABELS, true);
+    write_idx(&path, &[0], &[], true).unwrap();
+    assert_eq!(load_err(tmp.path(), &path).to_string(), format!("{} holds no labels", path.display()));
+
+    // 5 training images: none held out for validation.
+    let tmp = tempfile::tempdir().unwrap();
+    Fixture::new(5, 1).write(tmp.path(), [false; 4]);
+    let path = file(tmp.path(), TRAIN_IMAGES, false);
+    let err = load_err(tmp.path(), &path);
+    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    assert!(err.to_string().contains("holds 5 images, too few to hold out a validation split"), "{err}");
 }
 
 /// The real data sets, where `scripts/fetch-data.sh` put them.

@@ -4,9 +4,11 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sfess_envs::external::ExternalReward;
+use sfess_envs::external::{ExternalReward, MAX_ANSWER_BYTES, RewardCommand};
 use sfess_envs::{EnvError, Environment, EvalPolicy, FixedAction, KHotSpace, Observation, Phase};
 use tch::{Device, Kind, Tensor};
 
@@ -398,6 +400,143 @@ fn a_failure_kills_background_processes_too() {
     assert_gone(sleeper);
 }
 
+/// An answer line that never ends is cut off at 16 MiB (not read to the end, nor held),
+/// and the command's group is killed at once.
+#[test]
+fn an_answer_line_longer_than_the_limit_fails_and_kills_the_group() {
+    assert_eq!(MAX_ANSWER_BYTES, 16 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    // 40 MB of `1` without an end of line, then a wait that only the kill ends.
+    let command = format!(
+        "sleep 30 & echo $! > '{}'; read l; head -c 40000000 /dev/zero | tr '\\0' 1; sleep 30",
+        pid_file.display()
+    );
+    let mut env = ExternalReward::new(&command, space(3, 1), TIMEOUT).unwrap();
+    let sleeper = read_pid(&pid_file);
+    let start = Instant::now();
+    let err = message(env.step(&actions(3, &[&[0]])));
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        err.contains("batch line 1: the reward process wrote more than 16 MiB without ending its answer line"),
+        "{err}"
+    );
+    assert!(err.contains("the limit is 16 MiB (16777216 bytes)") && !err.contains("111"), "{err}");
+    assert_reaped(env.child_id());
+    assert_gone(sleeper);
+    assert!(message(env.step(&actions(3, &[&[0]]))).contains("has failed"));
+}
+
+/// An answer just under the limit is an answer.
+#[test]
+fn an_answer_line_under_the_limit_is_read() {
+    let command = "read l; printf '[0.5'; head -c 16000000 /dev/zero | tr '\\0' ' '; echo ']'; read l";
+    let mut env = ExternalReward::new(command, space(3, 1), TIMEOUT).unwrap();
+    assert_eq!(env.step(&actions(3, &[&[0]])).unwrap().rewards.double_value(&[0, 0]), 0.5);
+}
+
+/// A stderr line of megabytes is kept to its first 300 characters (and the lines after it
+/// are kept too).
+#[test]
+fn a_very_long_stderr_line_is_cut_in_the_error() {
+    let command = "read l; head -c 5000000 /dev/zero | tr '\\0' e >&2; echo >&2; echo 'last words' >&2; exit 2";
+    let mut env = ExternalReward::new(command, space(3, 1), TIMEOUT).unwrap();
+    let err = message(env.step(&actions(3, &[&[0]])));
+    assert!(err.contains("exit status: 2") && err.contains("\n    last words"), "{err}");
+    let (_, tail) = err.split_once("its stderr ended with:").unwrap();
+    assert!(tail.contains(&format!("{}…\n", "e".repeat(300))) && !tail.contains(&"e".repeat(301)), "{err}");
+}
+
+/// Rewards become f32: a finite reward beyond its range is an error naming it.
+#[test]
+fn a_reward_outside_the_range_of_f32_is_an_error() {
+    let mut env = ExternalReward::new("while read l; do echo '[1, 2, 1e39]'; done", space(3, 1), TIMEOUT).unwrap();
+    let err = message(env.step(&actions(3, &[&[0], &[1], &[2]])));
+    assert!(err.contains("reward 2 is 1e39, outside the range of f32 (±3.4e38): '[1, 2, 1e39]'"), "{err}");
+    assert_reaped(env.child_id());
+}
+
+/// A timeout too long to be a deadline (`--reward-timeout 1e19`) means no limit.
+#[test]
+fn a_huge_timeout_waits_without_a_deadline() {
+    let mut env = ExternalReward::new("while read l; do echo '[3]'; done", space(3, 1), Duration::MAX).unwrap();
+    assert_eq!(env.step(&actions(3, &[&[0]])).unwrap().rewards.double_value(&[0, 0]), 3.0);
+    let huge = Duration::from_secs_f64(1e19);
+    let mut env =
+        ExternalReward::contextual("while read l; do echo '{\"contexts\": [[1]]}'; done", space(3, 1), 1, 1, huge)
+            .unwrap();
+    assert_eq!(values(&env.reset(&mut seeded(1)).unwrap().inputs[0]), [1.0]);
+}
+
+/// The caller's stop flag ends a wait within a poll, with `Interrupted`, and kills the group.
+#[test]
+fn setting_the_interrupt_flag_stops_the_wait_and_kills_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let command = format!("sleep 30 & echo $! > '{}'; sleep 30", pid_file.display());
+    let mut env = ExternalReward::new(&command, space(3, 1), Duration::MAX).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    env.set_interrupt(Arc::clone(&flag));
+    let sleeper = read_pid(&pid_file);
+    let setter = {
+        let flag = Arc::clone(&flag);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, Ordering::Relaxed);
+            Instant::now()
+        })
+    };
+    let err = env.step(&actions(3, &[&[0]])).unwrap_err();
+    let set_at = setter.join().unwrap();
+    assert!(set_at.elapsed() < Duration::from_millis(500), "{:?} after the flag was set", set_at.elapsed());
+    assert!(matches!(err, EnvError::Interrupted { line: 1 }), "{err:?}");
+    assert_eq!(err.to_string(), "interrupted while waiting for the reward command's answer to line 1");
+    assert_reaped(env.child_id());
+    assert_gone(sleeper);
+    let later = message(env.step(&actions(3, &[&[0]])));
+    assert!(later.contains("has failed earlier") && later.contains("interrupted"), "{later}");
+}
+
+/// A relative path in the command means the same wherever the caller runs.
+#[test]
+fn the_command_runs_in_its_working_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("score.sh"), "while read l; do echo '[4.5]'; done\n").unwrap();
+    assert!(!Path::new("score.sh").exists(), "the test's own folder is elsewhere");
+    let command =
+        RewardCommand { working_dir: Some(dir.path().to_owned()), ..RewardCommand::new("sh ./score.sh", TIMEOUT) };
+    let mut env = ExternalReward::with_command(command.clone(), space(3, 1)).unwrap();
+    assert_eq!(env.step(&actions(3, &[&[0]])).unwrap().rewards.double_value(&[0, 0]), 4.5);
+    let mut env = ExternalReward::contextual_with_command(
+        RewardCommand { command: "echo $PWD >&2; exit 1".to_owned(), ..command.clone() },
+        space(3, 1),
+        1,
+        1,
+    )
+    .unwrap();
+    let err = message(env.reset(&mut seeded(1)));
+    let canonical = dir.path().canonicalize().unwrap();
+    assert!(err.contains(&canonical.display().to_string()) || err.contains(&dir.path().display().to_string()), "{err}");
+
+    // Without it, the command runs in the caller's folder, where there is no score.sh.
+    let mut env =
+        ExternalReward::with_command(RewardCommand { working_dir: None, ..command.clone() }, space(3, 1)).unwrap();
+    assert!(message(env.step(&actions(3, &[&[0]]))).contains("exited before answering"));
+
+    let missing = dir.path().join("no-such-folder");
+    let err = ExternalReward::with_command(
+        RewardCommand { working_dir: Some(missing.clone()), ..command.clone() },
+        space(3, 1),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, EnvError::Config { .. }) && text.contains(&missing.display().to_string()), "{text}");
+    let file = dir.path().join("score.sh");
+    let err =
+        ExternalReward::with_command(RewardCommand { working_dir: Some(file), ..command }, space(3, 1)).unwrap_err();
+    assert!(matches!(&err, EnvError::Config { problem, .. } if problem.contains("is not a folder")), "{err:?}");
+}
+
 // ---- Contextual mode ----
 
 /// A contextual child with hand-computable answers. Contexts request (`rows` R, `seed` s,
@@ -626,6 +765,8 @@ fn malformed_contexts_are_errors_that_say_why() {
     assert!(err.contains(r#"context row 0, entry 1 is "x", not a finite number"#), "{err}");
     let err = answer(r#"{"contexts": [[1, 2], [null, 4]]}"#);
     assert!(err.contains("entry 0 is null, not a finite number"), "{err}");
+    let err = answer(r#"{"contexts": [[1, 2], [3, -1e39]]}"#);
+    assert!(err.contains("context row 1, entry 1 is -1e39, outside the range of f32 (±3.4e38)"), "{err}");
     let err = answer("not json");
     assert!(err.contains("not JSON") && err.contains("'not json'"), "{err}");
     let err = answer("[0.5, 0.5]");

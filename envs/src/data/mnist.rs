@@ -125,8 +125,9 @@ impl Split {
 /// The validation set is held out from the end of the canonical training set, so it is the
 /// same for every seed: with the standard 60,000 training images, `train` is the first
 /// 50,000 and `validation` the last 10,000. In general (e.g. for small test fixtures) the
-/// last `min(10_000, N / 6)` of the N training images are held out. `test` is the
-/// canonical test set (10,000 images for MNIST and Fashion-MNIST).
+/// last `min(10_000, N / 6)` of the N training images are held out (so N must be at least
+/// 6). `test` is the canonical test set (10,000 images for MNIST and Fashion-MNIST). No
+/// split is empty.
 #[derive(Debug)]
 pub struct Mnist {
     /// The training images, less the validation images.
@@ -166,13 +167,20 @@ impl Mnist {
     /// [`DataError::Missing`] if a file is in neither form; the errors of
     /// [`read_idx`] for an unreadable or malformed file;
     /// [`DataError::Shape`] unless the images are `[N, 28, 28]` and the labels `[N]`;
+    /// [`DataError::Empty`] if a file holds no images or labels, or the training set fewer
+    /// than 6 images (none would be held out for validation);
     /// [`DataError::CountMismatch`] if the two N differ; [`DataError::LabelOutOfRange`]
     /// for a label above 9.
     pub fn load_dir(dir: &Path) -> Result<Mnist, DataError> {
-        let (train_images, train_labels) = load_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
-        let (test_images, test_labels) = load_pair(dir, TEST_IMAGES, TEST_LABELS)?;
+        let (train_path, train_images, train_labels) = load_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
+        let (_, test_images, test_labels) = load_pair(dir, TEST_IMAGES, TEST_LABELS)?;
         let n = train_labels.len();
         let held_out = MAX_VALIDATION.min(n / 6);
+        if held_out == 0 {
+            let problem =
+                format!("holds {n} images, too few to hold out a validation split (the last N / 6; at least 6 needed)");
+            return Err(DataError::Empty { path: train_path, problem });
+        }
         let cut = n - held_out;
         Ok(Mnist {
             train: Split::from_bytes(&train_images[..cut * PIXELS], &train_labels[..cut]),
@@ -191,9 +199,9 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
         .ok_or_else(|| DataError::Missing { dir: dir.to_owned(), file: name.to_owned() })
 }
 
-/// Reads and validates an image file and its label file: returns the image bytes
-/// (`N * 784`) and the labels (`N`).
-fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<(Vec<u8>, Vec<u8>), DataError> {
+/// Reads and validates an image file and its label file: returns the image file's path,
+/// the image bytes (`N * 784`, N > 0) and the labels (`N`).
+fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<(PathBuf, Vec<u8>, Vec<u8>), DataError> {
     let images_path = find(dir, images)?;
     let labels_path = find(dir, labels)?;
     let IdxArray { dims: image_dims, data: image_data } = read_idx(&images_path)?;
@@ -203,6 +211,11 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<(Vec<u8>, Vec<u8>
     let IdxArray { dims: label_dims, data: label_data } = read_idx(&labels_path)?;
     if label_dims.len() != 1 {
         return Err(DataError::Shape { path: labels_path, expected: "[N]".to_owned(), found: label_dims });
+    }
+    for (path, count, what) in [(&images_path, image_dims[0], "images"), (&labels_path, label_dims[0], "labels")] {
+        if count == 0 {
+            return Err(DataError::Empty { path: path.clone(), problem: format!("holds no {what}") });
+        }
     }
     if image_dims[0] != label_dims[0] {
         return Err(DataError::CountMismatch {
@@ -215,5 +228,5 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<(Vec<u8>, Vec<u8>
     if let Some(index) = label_data.iter().position(|&l| l >= CLASSES) {
         return Err(DataError::LabelOutOfRange { path: labels_path, index, label: label_data[index] });
     }
-    Ok((image_data, label_data))
+    Ok((images_path, image_data, label_data))
 }

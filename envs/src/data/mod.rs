@@ -79,6 +79,15 @@ pub enum DataError {
         /// Labels in the label file.
         label_count: usize,
     },
+    /// A valid file of images or labels that holds none, or a training set too small to
+    /// hold out a validation split: an empty split would give NaN metrics.
+    #[error("{} {problem}", .path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What it holds: `holds no images`, or too few images for a validation split.
+        problem: String,
+    },
     /// Neither `file.gz` nor `file` exists in the data folder.
     #[error(
         "neither {0}/{file}.gz nor {0}/{file} exists: run scripts/fetch-data.sh or point --data-dir at a folder with the MNIST IDX files",
