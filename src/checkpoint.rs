@@ -206,3 +206,75 @@ fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>) -> anyhow:
     }
     Ok(hash.finalize().to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A variable with a recognisable value, its optimiser, and a checkpoint of them.
+    fn saved(dir: &Path, value: f32) -> (std::path::PathBuf, Vec<(String, Tensor)>, Progress) {
+        let variable = Tensor::from_slice(&[value; 8]).set_requires_grad(true);
+        let variables = vec![("policy.logits".to_owned(), variable)];
+        let adam = Adam::new(variables.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(), 0.1, 0.9, 0.999)
+            .unwrap();
+        let mut info = BTreeMap::new();
+        info.insert("info.hits".to_owned(), 2.5);
+        let progress = Progress {
+            step: 1234,
+            training_seconds: 1.5,
+            elapsed_seconds: 2.5,
+            validation_due: true,
+            window: WindowSums { first: 1200, steps: 34, loss: Some(-0.125), info },
+        };
+        let path = dir.join("checkpoint.ot");
+        save(&path, &progress, &variables, &adam).unwrap();
+        (path, variables, progress)
+    }
+
+    fn load_into_fresh(path: &Path) -> anyhow::Result<Progress> {
+        let variables = vec![("policy.logits".to_owned(), Tensor::zeros([8], (Kind::Float, Device::Cpu)))];
+        let mut adam =
+            Adam::new(variables.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(), 0.1, 0.9, 0.999)?;
+        let progress = load(path, &variables, &mut adam)?;
+        assert!(variables[0].1.equal(&Tensor::from_slice(&[0.75f32; 8])));
+        Ok(progress)
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_where_the_run_stands() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, _, progress) = saved(tmp.path(), 0.75);
+        assert_eq!(load_into_fresh(&path).unwrap(), progress);
+    }
+
+    /// Any changed byte of the variable's data is refused (the bytes of 0.75f32 are
+    /// found in the archive and each of them flipped in turn).
+    #[test]
+    fn a_changed_byte_of_a_tensor_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, _, _) = saved(tmp.path(), 0.75);
+        let good = std::fs::read(&path).unwrap();
+        let pattern: Vec<u8> = std::iter::repeat_n(0.75f32.to_le_bytes(), 8).flatten().collect();
+        let at = good.windows(pattern.len()).position(|w| w == pattern).expect("the variable's bytes");
+        for offset in [0, 13, 31] {
+            let mut bad = good.clone();
+            bad[at + offset] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            let error = load_into_fresh(&path).unwrap_err().to_string();
+            assert!(error.contains("is corrupt") && error.contains("checksum"), "{error}");
+        }
+    }
+
+    #[test]
+    fn nan_values_and_a_cut_file_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, _, _) = saved(tmp.path(), f32::NAN);
+        let error = load_into_fresh(&path).unwrap_err().to_string();
+        assert!(error.contains("NaN or infinite values in var.policy.logits"), "{error}");
+        let (path, _, _) = saved(tmp.path(), 0.75);
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &good[..good.len() - 100]).unwrap();
+        let error = load_into_fresh(&path).unwrap_err().to_string();
+        assert!(error.contains("cannot be read") && !error.contains("frame #"), "{error}");
+    }
+}

@@ -9,7 +9,7 @@ use sfess_agents::{ConditionalPoisson, Normalizer};
 use sfess_envs::EnvError;
 use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
 use sfess_envs::data::{Mnist, default_data_dir};
-use sfess_envs::external::ExternalReward;
+use sfess_envs::external::{ExternalReward, RewardCommand};
 use sfess_envs::feature_selection::FeatureSelection;
 use sfess_envs::knn::StochasticKnn;
 use sfess_envs::knn_selection::{KnnFeatureSelection, KnnSelectionConfig};
@@ -232,11 +232,14 @@ fn black_box_env(
             let space = KHotSpace::new(n, k).with_context(|| format!("--env cmd with --n {n} --k {k}"))?;
             let timeout = std::time::Duration::try_from_secs_f64(config.reward_timeout)
                 .with_context(|| format!("--reward-timeout {}", config.reward_timeout))?;
-            let _ = interrupt;
-            Box::new(match config.context_dim {
-                Some(d) => ExternalReward::contextual(command, space, config.batch_size, d, timeout)?,
-                None => ExternalReward::new(command, space, timeout)?,
-            })
+            let command =
+                RewardCommand { command: command.to_owned(), working_dir: config.reward_dir.clone(), timeout };
+            let mut env = match config.context_dim {
+                Some(d) => ExternalReward::contextual_with_command(command, space, config.batch_size, d)?,
+                None => ExternalReward::with_command(command, space)?,
+            };
+            env.set_interrupt(interrupt.flag());
+            Box::new(env)
         }
         EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => {
             let fields = match data {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{run, stderr, stdout};
+use crate::common::{fails_with, run, stderr, stdout};
 use crate::train::synthetic_mnist;
 
 fn compare_args<'a>(data: &'a str, out: &'a str, estimators: &'a str, samples: &'a str) -> Vec<&'a str> {
@@ -115,4 +115,127 @@ fn report_on_a_folder_without_runs_is_a_clear_error() {
     let output = run(&["report", tmp.path().to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("holds no comparison runs"), "{}", stderr(&output));
+}
+
+/// `compare` on max-coverage (no data): `steps` steps, validated every 500.
+fn coverage_args(out: &std::path::Path, seeds: &str, steps: &str) -> Vec<String> {
+    let out = out.to_str().unwrap();
+    ["compare", "--env", "max-coverage", "--estimators", "sfess,sfess-vr", "--seeds", seeds, "--steps", steps]
+        .iter()
+        .chain(&["--eval-every", "500", "--jobs", "2", "--device", "cpu", "--out", out])
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn run_owned(args: &[String]) -> std::process::Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A comparison folder keeps its request: another setting is refused by name (the pairs
+/// it holds were trained with the first), and so is a pair asked twice.
+#[test]
+fn a_comparison_refuses_a_request_that_does_not_match_its_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let first = run_owned(&coverage_args(&out, "0", "600"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    fails_with(&run_owned(&coverage_args(&out, "0", "900")), "--steps (it has 600, asked 900)");
+    let mut other_k = coverage_args(&out, "0", "600");
+    other_k.extend(["-k".to_owned(), "7".to_owned()]);
+    fails_with(&run_owned(&other_k), "-k (it has 5, asked 7)");
+    // A pair folder trained by hand with another learning rate is named.
+    let pair = out.join("sfess-seed1");
+    std::fs::create_dir_all(&pair).unwrap();
+    std::fs::write(pair.join("pair.json"), r#"{"env": "max-coverage", "estimator": "sfess", "seed": 1}"#).unwrap();
+    let by_hand = run(&[
+        "train",
+        "--env",
+        "max-coverage",
+        "--estimator",
+        "sfess",
+        "--seed",
+        "1",
+        "--steps",
+        "600",
+        "--eval-every",
+        "500",
+        "--samples",
+        "1",
+        "--lr",
+        "0.2",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        pair.to_str().unwrap(),
+    ]);
+    assert!(by_hand.status.success(), "{}", stderr(&by_hand));
+    fails_with(&run_owned(&coverage_args(&out, "0,1", "600")), "sfess-seed1 (--lr (it has 0.2, asked 0.05))");
+    fails_with(&run_owned(&coverage_args(&tmp.path().join("twice"), "0,0", "600")), "--seeds gives seed 0 twice");
+}
+
+/// SIGTERM to compare reaches its running children, which checkpoint and stop; compare
+/// waits for them and exits 143, leaving no process behind; the same command then
+/// finishes the comparison. A child killed by a signal is reported as such.
+#[test]
+fn a_signal_to_compare_stops_its_children_and_a_rerun_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let args = coverage_args(&out, "0", "40000");
+    let mut child = crate::common::sfess()
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !["sfess-seed0", "sfess-vr-seed0"].iter().all(|p| out.join(p).join("metrics.jsonl").exists()) {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the runs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(stderr(&output).contains("compare stopped by SIGTERM"), "{}", stderr(&output));
+    let children = std::process::Command::new("pgrep").args(["-f", out.to_str().unwrap()]).output().unwrap();
+    assert!(children.stdout.is_empty(), "runs left behind: {}", String::from_utf8_lossy(&children.stdout));
+    for pair in ["sfess-seed0", "sfess-vr-seed0"] {
+        assert!(!out.join(pair).join("failed.txt").exists() && !out.join(pair).join("summary.json").exists());
+    }
+    let rerun = run_owned(&args);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(out.join("sfess-seed0").join("summary.json").exists() && out.join("sfess-vr-seed0/summary.json").exists());
+}
+
+/// A run killed by a signal is reported with the signal, not as a run with no message.
+#[test]
+fn a_run_killed_by_a_signal_is_reported_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    // The reward command kills the train that runs it (the parent of its `sh`).
+    let output = run(&[
+        "compare",
+        "--env",
+        "cmd",
+        "--n",
+        "10",
+        "--reward-cmd",
+        "kill -9 $PPID",
+        "--estimators",
+        "sfess",
+        "--seeds",
+        "0",
+        "--steps",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let failed = std::fs::read_to_string(out.join("sfess-seed0").join("failed.txt")).unwrap();
+    assert_eq!(failed.trim(), "killed by SIGKILL (signal 9)");
 }

@@ -5,4 +5,5 @@ mod cli;
 mod common;
 mod compare;
 mod custom;
+mod run_folder;
 mod train;
