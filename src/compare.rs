@@ -532,7 +532,8 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
             let (m, s) = mean_std(&values);
             (Some(m), Some(s))
         };
-        let speed: Vec<f64> = done.iter().map(|d| d.2).collect();
+        // A summary written before speeds were kept across resumptions may say 0: not a speed.
+        let speed: Vec<f64> = done.iter().map(|d| d.2).filter(|s| *s > 0.0).collect();
         let failed = mine
             .iter()
             .filter(|r| r.summary.is_none())

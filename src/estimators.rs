@@ -232,10 +232,10 @@ pub fn properties_table(options: &EstimatorOptions) -> anyhow::Result<String> {
             mark(p.non_differentiable_f),
             mark(p.tuning_free)
         )?;
-        if let Some((_, paper)) = paper_table().into_iter().find(|(n, _)| *n == name) {
-            if paper != p {
-                notes.push(name);
-            }
+        if let Some((_, paper)) = paper_table().into_iter().find(|(n, _)| *n == name)
+            && paper != p
+        {
+            notes.push(name);
         }
     }
     let sampler = match options.sampler {

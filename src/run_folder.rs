@@ -160,7 +160,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
     // Again under the lock: another process may have started a run here meanwhile.
     refuse_a_folder_with_a_run(dir)?;
     write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-    let result = Run::start(&mut experiment, &config, dir, options, true).and_then(Run::to_the_end);
+    let result = Run::start(&mut experiment, &config, dir, options, true).and_then(Run::finish);
     if let Err(error) = &result {
         let interrupted = error.downcast_ref::<Interrupted>().is_some();
         if !interrupted && !dir.join(CHECKPOINT).exists() {
@@ -218,7 +218,7 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         }
         write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     }
-    run.to_the_end()
+    run.finish()
 }
 
 /// `sfess-agent eval --run DIR`: recomputes the test metrics of the run's checkpoint.
@@ -324,7 +324,7 @@ impl<'a> Run<'a> {
 
     /// Trains to the last step, then tests; a failure gets where the run stopped and what
     /// is kept.
-    fn to_the_end(mut self) -> anyhow::Result<Summary> {
+    fn finish(mut self) -> anyhow::Result<Summary> {
         let result = self.train().and_then(|()| self.test());
         match result {
             Ok(summary) => {
@@ -362,11 +362,11 @@ impl<'a> Run<'a> {
             self.window.add(step, &report)?;
             let done = step + 1;
             self.progress.step = done;
-            if done % loss_every == 0 || done == self.config.steps {
+            if done.is_multiple_of(loss_every) || done == self.config.steps {
                 let means = self.window.take()?;
                 self.log.append(done, "train", &means, self.elapsed())?;
             }
-            if done % self.config.eval_every == 0 || done == self.config.steps {
+            if done.is_multiple_of(self.config.eval_every) || done == self.config.steps {
                 self.window.checked_loss()?;
                 self.progress.validation_due = true;
                 self.validate()?;

@@ -581,10 +581,11 @@ struct Answer {
 fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
     // The usual answer, an array of numbers, without a `Value` (32 bytes) per number; the
     // general path below says what is wrong with any other.
-    if let Ok(rewards) = serde_json::from_str::<Vec<f64>>(text) {
-        if rewards.len() == expected && rewards.iter().all(|&x| fits_f32(x)) {
-            return Ok(Answer { rewards, info: BTreeMap::new() });
-        }
+    if let Ok(rewards) = serde_json::from_str::<Vec<f64>>(text)
+        && rewards.len() == expected
+        && rewards.iter().all(|&x| fits_f32(x))
+    {
+        return Ok(Answer { rewards, info: BTreeMap::new() });
     }
     let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
     let (items, info) = match &value {

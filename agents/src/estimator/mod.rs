@@ -155,7 +155,9 @@ impl Draw {
     fn groups(&self, losses: &Tensor) -> Result<usize> {
         let shape = losses.size();
         match shape[..] {
-            [s, r] if s == self.samples as i64 && r >= 1 && self.batch % r as usize == 0 => Ok(self.batch / r as usize),
+            [s, r] if s == self.samples as i64 && r >= 1 && self.batch.is_multiple_of(r as usize) => {
+                Ok(self.batch / r as usize)
+            }
             _ => Err(Error::LossShape { samples: self.samples, batch: self.batch, shape }),
         }
     }
