@@ -5,4 +5,6 @@ mod cli;
 mod common;
 mod compare;
 mod custom;
+mod fuzz;
+mod settings;
 mod train;
