@@ -173,13 +173,22 @@ fn law_and_samples(
     Ok(())
 }
 
+/// `seconds` as the time budget of each case.
+fn budget(seconds: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|budget| !budget.is_zero())
+        .with_context(|| format!("{seconds} is not a positive number of seconds"))
+}
+
 /// Runs every case of the distribution benchmark on `device`, spending about `seconds`
 /// on each, and reports progress on stderr.
 ///
 /// # Errors
-/// Library errors (none are expected on valid sizes).
+/// `seconds` is not a positive number of seconds; library errors (none are expected on
+/// valid sizes).
 pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<DistributionReport> {
-    let budget = Duration::from_secs_f64(seconds);
+    let budget = budget(seconds)?;
     let mut results = Vec::new();
     let mut record = |case: &str,
                       normalizer: Normalizer,
@@ -495,12 +504,12 @@ pub fn train_steps(bench: &TrainBench) -> anyhow::Result<TrainReport> {
 /// One task of [`TRAIN_TASKS`] in this process (`bench train --task I`).
 ///
 /// # Errors
-/// Missing data; training errors.
+/// `seconds` is not a positive number of seconds; missing data; training errors.
 pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<TrainReport> {
     let &TrainTask { name: task, env, vae, paper_seconds } = TRAIN_TASKS.get(index).with_context(|| {
         format!("--task {index}: there are {} tasks (0 to {})", TRAIN_TASKS.len(), TRAIN_TASKS.len() - 1)
     })?;
-    let (device, budget) = (bench.device, Duration::from_secs_f64(bench.seconds));
+    let (device, budget) = (bench.device, budget(bench.seconds)?);
     let mut config = TrainConfig {
         env,
         data_dir: bench.data_dir.clone(),

@@ -19,9 +19,10 @@ use crate::signals::Interrupt;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sfess-agent", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Device for tensors: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.
-    #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
-    pub device: DeviceSpec,
+    /// Device for tensors: auto (CUDA if available, else CPU), cpu, cuda or cuda:N [default:
+    /// auto; for train, the --config file's device].
+    #[arg(long, global = true, value_name = "DEVICE")]
+    pub device: Option<DeviceSpec>,
     /// CPU threads for libtorch's operations and for the distribution's rows [default: every
     /// CPU this process may use (its affinity); compare gives each run its share].
     #[arg(long, global = true, value_name = "N")]
@@ -29,6 +30,13 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// `--device`, or `auto` when it was not given.
+    pub fn device(&self) -> DeviceSpec {
+        self.device.unwrap_or_default()
+    }
 }
 
 /// The subcommands.
@@ -107,6 +115,15 @@ pub struct TaskOptions {
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Step λ of I-MLE's target distribution θ' = θ − λ ∂f/∂z [default: 10].
+    #[arg(long)]
+    pub imle_lambda: Option<f64>,
+    /// Noise temperature of I-MLE, for the input and the target [default: 1].
+    #[arg(long)]
+    pub imle_temperature: Option<f64>,
+    /// Perturbation of I-MLE [default: sum-of-gamma].
+    #[arg(long, value_enum)]
+    pub imle_noise: Option<crate::estimators::ImleNoiseName>,
     /// Backend of the k-subset law for sfess, sfess-vr and simple [default: auto, which is
     /// stable on the CPU and parallel on CUDA].
     #[arg(long, value_enum)]
@@ -121,7 +138,7 @@ pub struct TaskOptions {
     /// lines (see the README).
     #[arg(long, value_name = "COMMAND")]
     pub reward_cmd: Option<String>,
-    /// cmd: seconds to wait for each answer of the reward command [default: 60].
+    /// cmd: seconds to wait for each answer of the reward command, at most 1e6 [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub reward_timeout: Option<f64>,
     /// Items n of cmd; sets n of max-coverage [default: 50].
@@ -158,6 +175,9 @@ impl TaskOptions {
              eval_every => config.eval_every, candidates => config.candidates,
              vae_groups => config.vae_groups, vae_items => config.vae_items,
              sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature,
+             imle_lambda => config.estimator_options.imle_lambda,
+             imle_temperature => config.estimator_options.imle_temperature,
+             imle_noise => config.estimator_options.imle_noise,
              normalizer => config.estimator_options.normalizer,
              policy => config.policy, hidden => config.hidden, reward_timeout => config.reward_timeout,
              sensor_modes => config.sensor_modes, coverage_elements => config.coverage_elements,
@@ -191,6 +211,9 @@ impl TaskOptions {
         push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
         push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
         push("--temperature", self.temperature.map(|v| v.to_string()));
+        push("--imle-lambda", self.imle_lambda.map(|v| v.to_string()));
+        push("--imle-temperature", self.imle_temperature.map(|v| v.to_string()));
+        push("--imle-noise", self.imle_noise.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--normalizer", self.normalizer.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--hidden", self.hidden.map(|v| v.to_string()));
@@ -241,12 +264,12 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The configuration: `--resume`'s config.json, else `--config` or the defaults, with
-    /// every given flag on top.
+    /// The configuration of a new run: `--config` or the defaults, with every given flag
+    /// on top (`device` is `--device` when given).
     ///
     /// # Errors
     /// A configuration file that cannot be read or parsed.
-    pub fn resolve(&self, device: &DeviceSpec) -> anyhow::Result<TrainConfig> {
+    pub fn resolve(&self, device: Option<DeviceSpec>) -> anyhow::Result<TrainConfig> {
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -266,7 +289,7 @@ impl TrainArgs {
             config.seed = seed;
         }
         self.task.apply(&mut config);
-        if *device != DeviceSpec::Auto {
+        if let Some(device) = device {
             config.device = device.to_string();
         }
         Ok(config)
@@ -278,7 +301,7 @@ impl TrainArgs {
     ///
     /// # Errors
     /// `dir` holds no run; a flag differs from the run's configuration.
-    pub fn refuse_changes_to(&self, dir: &Path, device: &DeviceSpec) -> anyhow::Result<()> {
+    pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>) -> anyhow::Result<()> {
         let recorded = crate::run_folder::read_config(dir)?.resolved();
         let steps = recorded.steps;
         anyhow::ensure!(
@@ -298,7 +321,7 @@ impl TrainArgs {
             asked.seed = seed;
         }
         self.task.apply(&mut asked);
-        if *device != DeviceSpec::Auto {
+        if let Some(device) = device {
             asked.device = device.to_string();
         }
         asked.steps = steps;
@@ -377,13 +400,13 @@ pub struct ToyArgs {
     /// Subset size.
     #[arg(short, long, default_value_t = 5)]
     pub k: usize,
-    /// Gradient estimates per seed.
+    /// Gradient estimates per seed (2 to 100,000).
     #[arg(long, default_value_t = 10_000)]
     pub draws: usize,
-    /// Number of seeds (0, 1, …, N − 1); each draws its own logits and target.
+    /// Number of seeds (0, 1, …, N − 1; N at most 10,000); each draws its own logits and target.
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
-    /// Samples per estimate of sfess-vr (the others use one, as in the paper).
+    /// Samples per estimate of sfess-vr, 2 to 1,024 (the others use one, as in the paper).
     #[arg(long, default_value_t = 32)]
     pub samples: usize,
     /// Estimators to compare, comma-separated.
@@ -434,7 +457,7 @@ pub struct BenchTrainArgs {
 /// Arguments of the benchmarks.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Seconds spent timing each case (after one warm-up call).
+    /// Seconds spent timing each case (after one warm-up call), at most 3600.
     #[arg(long, default_value_t = 2.0, value_parser = positive_seconds)]
     pub seconds: f64,
     /// Print the measurements as JSON instead of a Markdown table.
@@ -442,10 +465,13 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// Longest `--seconds` of the benchmarks, per case.
+pub const MAX_BENCH_SECONDS: f64 = 3600.0;
+
 fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
+        Ok(s) if s > 0.0 && s <= MAX_BENCH_SECONDS => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds up to {MAX_BENCH_SECONDS}")),
     }
 }
 
@@ -464,8 +490,8 @@ pub struct InspectArgs {
     pub normalizer: NormalizerName,
     /// Number of subsets to sample. Adds `samples`, `sampler`, `seed`,
     /// `inclusion_frequencies` and `sample_counts` to the output; 0 draws nothing and adds
-    /// none of them.
-    #[arg(long, value_name = "N")]
+    /// none of them. At most 10^9.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=MAX_INSPECT_SAMPLES))]
     pub samples: Option<u64>,
     /// How subsets are sampled.
     #[arg(long, value_enum, default_value_t = SamplerArg::Exact)]
@@ -474,6 +500,9 @@ pub struct InspectArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
+
+/// Most samples `inspect --samples` draws.
+pub const MAX_INSPECT_SAMPLES: u64 = 1_000_000_000;
 
 /// Exactly one of `--logits` and `--logits-file`.
 #[derive(Debug, Clone, Args)]
@@ -543,7 +572,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
     match &cli.command {
         Command::Inspect(args) => {
             let logits = read_logits(&args.source, stdin)?;
-            let device = cli.device.resolve()?;
+            let device = cli.device().resolve()?;
             let options = InspectOptions {
                 logits,
                 k: args.k,
@@ -561,7 +590,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Bench(BenchCommand::Distribution(args)) => {
-            let device = cli.device.resolve()?;
+            let device = cli.device().resolve()?;
             eprintln!("sfess-agent bench distribution on {}", bench::Machine::describe(device).line());
             let results = bench::distribution(device, args.seconds)?;
             let text = if args.json {
@@ -573,7 +602,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Bench(BenchCommand::Train(args)) => {
-            let device = cli.device.resolve()?;
+            let device = cli.device().resolve()?;
             let plan = bench::TrainBench {
                 device,
                 seconds: args.timing.seconds,
@@ -601,11 +630,11 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             let options = RunOptions { verbosity, interrupt: Interrupt::of_process(), holder };
             let (dir, summary) = match &args.resume {
                 Some(dir) => {
-                    args.refuse_changes_to(dir, &cli.device)?;
+                    args.refuse_changes_to(dir, cli.device)?;
                     (dir.clone(), crate::run_folder::resume(dir, args.task.steps, &options)?)
                 }
                 None => {
-                    let config = args.resolve(&cli.device)?;
+                    let config = args.resolve(cli.device)?;
                     let dir = args.out.clone().unwrap_or_else(|| crate::run_folder::default_run_dir(&config));
                     let summary = crate::run_folder::train(&config, &dir, &options)?;
                     (dir, summary)
@@ -650,7 +679,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 jobs: args.jobs,
                 out: args.out.clone(),
                 task: args.task.clone(),
-                device: cli.device.to_string(),
+                device: cli.device().to_string(),
                 threads_per_run: crate::threads::share(
                     cli.threads.unwrap_or_else(crate::threads::available_cpus),
                     args.jobs,
@@ -677,7 +706,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Toy(args) => {
-            let text = crate::toy::command(args, cli.device.resolve()?)?;
+            let text = crate::toy::command(args, cli.device().resolve()?)?;
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the result")?;
             Ok(())
         }
@@ -738,7 +767,7 @@ mod tests {
     fn parses_inspect() {
         let cli = parse(&["inspect", "--k", "-1", "--logits", "-1 2", "--device", "cpu", "--sampler", "gumbel-topk"])
             .unwrap();
-        assert_eq!(cli.device, DeviceSpec::Cpu);
+        assert_eq!(cli.device(), DeviceSpec::Cpu);
         let Command::Inspect(args) = cli.command else { panic!("not inspect") };
         assert_eq!(args.k, -1);
         assert_eq!(args.source.logits.as_deref(), Some("-1 2"));
@@ -747,10 +776,11 @@ mod tests {
         assert_eq!((args.samples, args.seed), (None, 0));
         // --device also works before the subcommand, and defaults to auto.
         assert_eq!(
-            parse(&["--device", "cuda:1", "inspect", "-k", "1", "--logits", "0"]).unwrap().device,
+            parse(&["--device", "cuda:1", "inspect", "-k", "1", "--logits", "0"]).unwrap().device(),
             DeviceSpec::CudaIndex(1)
         );
-        assert_eq!(parse(&["inspect", "-k", "1", "--logits", "0"]).unwrap().device, DeviceSpec::Auto);
+        let absent = parse(&["inspect", "-k", "1", "--logits", "0"]).unwrap();
+        assert_eq!((absent.device, absent.device()), (None, DeviceSpec::Auto));
     }
 
     #[test]
@@ -769,5 +799,45 @@ mod tests {
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["marginals"], serde_json::json!([0.5, 0.5]));
+    }
+
+    /// The `train` arguments of `args`.
+    fn train_args(args: &[&str]) -> TrainArgs {
+        let cli = parse(args).unwrap();
+        match cli.command {
+            Command::Train(train) => *train,
+            _ => panic!("not train"),
+        }
+    }
+
+    #[test]
+    fn the_device_flag_overrides_a_config_files_device_only_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, r#"{"env": "max-coverage", "device": "cpu"}"#).unwrap();
+        let file = file.to_str().unwrap();
+        for (args, device) in [
+            (vec!["train", "--config", file], "cpu"),
+            (vec!["train", "--config", file, "--device", "cuda:2"], "cuda:2"),
+            (vec!["--device", "auto", "train", "--config", file], "auto"),
+            (vec!["train"], "auto"),
+        ] {
+            let cli = parse(&args).unwrap();
+            let Command::Train(train) = &cli.command else { panic!("not train") };
+            assert_eq!(train.resolve(cli.device).unwrap().device, device, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn imle_options_reach_the_configuration_and_the_flags_of_compare_runs() {
+        let given = ["--imle-lambda", "5", "--imle-temperature", "0.5", "--imle-noise", "gumbel"];
+        let train = train_args(&[&["train"][..], &given].concat());
+        let options = train.resolve(None).unwrap().estimator_options;
+        assert_eq!((options.imle_lambda, options.imle_temperature), (5.0, 0.5));
+        assert_eq!(options.imle_noise, crate::estimators::ImleNoiseName::Gumbel);
+        assert_eq!(train.task.to_flags(), given);
+        let cli = parse(&[&["compare", "--env", "vae-mnist", "--out", "x"][..], &given].concat()).unwrap();
+        let Command::Compare(compare) = cli.command else { panic!("not compare") };
+        assert_eq!(compare.task.to_flags(), given);
     }
 }

@@ -136,7 +136,8 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
     let launched = Arc::new(Mutex::new(0usize));
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..plan.jobs.max(1) {
+        // No more workers than runs (`--jobs` may say anything).
+        for _ in 0..plan.jobs.clamp(1, total.max(1)) {
             let (queue, finished, launched, exe) =
                 (Arc::clone(&queue), Arc::clone(&finished), Arc::clone(&launched), exe.clone());
             scope.spawn(move || {

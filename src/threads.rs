@@ -20,6 +20,9 @@ pub const SPIN_COUNT_VARIABLE: &str = "GOMP_SPINCOUNT";
 /// The spin count this tool runs with unless the user set one (or `OMP_WAIT_POLICY`).
 pub const SPIN_COUNT: &str = "10000";
 
+/// Most threads `--threads` may ask for.
+pub const MAX_THREADS: usize = 4096;
+
 /// The CPUs this process may use (at least 1).
 pub fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -48,13 +51,17 @@ pub fn bound_openmp_spinning() {
 }
 
 /// Sizes libtorch's intra-op threads and rayon's global pool to `threads` (default: every
-/// available CPU); returns the number used.
+/// available CPU, at most [`MAX_THREADS`]); returns the number used.
 ///
 /// # Errors
-/// `threads` is 0, or rayon's global pool was already started with another size.
+/// `threads` is 0 or more than [`MAX_THREADS`], or rayon's global pool was already started
+/// with another size.
 pub fn configure(threads: Option<usize>) -> anyhow::Result<usize> {
-    let threads = threads.unwrap_or_else(available_cpus);
-    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
+    let threads = threads.unwrap_or_else(|| available_cpus().min(MAX_THREADS));
+    anyhow::ensure!(
+        (1..=MAX_THREADS).contains(&threads),
+        "--threads must be between 1 and {MAX_THREADS}, got {threads}"
+    );
     let torch_threads = i32::try_from(threads).unwrap_or(i32::MAX);
     tch::set_num_threads(torch_threads);
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {

@@ -29,6 +29,18 @@ use crate::estimators::{self, EstimatorName, EstimatorOptions};
 
 /// Largest `n` the toy enumerates.
 pub const MAX_N: usize = 20;
+/// Most gradient estimates per seed, `--draws`.
+pub const MAX_DRAWS: usize = 100_000;
+/// Most seeds, `--seeds`.
+pub const MAX_SEEDS: u64 = 10_000;
+/// Most samples per estimate of sfess-vr, `--samples`.
+pub const MAX_SAMPLES: usize = 1_024;
+
+/// Refuses a number of seeds outside `1..=MAX_SEEDS`.
+fn check_seeds(seeds: u64) -> anyhow::Result<()> {
+    ensure!((1..=MAX_SEEDS).contains(&seeds), "--seeds must be between 1 and {MAX_SEEDS}, got {seeds}");
+    Ok(())
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -59,11 +71,15 @@ impl ToyConfig {
             self.n
         );
         ensure!(self.k <= self.n, "--k = {} is out of range for n = {} (0 <= k <= n)", self.k, self.n);
-        ensure!(self.draws >= 2, "--draws must be at least 2, got {}", self.draws);
-        ensure!(!self.seeds.is_empty(), "--seeds must be at least 1");
         ensure!(
-            self.samples >= 2,
-            "--samples must be at least 2 (sfess-vr's leave-one-out baseline), got {}",
+            (2..=MAX_DRAWS).contains(&self.draws),
+            "--draws must be at least 2 and at most {MAX_DRAWS}, got {}",
+            self.draws
+        );
+        check_seeds(self.seeds.len() as u64)?;
+        ensure!(
+            (2..=MAX_SAMPLES).contains(&self.samples),
+            "--samples must be at least 2 (sfess-vr's leave-one-out baseline) and at most {MAX_SAMPLES}, got {}",
             self.samples
         );
         Ok(())
@@ -353,6 +369,7 @@ pub fn sweep_table(report: &SweepReport) -> String {
 /// # Errors
 /// Bad options, estimator errors, files that cannot be written.
 pub fn command(args: &crate::cli::ToyArgs, device: Device) -> anyhow::Result<String> {
+    check_seeds(args.seeds)?;
     let config = ToyConfig {
         n: args.n,
         k: args.k,

@@ -5,5 +5,7 @@ mod cli;
 mod common;
 mod compare;
 mod custom;
+mod fuzz;
 mod run_folder;
+mod settings;
 mod train;
