@@ -239,3 +239,16 @@ fn a_run_killed_by_a_signal_is_reported_as_such() {
     let failed = std::fs::read_to_string(out.join("sfess-seed0").join("failed.txt")).unwrap();
     assert_eq!(failed.trim(), "killed by SIGKILL (signal 9)");
 }
+
+/// `--jobs` of any size runs the pairs (no more workers than runs); 0 is refused.
+#[test]
+fn any_number_of_jobs_is_safe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = coverage_args(&tmp.path().join("many"), "0", "20");
+    let jobs = args.iter().position(|a| a == "--jobs").unwrap() + 1;
+    args[jobs] = u64::MAX.to_string();
+    let output = run_owned(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    args[jobs] = "0".to_owned();
+    fails_with(&run_owned(&args), "--jobs must be at least 1");
+}
