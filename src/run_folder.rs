@@ -357,7 +357,9 @@ impl<'a> Run<'a> {
                 Ok(report) => report,
                 // The step was abandoned before its update: the run stands at `step`.
                 Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
-                Err(error) => return Err(error),
+                // A loss that overflowed at an earlier step (not read yet) is the cause of
+                // whatever failed now (NaN logits, most often).
+                Err(error) => return Err(self.window.checked_loss().err().unwrap_or(error)),
             };
             self.window.add(step, &report)?;
             let done = step + 1;
@@ -637,13 +639,9 @@ impl TrainWindow {
         let Some(sum) = &self.loss else { return Ok(None) };
         let total = f64::try_from(sum)?;
         if !total.is_finite() {
-            let hint = if total.is_infinite() {
-                " (rewards or losses too large for f32, whose largest value is 3.4e38: scale them down)"
-            } else {
-                ""
-            };
             bail!(
-                "the loss became {total} between steps {} and {}{hint}",
+                "the loss became {total} between steps {} and {} (if the rewards are large: the loss is computed \
+                 in f32, which holds at most 3.4e38, and sums of large rewards overflow it; scale them down)",
                 self.first,
                 self.first + self.steps.saturating_sub(1)
             );

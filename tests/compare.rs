@@ -176,7 +176,7 @@ fn a_comparison_refuses_a_request_that_does_not_match_its_folder() {
 
 /// SIGTERM to compare reaches its running children, which checkpoint and stop; compare
 /// waits for them and exits 143, leaving no process behind; the same command then
-/// finishes the comparison. A child killed by a signal is reported as such.
+/// finishes the comparison. A second compare on the folder meanwhile is refused.
 #[test]
 fn a_signal_to_compare_stops_its_children_and_a_rerun_finishes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -194,7 +194,8 @@ fn a_signal_to_compare_stops_its_children_and_a_rerun_finishes() {
         assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the runs did not start");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // One compare at a time in a folder.
+    fails_with(&run_owned(&args), "in use by another process");
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let output = child.wait_with_output().unwrap();

@@ -285,3 +285,38 @@ fn a_damaged_metrics_line_is_named() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     fails_with(&run(&["train", "--resume", dir.to_str().unwrap(), "--steps", "3000"]), "metrics.jsonl line 3");
 }
+
+/// Rewards too large for f32 stop the run at the step whose loss overflowed, with the
+/// cause (not the NaN logits of the step after) and one account of what is kept.
+#[test]
+fn rewards_that_overflow_f32_are_named_as_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("big.py");
+    std::fs::write(
+        &script,
+        "import json, sys\nfor line in sys.stdin:\n    print(json.dumps([1e38 for a in json.loads(line)['actions']]), flush=True)\n",
+    )
+    .unwrap();
+    let command = format!("python3 {}", script.display());
+    let out = tmp.path().join("big");
+    let output = run(&[
+        "train",
+        "--env",
+        "cmd",
+        "--n",
+        "10",
+        "--reward-cmd",
+        &command,
+        "--steps",
+        "300",
+        "--eval-every",
+        "100",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&output, "the loss became");
+    let message = stderr(&output);
+    assert!(message.contains("3.4e38") && !message.contains("logit"), "{message}");
+    assert_eq!(message.matches("checkpoint").count(), 1, "{message}");
+}
