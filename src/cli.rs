@@ -279,6 +279,12 @@ impl TrainArgs {
             }
             None => TrainConfig::default(),
         };
+        self.apply(&mut config, device);
+        Ok(config)
+    }
+
+    /// Sets every flag given (and `device`, the `--device` flag if given) in `config`.
+    fn apply(&self, config: &mut TrainConfig, device: Option<DeviceSpec>) {
         if let Some(env) = self.env {
             config.env = env;
         }
@@ -288,11 +294,10 @@ impl TrainArgs {
         if let Some(seed) = self.seed {
             config.seed = seed;
         }
-        self.task.apply(&mut config);
+        self.task.apply(config);
         if let Some(device) = device {
             config.device = device.to_string();
         }
-        Ok(config)
     }
 
     /// Refuses, by name, every flag that would change the configuration of the run in
@@ -311,19 +316,7 @@ impl TrainArgs {
             dir.join(crate::run_folder::CONFIG).display()
         );
         let mut asked = recorded.clone();
-        if let Some(env) = self.env {
-            asked.env = env;
-        }
-        if let Some(estimator) = self.estimator {
-            asked.estimator = estimator;
-        }
-        if let Some(seed) = self.seed {
-            asked.seed = seed;
-        }
-        self.task.apply(&mut asked);
-        if let Some(device) = device {
-            asked.device = device.to_string();
-        }
+        self.apply(&mut asked, device);
         asked.steps = steps;
         let absolute = |config: TrainConfig| config.with_absolute_paths().context("reading the current folder");
         let differences = crate::config::differences(&absolute(recorded)?, &absolute(asked.resolved())?);

@@ -171,8 +171,7 @@ fn resume_takes_the_runs_configuration_and_only_extends_it() {
 #[test]
 fn a_truncated_checkpoint_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let _ = run_owned(&args(&dir, "2000"));
+    let dir = straight(tmp.path(), "2000");
     let path = dir.join("checkpoint.ot");
     let good = std::fs::read(&path).unwrap();
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
@@ -276,8 +275,7 @@ fn a_failed_start_frees_the_folder_and_run_files_are_never_overwritten() {
 #[test]
 fn a_damaged_metrics_line_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let _ = run_owned(&args(&dir, "2000"));
+    let dir = straight(tmp.path(), "2000");
     let path = dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
