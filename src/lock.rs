@@ -17,7 +17,6 @@ pub const LOCK: &str = ".lock";
 #[derive(Debug)]
 pub struct FolderLock {
     file: File,
-    dir: PathBuf,
 }
 
 /// Why a folder could not be locked.
@@ -68,12 +67,7 @@ impl FolderLock {
         let line = format!("pid {}, {what}, locked at unix time {started}\n", std::process::id());
         let _ =
             file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(line.as_bytes()));
-        Ok(Self { file, dir: dir.to_owned() })
-    }
-
-    /// The locked folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(Self { file })
     }
 }
 
