@@ -331,3 +331,44 @@ fn rewards_that_overflow_f32_are_named_as_the_cause() {
     assert!(message.contains("3.4e38") && !message.contains("logit"), "{message}");
     assert_eq!(message.matches("checkpoint").count(), 1, "{message}");
 }
+
+/// Relative paths are recorded absolute (the data) or with the folder they are relative to
+/// (the reward command), so a run resumes from any folder.
+#[test]
+fn a_run_with_relative_paths_resumes_from_another_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (here, elsewhere) = (tmp.path().join("here"), tmp.path().join("elsewhere"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    crate::train::synthetic_mnist(&here, 240, 60);
+    std::fs::write(
+        here.join("score.py"),
+        "import json, sys\nfor line in sys.stdin:\n    print(json.dumps([sum(a) for a in json.loads(line)['actions']]), flush=True)\n",
+    )
+    .unwrap();
+    let cmd = sfess()
+        .current_dir(&here)
+        .args(["train", "--env", "cmd", "--n", "10", "--reward-cmd", "python3 score.py", "--steps", "200"])
+        .args(["--eval-every", "100", "--quiet", "--out", "cmd-run"])
+        .output()
+        .unwrap();
+    assert!(cmd.status.success(), "{}", stderr(&cmd));
+    let knn = sfess()
+        .current_dir(&here)
+        .args(["train", "--env", "knn-mnist", "--data-dir", ".", "--steps", "20", "--eval-every", "10"])
+        .args(["--batch-size", "16", "--candidates", "24", "-k", "3", "--samples", "4", "--device", "cpu"])
+        .args(["--quiet", "--out", "knn-run"])
+        .output()
+        .unwrap();
+    assert!(knn.status.success(), "{}", stderr(&knn));
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(here.join("knn-run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["data_dir"].as_str(), Some(here.to_str().unwrap()), "{config}");
+    for (run, steps) in [("cmd-run", "300"), ("knn-run", "30")] {
+        let resumed = sfess()
+            .current_dir(&elsewhere)
+            .args(["train", "--resume", here.join(run).to_str().unwrap(), "--steps", steps, "--quiet", "--json"])
+            .output()
+            .unwrap();
+        assert!(resumed.status.success(), "{run}: {}", stderr(&resumed));
+    }
+}
