@@ -10,7 +10,7 @@
 //! `speed.{svg,png}` (seconds per training step).
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -270,8 +270,10 @@ fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<PairOutcome>
     let mut command = Command::new(exe);
     command.arg("train").arg("--threads").arg(plan.threads_per_run.to_string());
     command.args(["--quiet", "--json"]);
-    // If compare dies without forwarding a signal, the child gets SIGTERM (see `cli`).
-    command.env(PARENT_ENV, std::process::id().to_string());
+    // In its own process group, so that a Ctrl-C at the terminal reaches compare alone
+    // (which forwards it once: a second signal would stop the child at once, without its
+    // checkpoint); if compare dies without forwarding, the child gets SIGTERM (see `cli`).
+    command.process_group(0).env(PARENT_ENV, std::process::id().to_string());
     if crate::run_folder::run_file_in(&dir).is_some() {
         // A resumed run keeps its configuration (checked against this request already).
         command.arg("--resume").arg(&dir);

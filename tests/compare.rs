@@ -253,3 +253,42 @@ fn any_number_of_jobs_is_safe() {
     args[jobs] = "0".to_owned();
     fails_with(&run_owned(&args), "--jobs must be at least 1");
 }
+
+/// Ctrl-C at a terminal signals compare's whole process group: compare stops with 130 and
+/// every running child with its checkpoint. (The children have groups of their own, so
+/// they get the signal once, from compare; with these fast steps a child in compare's
+/// group would usually have checkpointed before the second signal, so this checks the
+/// outcome, not the grouping.)
+#[test]
+fn ctrl_c_at_the_terminal_reaches_each_run_once() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let mut child = crate::common::sfess()
+        .args(coverage_args(&out, "0", "40000"))
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pairs = ["sfess-seed0", "sfess-vr-seed0"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let trained = |pair: &str| {
+        std::fs::read_to_string(out.join(pair).join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"train\""))
+    };
+    while !pairs.iter().all(|p| trained(p)) {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the runs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let group = format!("-{}", child.id());
+    assert!(std::process::Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    for pair in pairs {
+        assert!(out.join(pair).join("checkpoint.ot").exists(), "{pair} stopped without its checkpoint");
+    }
+}
