@@ -308,7 +308,6 @@ impl TrainArgs {
     /// `dir` holds no run; a flag differs from the run's configuration.
     pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>) -> anyhow::Result<()> {
         let recorded = crate::run_folder::read_config(dir)?.resolved();
-        let steps = recorded.steps;
         anyhow::ensure!(
             self.config.is_none(),
             "--resume {} takes its configuration from {}; --config cannot be given with it",
@@ -317,22 +316,18 @@ impl TrainArgs {
         );
         let mut asked = recorded.clone();
         self.apply(&mut asked, device);
-        asked.steps = steps;
+        asked.steps = recorded.steps;
         let absolute = |config: TrainConfig| config.with_absolute_paths().context("reading the current folder");
-        let differences = crate::config::differences(&absolute(recorded)?, &absolute(asked.resolved())?);
-        if differences.is_empty() {
+        let Some(changed) = crate::config::changed_flags(&absolute(recorded)?, &absolute(asked.resolved())?, "the run")
+        else {
             return Ok(());
-        }
-        let named: Vec<String> = differences
-            .iter()
-            .map(|(key, was, asks)| format!("{} (the run has {was}, asked {asks})", crate::config::flag_of(key)))
-            .collect();
+        };
         anyhow::bail!(
             "--resume {} continues the run with its own configuration, and {} would change it; only a longer \
              --steps may be given (and --quiet, --json, --threads). To train with other settings, start a new \
              run: --config {} --out NEW_DIR",
             dir.display(),
-            named.join(", "),
+            changed,
             dir.join(crate::run_folder::CONFIG).display()
         )
     }

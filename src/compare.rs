@@ -205,20 +205,12 @@ fn refuse_another_request(plan: &Plan) -> anyhow::Result<()> {
             plan.out.display()
         )
     };
-    let described = |differences: Vec<(String, String, String)>| -> String {
-        let named: Vec<String> = differences
-            .iter()
-            .map(|(key, was, asks)| format!("{} (it has {was}, asked {asks})", crate::config::flag_of(key)))
-            .collect();
-        named.join(", ")
-    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let recorded: Request = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a comparison request", path.display()))?;
-            let differences = crate::config::differences(&recorded.config, &request.config);
-            if !differences.is_empty() {
-                return Err(another(described(differences)));
+            if let Some(changed) = crate::config::changed_flags(&recorded.config, &request.config, "it") {
+                return Err(another(changed));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -237,9 +229,10 @@ fn refuse_another_request(plan: &Plan) -> anyhow::Result<()> {
         }
         let Ok(recorded) = crate::run_folder::read_config(&dir) else { continue };
         let recorded = recorded.resolved().with_absolute_paths().context("reading the current folder")?;
-        let differences = crate::config::differences(&recorded, &plan.config_of(pair.estimator, pair.seed)?);
-        if !differences.is_empty() {
-            differing.push(format!("{} ({})", dir.display(), described(differences)));
+        if let Some(changed) =
+            crate::config::changed_flags(&recorded, &plan.config_of(pair.estimator, pair.seed)?, "it")
+        {
+            differing.push(format!("{} ({changed})", dir.display()));
         }
     }
     if !differing.is_empty() {

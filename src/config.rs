@@ -494,9 +494,11 @@ impl TrainConfig {
     }
 }
 
-/// The settings in which two configurations differ: `(key, value in a, value in b)`, with
-/// the keys of `estimator_options` as `estimator_options.KEY`.
-pub fn differences(a: &TrainConfig, b: &TrainConfig) -> Vec<(String, String, String)> {
+/// The flags whose settings differ between the configuration `recorded` (of a run, of a
+/// comparison) and `asked`, each with both values: `--lr (the run has 0.05, asked 0.5)`
+/// for `holder` "the run"; `None` when they agree. Keys of `estimator_options` are compared
+/// one by one.
+pub fn changed_flags(recorded: &TrainConfig, asked: &TrainConfig, holder: &str) -> Option<String> {
     fn flatten(prefix: &str, value: serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
         match value {
             serde_json::Value::Object(map) => {
@@ -511,19 +513,21 @@ pub fn differences(a: &TrainConfig, b: &TrainConfig) -> Vec<(String, String, Str
         }
     }
     let (mut left, mut right) = (BTreeMap::new(), BTreeMap::new());
-    flatten("", serde_json::to_value(a).unwrap_or_default(), &mut left);
-    flatten("", serde_json::to_value(b).unwrap_or_default(), &mut right);
-    left.into_iter()
+    flatten("", serde_json::to_value(recorded).unwrap_or_default(), &mut left);
+    flatten("", serde_json::to_value(asked).unwrap_or_default(), &mut right);
+    let changed: Vec<String> = left
+        .into_iter()
         .filter_map(|(key, was)| {
             let now = right.remove(&key).unwrap_or_default();
-            (was != now).then(|| (key, was.to_string(), now.to_string()))
+            (was != now).then(|| format!("{} ({holder} has {was}, asked {now})", flag_of(&key)))
         })
-        .collect()
+        .collect();
+    (!changed.is_empty()).then(|| changed.join(", "))
 }
 
 /// The command-line flag of a configuration key (`learning_rate` is `--lr`,
 /// `estimator_options.sampler` is `--sampler`).
-pub fn flag_of(key: &str) -> String {
+fn flag_of(key: &str) -> String {
     let key = key.strip_prefix("estimator_options.").unwrap_or(key);
     match key {
         "learning_rate" => "--lr".to_owned(),

@@ -117,13 +117,6 @@ pub struct RunOptions {
     pub holder: String,
 }
 
-impl RunOptions {
-    /// Quiet, not interruptible by signals, holder `sfess-agent`.
-    pub fn quiet() -> Self {
-        Self { verbosity: Verbosity::Quiet, interrupt: Interrupt::new(), holder: "sfess-agent".into() }
-    }
-}
-
 /// The first run file in `dir`, if it holds any.
 pub fn run_file_in(dir: &Path) -> Option<&'static str> {
     RUN_FILES.into_iter().find(|name| dir.join(name).exists())
