@@ -190,6 +190,14 @@ pub fn step_rng(seed: u64, step: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(z ^ (z >> 31))
 }
 
+/// The seed of the environment's own noise at step `t` of a run seeded `seed`
+/// ([`sfess_envs::StepSeed`]): a stream apart from [`step_rng`]'s, so that drawing it
+/// changes none of the policy's draws.
+pub fn env_seed(seed: u64, step: u64) -> u64 {
+    use rand::Rng;
+    step_rng(seed ^ 0x656e_765f_6e6f_6973, step).next_u64()
+}
+
 /// What one training step reports.
 #[derive(Debug)]
 pub struct StepReport {
@@ -228,7 +236,8 @@ pub fn train_step(
     optimizer: &mut Adam,
 ) -> anyhow::Result<StepReport> {
     let mut rng = step_rng(seed, step);
-    let observation = env.reset(&mut rng)?;
+    let env_seed = sfess_envs::StepSeed { step, seed: env_seed(seed, step) };
+    let observation = env.reset_step(env_seed, &mut rng)?;
     let logits = policy.forward(&observation)?;
     let spec = env.spec().clone();
     let (rows, n, k) = (spec.rows as i64, spec.space.n() as i64, spec.space.k() as i64);

@@ -28,6 +28,17 @@ impl Phase {
     }
 }
 
+/// Which training step an environment starts ([`Environment::reset_step`]), with the seed
+/// of its own noise for that step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepSeed {
+    /// The training step, from 0.
+    pub step: u64,
+    /// A seed for the environment's noise at this step: a function of the run's seed and
+    /// the step alone.
+    pub seed: u64,
+}
+
 /// What an environment is: its name, action space and metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvSpec {
@@ -215,6 +226,18 @@ pub trait Environment {
     /// # Errors
     /// libtorch errors.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError>;
+
+    /// Starts training step `step.step`: [`reset`](Self::reset), told which step it is and
+    /// given `step.seed` for the environment's own noise. The trainer calls this; the
+    /// default ignores both. `step.seed` depends on the run's seed and the step alone (not on
+    /// `rng`'s draws), so a noisy reward seeded from it repeats exactly when a run resumes.
+    ///
+    /// # Errors
+    /// As [`reset`](Self::reset).
+    fn reset_step(&mut self, step: StepSeed, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
+        let _ = step;
+        self.reset(rng)
+    }
 
     /// Scores actions `[S, rows, n]` (k-hot, or relaxed for differentiable environments)
     /// for the last observation: one reward per action, `[S, rows]`, in a [`Transition`].

@@ -26,5 +26,5 @@ pub mod sensor;
 pub mod space;
 pub mod vae;
 
-pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, Observation, Phase, Transition};
+pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, Observation, Phase, StepSeed, Transition};
 pub use space::{KHotSpace, SpaceError};
