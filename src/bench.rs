@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{EnvName, TrainConfig};
+use crate::config::TrainConfig;
 use crate::estimators::NormalizerName;
+use sfess_envs::registry::Registry;
 
 /// Where a benchmark ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,24 +367,26 @@ struct Product {
 
 /// The matrix products of one training step of `config` on `device`, as the networks run
 /// them (on the CPU feature selection's first layer multiplies only the k selected pixels).
-fn step_products(config: &TrainConfig, device: Device) -> Vec<Product> {
+fn step_products(config: &TrainConfig, registry: &Registry, device: Device) -> anyhow::Result<Vec<Product>> {
     let (batch, samples) = (config.batch_size as i64, config.samples as i64);
     let layer = |rows, inputs, outputs, input_gradient| Product { rows, inputs, outputs, input_gradient };
-    match config.env {
-        EnvName::KnnMnist | EnvName::KnnFashion => {
-            let rows = batch + config.candidates as i64;
+    let options = config.options(registry)?;
+    let count = |name: &str| options.count(name).map(|v| v as i64);
+    Ok(match config.env.as_str() {
+        "knn-mnist" | "knn-fashion" => {
+            let rows = batch + count("candidates")?;
             vec![
                 layer(rows, 784, 512, false),
                 layer(rows, 512, 256, true),
-                layer(rows, 256, config.embedding_dim as i64, true),
+                layer(rows, 256, count("embedding-dim")?, true),
             ]
         }
-        EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => {
-            let first = if device == Device::Cpu { config.subset_size() as i64 } else { 784 };
+        "feature-selection-mnist" | "feature-selection-fashion" => {
+            let first = if device == Device::Cpu { config.subset_size(registry)? as i64 } else { 784 };
             vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, 784, true)]
         }
-        EnvName::VaeMnist | EnvName::VaeFashion => {
-            let code = (config.vae_groups * config.vae_items) as i64;
+        "vae-mnist" | "vae-fashion" => {
+            let code = count("groups")? * count("items")?;
             let rows = samples * batch;
             vec![
                 layer(batch, 784, 512, false),
@@ -396,7 +399,7 @@ fn step_products(config: &TrainConfig, device: Device) -> Vec<Product> {
         }
         // The black-box tasks are not benchmarked against the paper.
         _ => Vec::new(),
-    }
+    })
 }
 
 /// The operands of `products` on `device`, made once.
@@ -427,7 +430,7 @@ pub struct TrainTask {
     /// Its name in the table.
     pub name: &'static str,
     /// The environment.
-    pub env: EnvName,
+    pub env: &'static str,
     /// The VAE's `(d, n, k)`.
     pub vae: Option<(usize, usize, usize)>,
     /// The paper code's seconds per step on a 2-core machine of this project's kind.
@@ -436,15 +439,10 @@ pub struct TrainTask {
 
 /// The tasks of `bench train`.
 pub const TRAIN_TASKS: [TrainTask; 4] = [
-    TrainTask { name: "k-NN (MNIST)", env: EnvName::KnnMnist, vae: None, paper_seconds: 0.043 },
-    TrainTask { name: "VAE (20, 20, 10)", env: EnvName::VaeMnist, vae: Some((20, 20, 10)), paper_seconds: 0.139 },
-    TrainTask { name: "VAE (10, 10, 5)", env: EnvName::VaeMnist, vae: Some((10, 10, 5)), paper_seconds: 0.107 },
-    TrainTask {
-        name: "feature selection k = 50",
-        env: EnvName::FeatureSelectionMnist,
-        vae: None,
-        paper_seconds: 0.080,
-    },
+    TrainTask { name: "k-NN (MNIST)", env: "knn-mnist", vae: None, paper_seconds: 0.043 },
+    TrainTask { name: "VAE (20, 20, 10)", env: "vae-mnist", vae: Some((20, 20, 10)), paper_seconds: 0.139 },
+    TrainTask { name: "VAE (10, 10, 5)", env: "vae-mnist", vae: Some((10, 10, 5)), paper_seconds: 0.107 },
+    TrainTask { name: "feature selection k = 50", env: "feature-selection-mnist", vae: None, paper_seconds: 0.080 },
 ];
 
 /// What `bench train` times, as given on its command line.
@@ -510,24 +508,27 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
         format!("--task {index}: there are {} tasks (0 to {})", TRAIN_TASKS.len(), TRAIN_TASKS.len() - 1)
     })?;
     let (device, budget) = (bench.device, budget(bench.seconds)?);
+    let registry = Registry::shipped();
     let mut config = TrainConfig {
-        env,
+        env: env.to_owned(),
         data_dir: bench.data_dir.clone(),
         device: crate::device::device_name(device),
         ..TrainConfig::default()
     };
     config.estimator_options.normalizer = bench.normalizer;
     if let Some((d, n, k)) = vae {
-        (config.vae_groups, config.vae_items, config.k) = (d, n, Some(k));
+        config.set_option("groups", d.into());
+        config.set_option("items", n.into());
+        config.k = Some(k);
     }
-    let mut experiment = crate::runner::Experiment::build(&config)?;
-    let mut optimizer = experiment.optimizer(config.lr(), config.beta1, config.beta2)?;
+    let mut experiment = crate::runner::Experiment::build(&config, &registry)?;
+    let mut optimizer = experiment.optimizer(config.lr(&registry)?, config.beta1, config.beta2)?;
     let mut step = 0u64;
     let (median, _, _) = time(budget, device, || {
         step += 1;
         experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
     })?;
-    let operands = product_operands(&step_products(&config, device), device);
+    let operands = product_operands(&step_products(&config, &registry, device)?, device);
     let (floor, _, _) = time(budget, device, || products_once(&operands))?;
     let used = bench.normalizer.resolve(device).name();
     eprintln!(

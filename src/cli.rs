@@ -7,8 +7,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sfess_agents::Sampler;
 
+use std::sync::Arc;
+
+use sfess_envs::registry::Registry;
+
 use crate::bench;
-use crate::config::{EnvName, TrainConfig};
+use crate::config::TrainConfig;
 use crate::device::DeviceSpec;
 use crate::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
@@ -59,8 +63,9 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Recompute the test metrics of a run folder's checkpoint.
     Eval(EvalArgs),
-    /// List the environments: action space, metric, whether the loss is differentiable.
-    Envs,
+    /// List the environments (metric, whether the loss is differentiable, options), or with
+    /// a NAME one environment's defaults and options.
+    Envs(EnvsArgs),
     /// Run several estimators over several seeds on one environment and tabulate them.
     Compare(Box<CompareArgs>),
     /// Rebuild a comparison's tables and figures from its run folders alone.
@@ -68,7 +73,26 @@ pub enum Command {
     /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
     /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
     /// its number of samples (Figure 3c).
-    Toy(ToyArgs),
+    Toy(crate::toy::ToyArgs),
+    /// The data sets (mnist, fashion-mnist) that a command line reads, one per line: how
+    /// the `sfess-agent` wrapper knows what to fetch first.
+    #[command(hide = true)]
+    DataSets(DataSetsArgs),
+}
+
+/// Arguments of `envs`.
+#[derive(Debug, Clone, Args)]
+pub struct EnvsArgs {
+    /// One environment, with its options.
+    pub name: Option<String>,
+}
+
+/// Arguments of `data-sets`.
+#[derive(Debug, Clone, Args)]
+pub struct DataSetsArgs {
+    /// The command line, after `--`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// The per-task options shared by `train` and `compare`; each one left out keeps its
@@ -96,15 +120,6 @@ pub struct TaskOptions {
     /// max-coverage, 20 for sensor placement].
     #[arg(short, long)]
     pub k: Option<usize>,
-    /// Candidates per step for k-NN [default: 128].
-    #[arg(long)]
-    pub candidates: Option<usize>,
-    /// Subsets per image d of the VAE [default: 10].
-    #[arg(long)]
-    pub vae_groups: Option<usize>,
-    /// Items per subset n of the VAE [default: 10].
-    #[arg(long)]
-    pub vae_items: Option<usize>,
     /// Folder with the mnist/ and fashion-mnist/ IDX files [default: $SFESS_DATA_DIR, else
     /// ~/.cache/sfess-agent/data].
     #[arg(long, value_name = "DIR")]
@@ -134,35 +149,11 @@ pub struct TaskOptions {
     /// Hidden units of the MLP policy [default: 64].
     #[arg(long)]
     pub hidden: Option<usize>,
-    /// cmd: the reward command, run by `sh -c`; it reads actions and writes rewards as JSON
-    /// lines (see the README).
-    #[arg(long, value_name = "COMMAND")]
-    pub reward_cmd: Option<String>,
-    /// cmd: seconds to wait for each answer of the reward command, at most 1e6 [default: 60].
-    #[arg(long, value_name = "SECONDS")]
-    pub reward_timeout: Option<f64>,
-    /// Items n of cmd; sets n of max-coverage [default: 50].
-    #[arg(long)]
-    pub n: Option<usize>,
-    /// cmd: the command also supplies contexts of this many numbers, --batch-size of them per
-    /// step, one subset each (pair with --policy mlp).
-    #[arg(long, value_name = "D")]
-    pub context_dim: Option<usize>,
-    /// Sensor placement: principal components of the reconstruction basis [default: 10].
-    #[arg(long)]
-    pub sensor_modes: Option<usize>,
-    /// max-coverage: elements of the universe [default: 500].
-    #[arg(long)]
-    pub coverage_elements: Option<usize>,
-    /// max-coverage: seed of the random instance [default: 0].
-    #[arg(long)]
-    pub coverage_seed: Option<u64>,
-    /// k-NN feature selection: neighbours of the classifier [default: 5].
-    #[arg(long)]
-    pub neighbours: Option<usize>,
-    /// k-NN feature selection: labelled reference images per step [default: 1000].
-    #[arg(long)]
-    pub references: Option<usize>,
+    /// An option of the environment, NAME=VALUE (repeatable): `--env-option n=50`; see
+    /// `sfess-agent envs ENV` for each environment's options. The flags these replaced
+    /// (`--reward-cmd`, `--n`, `--sensor-modes`, ...) still work.
+    #[arg(long = "env-option", value_name = "NAME=VALUE", value_parser = parse_env_option)]
+    pub env_options: Vec<(String, String)>,
 }
 
 impl TaskOptions {
@@ -172,22 +163,22 @@ impl TaskOptions {
             ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
         }
         set!(samples => config.samples, steps => config.steps, batch_size => config.batch_size,
-             eval_every => config.eval_every, candidates => config.candidates,
-             vae_groups => config.vae_groups, vae_items => config.vae_items,
+             eval_every => config.eval_every,
              sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature,
              imle_lambda => config.estimator_options.imle_lambda,
              imle_temperature => config.estimator_options.imle_temperature,
              imle_noise => config.estimator_options.imle_noise,
              normalizer => config.estimator_options.normalizer,
-             policy => config.policy, hidden => config.hidden, reward_timeout => config.reward_timeout,
-             sensor_modes => config.sensor_modes, coverage_elements => config.coverage_elements,
-             coverage_seed => config.coverage_seed, neighbours => config.neighbours, references => config.references);
+             policy => config.policy, hidden => config.hidden);
         // Options whose configuration field is itself optional.
         macro_rules! set_some {
             ($($flag:ident => $field:expr),* $(,)?) => { $(if self.$flag.is_some() { $field = self.$flag.clone(); })* };
         }
-        set_some!(lr => config.learning_rate, n => config.n, context_dim => config.context_dim,
-                  reward_cmd => config.reward_cmd, data_dir => config.data_dir, k => config.k);
+        set_some!(lr => config.learning_rate, data_dir => config.data_dir, k => config.k);
+        // Values as given; the environment's entry parses and checks them.
+        for (name, value) in &self.env_options {
+            config.set_option(name, serde_json::Value::from(value.as_str()));
+        }
     }
 
     /// The given options as `train` flags.
@@ -205,9 +196,6 @@ impl TaskOptions {
         push("--lr", self.lr.map(|v| v.to_string()));
         push("--eval-every", self.eval_every.map(|v| v.to_string()));
         push("-k", self.k.map(|v| v.to_string()));
-        push("--candidates", self.candidates.map(|v| v.to_string()));
-        push("--vae-groups", self.vae_groups.map(|v| v.to_string()));
-        push("--vae-items", self.vae_items.map(|v| v.to_string()));
         push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
         push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
         push("--temperature", self.temperature.map(|v| v.to_string()));
@@ -217,15 +205,10 @@ impl TaskOptions {
         push("--normalizer", self.normalizer.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--hidden", self.hidden.map(|v| v.to_string()));
-        push("--reward-cmd", self.reward_cmd.clone());
-        push("--reward-timeout", self.reward_timeout.map(|v| v.to_string()));
-        push("--n", self.n.map(|v| v.to_string()));
-        push("--context-dim", self.context_dim.map(|v| v.to_string()));
-        push("--sensor-modes", self.sensor_modes.map(|v| v.to_string()));
-        push("--coverage-elements", self.coverage_elements.map(|v| v.to_string()));
-        push("--coverage-seed", self.coverage_seed.map(|v| v.to_string()));
-        push("--neighbours", self.neighbours.map(|v| v.to_string()));
-        push("--references", self.references.map(|v| v.to_string()));
+        for (name, value) in &self.env_options {
+            flags.push("--env-option".to_owned());
+            flags.push(format!("{name}={value}"));
+        }
         flags
     }
 }
@@ -234,9 +217,9 @@ impl TaskOptions {
 /// given, else the paper's default (see `TrainConfig`).
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Environment.
-    #[arg(long, value_enum)]
-    pub env: Option<EnvName>,
+    /// Environment (see `sfess-agent envs`) [default: knn-mnist].
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
     /// Gradient estimator.
     #[arg(long, value_enum)]
     pub estimator: Option<EstimatorName>,
@@ -269,12 +252,12 @@ impl TrainArgs {
     ///
     /// # Errors
     /// A configuration file that cannot be read or parsed.
-    pub fn resolve(&self, device: Option<DeviceSpec>) -> anyhow::Result<TrainConfig> {
+    pub fn resolve(&self, device: Option<DeviceSpec>, registry: &Registry) -> anyhow::Result<TrainConfig> {
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("--config {}: cannot read it", path.display()))?;
-                serde_json::from_str(&text)
+                TrainConfig::from_json(&text, registry)
                     .with_context(|| format!("--config {}: not a valid configuration", path.display()))?
             }
             None => TrainConfig::default(),
@@ -285,8 +268,8 @@ impl TrainArgs {
 
     /// Sets every flag given (and `device`, the `--device` flag if given) in `config`.
     fn apply(&self, config: &mut TrainConfig, device: Option<DeviceSpec>) {
-        if let Some(env) = self.env {
-            config.env = env;
+        if let Some(env) = &self.env {
+            config.env.clone_from(env);
         }
         if let Some(estimator) = self.estimator {
             config.estimator = estimator;
@@ -306,8 +289,8 @@ impl TrainArgs {
     ///
     /// # Errors
     /// `dir` holds no run; a flag differs from the run's configuration.
-    pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>) -> anyhow::Result<()> {
-        let recorded = crate::run_folder::read_config(dir)?.resolved();
+    pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>, registry: &Registry) -> anyhow::Result<()> {
+        let recorded = crate::run_folder::read_config(dir, registry)?.resolved(registry)?;
         anyhow::ensure!(
             self.config.is_none(),
             "--resume {} takes its configuration from {}; --config cannot be given with it",
@@ -317,9 +300,9 @@ impl TrainArgs {
         let mut asked = recorded.clone();
         self.apply(&mut asked, device);
         asked.steps = recorded.steps;
-        let absolute = |config: TrainConfig| config.with_absolute_paths().context("reading the current folder");
-        let Some(changed) = crate::config::changed_flags(&absolute(recorded)?, &absolute(asked.resolved())?, "the run")
-        else {
+        let absolute = |config: TrainConfig| config.with_absolute_paths(registry);
+        let asked = absolute(asked)?.resolved(registry)?;
+        let Some(changed) = crate::config::changed_flags(&absolute(recorded)?, &asked, "the run") else {
             return Ok(());
         };
         anyhow::bail!(
@@ -336,9 +319,9 @@ impl TrainArgs {
 /// Arguments of `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Environment.
-    #[arg(long, value_enum)]
-    pub env: EnvName,
+    /// Environment (see `sfess-agent envs`).
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
     /// Estimators, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
     pub estimators: Vec<EstimatorName>,
@@ -377,41 +360,6 @@ pub struct EstimatorsArgs {
     /// Estimator options (the sampler changes SFESS's properties).
     #[command(flatten)]
     pub options: EstimatorOptions,
-}
-
-/// Arguments of `toy`.
-#[derive(Debug, Clone, Args)]
-pub struct ToyArgs {
-    /// Items.
-    #[arg(long, default_value_t = 10)]
-    pub n: usize,
-    /// Subset size.
-    #[arg(short, long, default_value_t = 5)]
-    pub k: usize,
-    /// Gradient estimates per seed (2 to 100,000).
-    #[arg(long, default_value_t = 10_000)]
-    pub draws: usize,
-    /// Number of seeds (0, 1, …, N − 1; N at most 10,000); each draws its own logits and target.
-    #[arg(long, default_value_t = 10)]
-    pub seeds: u64,
-    /// Samples per estimate of sfess-vr, 2 to 1,024 (the others use one, as in the paper).
-    #[arg(long, default_value_t = 32)]
-    pub samples: usize,
-    /// Estimators to compare, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
-    pub estimators: Vec<EstimatorName>,
-    /// Estimator options.
-    #[command(flatten)]
-    pub options: EstimatorOptions,
-    /// Run the sweep of Figure 3c instead: SFESS + VR with 2, 4, …, 128 samples, and SFESS.
-    #[arg(long)]
-    pub vr_sweep: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the figure (SVG and PNG) and the JSON into this folder.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
 }
 
 /// What `bench` measures.
@@ -525,17 +473,146 @@ impl From<SamplerArg> for Sampler {
     }
 }
 
+/// The `sfess-agent` binary's `main`: [`main_with`] the shipped environments.
+pub fn main() -> std::process::ExitCode {
+    main_with(Registry::shipped())
+}
+
+/// A binary's `main` with the environments of `registry`: the whole command line
+/// (`train`, `--resume`, `eval`, `compare`, `report`, `envs`, ...) for them, with the same
+/// messages and exit codes as `sfess-agent` (1 on an error, 128 + the signal when stopped
+/// by SIGINT or SIGTERM, 2 on a usage error). A user's own binary registers its
+/// environments and calls this:
+///
+/// ```no_run
+/// use sfess_envs::registry::Registry;
+/// fn main() -> std::process::ExitCode {
+///     let registry = Registry::shipped();
+///     // registry.register(my_env::entry()).expect("a new name");
+///     sfess_agent::cli::main_with(registry)
+/// }
+/// ```
+pub fn main_with(registry: Registry) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    // Before anything else: libgomp reads its spin count only when it loads.
+    crate::threads::bound_openmp_spinning();
+    match run_with(registry) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`sfess-agent inspect ... | head -c 10`) is not worth a message.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        // Ignore a failure to write to stderr: there is nowhere left to report it.
+        Err(error) => match error.downcast_ref::<crate::signals::Interrupted>() {
+            // Stopped by a signal, cleanly: where it stands, and 128 + the signal.
+            Some(interrupted) => {
+                let _ = writeln!(std::io::stderr(), "{}: {interrupted}", program_name());
+                ExitCode::from(interrupted.exit_code())
+            }
+            None => {
+                // One line, with the whole cause chain, without libtorch's C++ stack.
+                let _ = writeln!(std::io::stderr(), "error: {}", crate::messages::one_line(&format!("{error:#}")));
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The name this binary was started as (`sfess-agent`, or a user's binary).
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "sfess-agent".to_owned())
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Parses the process's arguments (clap exits by itself, with code 2, on usage errors and
-/// prints `--help`/`--version`) and executes the command, writing to standard output.
+/// prints `--help`/`--version`) and executes the command with the environments of
+/// `registry`, writing to standard output.
 ///
 /// # Errors
 /// Whatever the command fails with; the caller prints it.
-pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+pub fn run_with(registry: Registry) -> anyhow::Result<()> {
+    let cli =
+        Cli::parse_from(with_env_options(&registry, std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
     crate::threads::configure(cli.threads)?;
     let interrupt = Interrupt::install().context("installing the handlers of SIGINT and SIGTERM")?;
     stop_with_the_parent_compare(&interrupt);
-    execute(&cli, &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+    execute(&cli, &Arc::new(registry), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+}
+
+/// The command line with the flags of `train` and `compare` that became environments'
+/// options (`--sensor-modes 10`, `--reward-cmd=python3 score.py`) written as
+/// `--env-option modes=10`; the entries declare them
+/// ([`sfess_envs::registry::OptionSpec::legacy_flag`]).
+pub fn with_env_options(registry: &Registry, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let legacy = registry.legacy_flags();
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    // Only `train` and `compare` had these flags (`toy` has its own --n).
+    let mut in_a_run = false;
+    while let Some(arg) = args.next() {
+        if !in_a_run {
+            in_a_run = arg == "train" || arg == "compare";
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            out.push(arg);
+            out.extend(args);
+            break;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        match legacy.iter().find(|(old, _)| old == flag) {
+            Some((_, option)) => match inline.or_else(|| args.next()) {
+                Some(value) => {
+                    out.push("--env-option".to_owned());
+                    out.push(format!("{option}={value}"));
+                }
+                // No value: let clap say so, under the new name.
+                None => out.push("--env-option".to_owned()),
+            },
+            None => out.push(arg),
+        }
+    }
+    out
+}
+
+/// `NAME=VALUE` of `--env-option`.
+fn parse_env_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE (for example n=50), got {text:?}")),
+    }
+}
+
+/// The data sets (their folder names: `mnist`, `fashion-mnist`) that the command line
+/// `args` (without the program's name) reads, for the `sfess-agent` wrapper to fetch them
+/// first: those of the environment of `train`, `eval` and `compare`. Nothing for a command
+/// line that does not parse: running it reports why.
+pub fn data_sets_needed(registry: &Registry, args: &[String]) -> Vec<&'static str> {
+    let args = with_env_options(registry, std::iter::once("sfess-agent".to_owned()).chain(args.iter().cloned()));
+    let Ok(cli) = Cli::try_parse_from(args) else { return Vec::new() };
+    let env = match &cli.command {
+        Command::Train(train) => match &train.resume {
+            Some(dir) => crate::run_folder::read_config(dir, registry).map(|c| c.env).ok(),
+            None => train.resolve(None, registry).map(|c| c.env).ok(),
+        },
+        Command::Eval(eval) => crate::run_folder::read_config(&eval.run, registry).map(|c| c.env).ok(),
+        Command::Compare(compare) => Some(compare.env.clone()),
+        _ => None,
+    };
+    env.and_then(|env| registry.get(&env).ok().and_then(|entry| entry.data))
+        .map(|set| vec![set.dir_name()])
+        .unwrap_or_default()
 }
 
 /// A `train` started by `compare` gets SIGTERM when its compare dies, so that no run goes
@@ -556,7 +633,12 @@ fn stop_with_the_parent_compare(interrupt: &Interrupt) {
 ///
 /// # Errors
 /// Unusable input (logits, device, k), library errors and I/O errors, each with context.
-pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyhow::Result<()> {
+pub fn execute(
+    cli: &Cli,
+    registry: &Arc<Registry>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+) -> anyhow::Result<()> {
     match &cli.command {
         Command::Inspect(args) => {
             let logits = read_logits(&args.source, stdin)?;
@@ -615,14 +697,15 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
         Command::Train(args) => {
             let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
             let holder = std::env::args().collect::<Vec<_>>().join(" ");
-            let options = RunOptions { verbosity, interrupt: Interrupt::of_process(), holder };
+            let options =
+                RunOptions { verbosity, interrupt: Interrupt::of_process(), holder, registry: Arc::clone(registry) };
             let (dir, summary) = match &args.resume {
                 Some(dir) => {
-                    args.refuse_changes_to(dir, cli.device)?;
+                    args.refuse_changes_to(dir, cli.device, registry)?;
                     (dir.clone(), crate::run_folder::resume(dir, args.task.steps, &options)?)
                 }
                 None => {
-                    let config = args.resolve(cli.device)?;
+                    let config = args.resolve(cli.device, registry)?;
                     let dir = args.out.clone().unwrap_or_else(|| crate::run_folder::default_run_dir(&config));
                     let summary = crate::run_folder::train(&config, &dir, &options)?;
                     (dir, summary)
@@ -648,7 +731,7 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
             Ok(())
         }
         Command::Eval(args) => {
-            let metrics = crate::run_folder::evaluate_run(&args.run)?;
+            let metrics = crate::run_folder::evaluate_run(&args.run, registry)?;
             let text = serde_json::to_string(&metrics)? + "\n";
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
             Ok(())
@@ -659,9 +742,9 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                 !args.seeds.is_empty() && !args.estimators.is_empty(),
                 "--seeds and --estimators must not be empty"
             );
-            let estimators = crate::compare::estimators_for(args.env, &args.estimators)?;
+            let estimators = crate::compare::estimators_for(registry.get(&args.env)?, &args.estimators)?;
             let plan = crate::compare::Plan {
-                env: args.env,
+                env: args.env.clone(),
                 estimators,
                 seeds: args.seeds.clone(),
                 jobs: args.jobs,
@@ -673,24 +756,33 @@ pub fn execute(cli: &Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyho
                     args.jobs,
                 ),
                 interrupt: Interrupt::of_process(),
+                registry: Arc::clone(registry),
             };
             let table = crate::compare::compare(&plan)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Report(args) => {
-            let table = crate::compare::report(&args.dir)?;
+            let table = crate::compare::report(&args.dir, registry)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
-        Command::Envs => {
-            let text = crate::runner::environments_table();
+        Command::Envs(args) => {
+            let text = match &args.name {
+                Some(name) => crate::runner::environment_page(registry, name)?,
+                None => crate::runner::environments_table(registry),
+            };
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Estimators(args) => {
             let table = crate::estimators::properties_table(&args.options)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
+            Ok(())
+        }
+        Command::DataSets(args) => {
+            let text: String = data_sets_needed(registry, &args.args).iter().map(|set| format!("{set}\n")).collect();
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the data sets")?;
             Ok(())
         }
         Command::Toy(args) => {
@@ -782,7 +874,7 @@ mod tests {
     fn execute_writes_one_json_line() {
         let cli = parse(&["inspect", "--k", "1", "--logits-file", "-", "--device", "cpu"]).unwrap();
         let mut out = Vec::new();
-        execute(&cli, &mut "[0, 0]".as_bytes(), &mut out).unwrap();
+        execute(&cli, &Arc::new(Registry::shipped()), &mut "[0, 0]".as_bytes(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -812,7 +904,7 @@ mod tests {
         ] {
             let cli = parse(&args).unwrap();
             let Command::Train(train) = &cli.command else { panic!("not train") };
-            assert_eq!(train.resolve(cli.device).unwrap().device, device, "{args:?}");
+            assert_eq!(train.resolve(cli.device, &Registry::shipped()).unwrap().device, device, "{args:?}");
         }
     }
 
@@ -820,12 +912,94 @@ mod tests {
     fn imle_options_reach_the_configuration_and_the_flags_of_compare_runs() {
         let given = ["--imle-lambda", "5", "--imle-temperature", "0.5", "--imle-noise", "gumbel"];
         let train = train_args(&[&["train"][..], &given].concat());
-        let options = train.resolve(None).unwrap().estimator_options;
+        let options = train.resolve(None, &Registry::shipped()).unwrap().estimator_options;
         assert_eq!((options.imle_lambda, options.imle_temperature), (5.0, 0.5));
         assert_eq!(options.imle_noise, crate::estimators::ImleNoiseName::Gumbel);
         assert_eq!(train.task.to_flags(), given);
         let cli = parse(&[&["compare", "--env", "vae-mnist", "--out", "x"][..], &given].concat()).unwrap();
         let Command::Compare(compare) = cli.command else { panic!("not compare") };
         assert_eq!(compare.task.to_flags(), given);
+    }
+
+    #[test]
+    fn the_flags_that_became_environment_options_still_work() {
+        let registry = Registry::shipped();
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+        let rewritten = with_env_options(
+            &registry,
+            args(&[
+                "sfess-agent",
+                "train",
+                "--env",
+                "cmd",
+                "--reward-cmd",
+                "python3 s.py",
+                "--n=20",
+                "--sensor-modes",
+                "4",
+                "--",
+                "--n",
+            ]),
+        );
+        assert_eq!(
+            rewritten,
+            args(&[
+                "sfess-agent",
+                "train",
+                "--env",
+                "cmd",
+                "--env-option",
+                "command=python3 s.py",
+                "--env-option",
+                "n=20",
+                "--env-option",
+                "modes=4",
+                "--",
+                "--n"
+            ])
+        );
+        let cli = Cli::try_parse_from(with_env_options(
+            &registry,
+            args(&[
+                "sfess-agent",
+                "train",
+                "--env",
+                "max-coverage",
+                "--coverage-elements",
+                "40",
+                "--env-option",
+                "n=9",
+            ]),
+        ))
+        .unwrap();
+        let Command::Train(train) = cli.command else { panic!("not train") };
+        let config = train.resolve(None, &registry).unwrap().resolved(&registry).unwrap();
+        let section = &config.env_options["max-coverage"];
+        assert_eq!((section["elements"].clone(), section["n"].clone()), (40.into(), 9.into()));
+        // An old flag on an environment without that option names the environment's options.
+        let cli =
+            Cli::try_parse_from(with_env_options(&registry, args(&["sfess-agent", "train", "--neighbours", "3"])))
+                .unwrap();
+        let Command::Train(train) = cli.command else { panic!("not train") };
+        let message = train.resolve(None, &registry).unwrap().check(&registry).unwrap_err().to_string();
+        assert!(
+            message.contains("knn-mnist has no option \"neighbours\"; its options are: candidates, embedding-dim"),
+            "{message}"
+        );
+        assert!(parse(&["train", "--env-option", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn the_wrapper_learns_which_data_sets_a_command_reads() {
+        let registry = Registry::shipped();
+        let needed =
+            |list: &[&str]| data_sets_needed(&registry, &list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(needed(&["train"]), ["mnist"]);
+        assert_eq!(needed(&["train", "--env", "vae-fashion", "--steps", "3"]), ["fashion-mnist"]);
+        assert_eq!(needed(&["compare", "--env", "sensor-placement-mnist", "--out", "x"]), ["mnist"]);
+        assert!(needed(&["train", "--env", "max-coverage"]).is_empty());
+        assert!(needed(&["train", "--env", "cmd", "--reward-cmd", "cat", "--n", "3"]).is_empty());
+        assert!(needed(&["inspect", "-k", "1", "--logits", "0"]).is_empty());
+        assert!(needed(&["train", "--no-such-flag"]).is_empty());
     }
 }

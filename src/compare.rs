@@ -20,19 +20,20 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::TaskOptions;
-use crate::config::{EnvName, TrainConfig};
+use crate::config::TrainConfig;
 use crate::device::DeviceSpec;
 use crate::estimators::EstimatorName;
 use crate::files::write_atomically;
 use crate::lock::FolderLock;
 use crate::run_folder::{Record, SUMMARY, Summary};
 use crate::signals::{Interrupt, Interrupted};
+use sfess_envs::registry::{EnvEntry, Registry};
 
 /// Which pair a run folder holds, written by `compare` before the run starts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Pair {
     /// Environment.
-    pub env: EnvName,
+    pub env: String,
     /// Estimator.
     pub estimator: EstimatorName,
     /// Seed.
@@ -54,7 +55,7 @@ impl Pair {
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Environment.
-    pub env: EnvName,
+    pub env: String,
     /// Estimators.
     pub estimators: Vec<EstimatorName>,
     /// Seeds.
@@ -71,6 +72,8 @@ pub struct Plan {
     pub threads_per_run: usize,
     /// Set by SIGINT or SIGTERM: forwarded to the running children.
     pub interrupt: Interrupt,
+    /// The environments (the children are this same binary, so they have the same).
+    pub registry: Arc<Registry>,
 }
 
 impl Plan {
@@ -79,7 +82,7 @@ impl Plan {
     /// # Errors
     /// The current folder cannot be read (to make paths absolute).
     pub fn config_of(&self, estimator: EstimatorName, seed: u64) -> anyhow::Result<TrainConfig> {
-        let mut config = TrainConfig { env: self.env, estimator, seed, ..TrainConfig::default() };
+        let mut config = TrainConfig { env: self.env.clone(), estimator, seed, ..TrainConfig::default() };
         self.task.apply(&mut config);
         if estimator != EstimatorName::SfessVr {
             config.samples = 1;
@@ -87,7 +90,7 @@ impl Plan {
         if self.device != DeviceSpec::Auto.to_string() {
             config.device.clone_from(&self.device);
         }
-        config.resolved().with_absolute_paths().context("reading the current folder")
+        config.with_absolute_paths(&self.registry)?.resolved(&self.registry)
     }
 }
 
@@ -116,7 +119,7 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
     let mut queue = Vec::new();
     for &estimator in &plan.estimators {
         for &seed in &plan.seeds {
-            let pair = Pair { env: plan.env, estimator, seed };
+            let pair = Pair { env: plan.env.clone(), estimator, seed };
             let dir = pair.dir(&plan.out);
             if dir.join(SUMMARY).exists() {
                 continue;
@@ -179,7 +182,7 @@ pub fn compare(plan: &Plan) -> anyhow::Result<String> {
         );
         return Err(Interrupted { signal, what: "compare".into(), where_ }.into());
     }
-    report(&plan.out)
+    report(&plan.out, &plan.registry)
 }
 
 /// The same estimator or seed twice would train the same pair twice.
@@ -224,11 +227,11 @@ fn refuse_another_request(plan: &Plan) -> anyhow::Result<()> {
         let pair: Pair =
             serde_json::from_str(&text).with_context(|| format!("{} is not a valid pair", dir.join(PAIR).display()))?;
         if pair.env != plan.env {
-            differing.push(format!("{} (a run of {})", dir.display(), pair.env.as_str()));
+            differing.push(format!("{} (a run of {})", dir.display(), pair.env));
             continue;
         }
-        let Ok(recorded) = crate::run_folder::read_config(&dir) else { continue };
-        let recorded = recorded.resolved().with_absolute_paths().context("reading the current folder")?;
+        let Ok(recorded) = crate::run_folder::read_config(&dir, &plan.registry) else { continue };
+        let recorded = recorded.with_absolute_paths(&plan.registry)?.resolved(&plan.registry)?;
         if let Some(changed) =
             crate::config::changed_flags(&recorded, &plan.config_of(pair.estimator, pair.seed)?, "it")
         {
@@ -374,10 +377,11 @@ struct RunData {
     failed: Option<String>,
     validation: Vec<(u64, f64)>,
     k: usize,
-    vae: (usize, usize),
+    /// The run's configuration, when it can be read.
+    config: Option<TrainConfig>,
 }
 
-fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
+fn read_runs(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<RunData>> {
     let mut runs = Vec::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {
@@ -388,10 +392,12 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
         let summary =
             std::fs::read_to_string(path.join(SUMMARY)).ok().and_then(|t| serde_json::from_str::<Summary>(&t).ok());
         let failed = std::fs::read_to_string(path.join(FAILED)).ok().map(|t| t.trim().to_owned());
-        let config = crate::run_folder::read_config(&path).ok();
-        let k = config.as_ref().map_or(pair.env.default_k(), crate::config::TrainConfig::subset_size);
-        let vae = config.as_ref().map_or((10, 10), |c| (c.vae_groups, c.vae_items));
-        let metric = metric_of(pair.env);
+        let entry = registry
+            .get(&pair.env)
+            .with_context(|| format!("{}: report it with the binary that registered {}", path.display(), pair.env))?;
+        let config = crate::run_folder::read_config(&path, registry).ok();
+        let k = config.as_ref().and_then(|c| c.subset_size(registry).ok()).unwrap_or(entry.default_k);
+        let metric = entry.metric.key.as_str();
         let validation = std::fs::read_to_string(path.join(crate::run_folder::METRICS))
             .unwrap_or_default()
             .lines()
@@ -399,18 +405,18 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
             .filter(|r| r.split == "validation" && r.metric == metric)
             .map(|r| (r.step, r.value))
             .collect();
-        runs.push(RunData { pair, summary, failed, validation, k, vae });
+        runs.push(RunData { pair, summary, failed, validation, k, config });
     }
     Ok(runs)
 }
 
-/// The estimators that can run on `env`: all of `wanted` for the paper's tasks; on a black
-/// box only the score-function ones, with a note on what was skipped.
+/// The estimators that can run on `env`: all of `wanted` where its loss is differentiable;
+/// on a black box only the score-function ones, with a note on what was skipped.
 ///
 /// # Errors
 /// None of `wanted` works on the black box.
-pub fn estimators_for(env: EnvName, wanted: &[EstimatorName]) -> anyhow::Result<Vec<EstimatorName>> {
-    if env.is_paper_task() {
+pub fn estimators_for(env: &EnvEntry, wanted: &[EstimatorName]) -> anyhow::Result<Vec<EstimatorName>> {
+    if env.differentiable {
         return Ok(wanted.to_vec());
     }
     let (kept, skipped): (Vec<EstimatorName>, Vec<EstimatorName>) =
@@ -419,74 +425,32 @@ pub fn estimators_for(env: EnvName, wanted: &[EstimatorName]) -> anyhow::Result<
         let names: Vec<&str> = skipped.iter().map(|n| n.as_str()).collect();
         eprintln!(
             "compare: {} is a black box; skipping {} (they need a differentiable loss)",
-            env.as_str(),
+            env.name,
             names.join(", ")
         );
     }
     anyhow::ensure!(
         !kept.is_empty(),
         "{} is a black box: compare {} on it",
-        env.as_str(),
+        env.name,
         EstimatorName::black_box_names().replace(" or ", " and ")
     );
     Ok(kept)
 }
 
-/// The test metric compared for an environment (the VAE's is the one Table 3 reports).
-fn metric_of(env: EnvName) -> &'static str {
-    match env {
-        EnvName::KnnMnist | EnvName::KnnFashion => "accuracy",
-        EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => "bce",
-        EnvName::VaeMnist | EnvName::VaeFashion => "loss_categorical_kl",
-        EnvName::Cmd => "reward",
-        EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => "mse",
-        EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => "accuracy",
-        EnvName::MaxCoverage => "coverage",
-    }
-}
-
-fn higher_is_better(env: EnvName) -> bool {
-    !matches!(metric_of(env), "bce" | "loss_categorical_kl" | "mse")
-}
-
-/// The paper's Tables 2–4 (mean, std over 5 seeds), in the order sfess-vr, sfess, simple,
-/// gs, stgs, imle, for the configuration `(env, k, vae)`.
-#[allow(clippy::approx_constant)] // 0.318 is a published result, not 1/π
-fn paper_numbers(env: EnvName, k: usize, vae: (usize, usize)) -> Option<[(f64, f64); 6]> {
-    use EnvName::*;
-    Some(match (env, k, vae) {
-        (KnnMnist, 10, _) => {
-            [(0.949, 0.002), (0.938, 0.009), (0.949, 0.002), (0.950, 0.002), (0.950, 0.002), (0.740, 0.037)]
-        }
-        (KnnFashion, 10, _) => {
-            [(0.869, 0.001), (0.778, 0.010), (0.871, 0.002), (0.873, 0.002), (0.873, 0.002), (0.696, 0.023)]
-        }
-        (FeatureSelectionMnist, 50, _) => {
-            [(0.132, 0.002), (0.189, 0.011), (0.133, 0.001), (0.147, 0.005), (0.146, 0.001), (0.182, 0.010)]
-        }
-        (FeatureSelectionFashion, 50, _) => {
-            [(0.307, 0.001), (0.326, 0.002), (0.311, 0.001), (0.320, 0.002), (0.318, 0.002), (0.323, 0.001)]
-        }
-        (FeatureSelectionMnist, 30, _) => {
-            [(0.154, 0.003), (0.214, 0.011), (0.160, 0.002), (0.168, 0.004), (0.173, 0.005), (0.206, 0.010)]
-        }
-        (FeatureSelectionFashion, 30, _) => {
-            [(0.320, 0.002), (0.343, 0.004), (0.327, 0.002), (0.336, 0.002), (0.335, 0.004), (0.341, 0.005)]
-        }
-        (VaeMnist, 5, (10, 10)) => {
-            [(90.04, 2.79), (205.72, 0.15), (81.90, 0.10), (97.36, 2.08), (95.05, 1.57), (99.74, 0.77)]
-        }
-        (VaeFashion, 5, (10, 10)) => {
-            [(227.73, 0.12), (384.27, 1.20), (225.19, 0.11), (241.72, 1.57), (233.68, 0.53), (234.88, 0.36)]
-        }
-        (VaeMnist, 10, (20, 20)) => {
-            [(68.83, 0.15), (205.86, 0.05), (67.96, 0.14), (86.25, 1.03), (73.90, 0.24), (84.55, 0.45)]
-        }
-        (VaeFashion, 10, (20, 20)) => {
-            [(218.39, 0.15), (384.81, 0.11), (218.82, 0.29), (248.63, 1.87), (225.06, 0.55), (238.13, 1.95)]
-        }
-        _ => return None,
-    })
+/// The paper's results for the run configuration `config` of `entry`, if it has any.
+fn paper_numbers(
+    entry: &EnvEntry,
+    config: Option<&TrainConfig>,
+    k: usize,
+    registry: &Registry,
+) -> Option<Vec<(&'static str, f64, f64)>> {
+    let options = match config {
+        Some(config) => config.options(registry).ok()?,
+        None => entry.options_from(&BTreeMap::new()).ok()?,
+    };
+    let batch = config.map_or(TrainConfig::default().batch_size, |c| c.batch_size);
+    entry.paper_results_of(&entry.settings(k, batch, 0, tch::Device::Cpu, &options))
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -501,16 +465,17 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 ///
 /// # Errors
 /// `dir` holds no comparison, or its files cannot be written.
-pub fn report(dir: &Path) -> anyhow::Result<String> {
-    let runs = read_runs(dir)?;
-    let Some(env) = runs.first().map(|r| r.pair.env) else {
+pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
+    let runs = read_runs(dir, registry)?;
+    let Some(env) = runs.first().map(|r| r.pair.env.clone()) else {
         anyhow::bail!("{} holds no comparison runs (no */pair.json); run sfess-agent compare first", dir.display());
     };
     anyhow::ensure!(runs.iter().all(|r| r.pair.env == env), "{} mixes runs of several environments", dir.display());
-    let metric = metric_of(env);
-    let paper = paper_numbers(env, runs[0].k, runs[0].vae);
+    let entry = registry.get(&env)?;
+    let metric = entry.metric.key.as_str();
+    let paper = paper_numbers(entry, runs[0].config.as_ref(), runs[0].k, registry);
     let mut rows = Vec::new();
-    for (index, name) in EstimatorName::ALL.iter().enumerate() {
+    for name in EstimatorName::ALL.iter() {
         let mine: Vec<&RunData> = runs.iter().filter(|r| r.pair.estimator == *name).collect();
         if mine.is_empty() {
             continue;
@@ -545,10 +510,10 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
             failed,
             seconds_per_step: (!speed.is_empty()).then(|| mean_std(&speed).0),
             seconds_per_step_std: (!speed.is_empty()).then(|| mean_std(&speed).1),
-            paper: paper.map(|p| p[index]),
+            paper: paper.as_ref().and_then(|p| p.iter().find(|row| row.0 == name.as_str()).map(|row| (row.1, row.2))),
         });
     }
-    let better = higher_is_better(env);
+    let better = entry.metric.higher_is_better;
     let mut ranked: Vec<(usize, f64)> = rows.iter().enumerate().filter_map(|(i, r)| r.mean.map(|m| (i, m))).collect();
     ranked.sort_by(|a, b| if better { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
     let mark = |i: usize, text: String| match ranked.iter().position(|r| r.0 == i) {
@@ -556,14 +521,14 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
         Some(1) => format!("<u>{text}</u>"),
         _ => text,
     };
-    let digits = if matches!(env, EnvName::VaeMnist | EnvName::VaeFashion) { 2 } else { 4 };
+    let digits = entry.metric.digits;
     // The paper's column only where the paper has numbers for this task and configuration.
     let paper_header = if paper.is_some() { " paper (5 seeds, 50,000 steps) |" } else { "" };
     let paper_rule = if paper.is_some() { "---:|" } else { "" };
     let mut md = format!(
         "{} — test {metric} ({}), mean ± std over seeds; best in bold, second underlined\n\n\
          | estimator | ours | seeds | s/step |{paper_header}\n|---|---:|---:|---:|{paper_rule}\n",
-        env.as_str(),
+        env,
         if better { "higher is better" } else { "lower is better" }
     );
     let mut csv = String::from("estimator,mean,std,seeds,failed,seconds_per_step,paper_mean,paper_std\n");
@@ -614,7 +579,7 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
         csv += &format!("baseline: {name},{m},{s},,0,,,\n");
     }
     let summary = ComparisonSummary {
-        env: env.as_str().to_owned(),
+        env: env.clone(),
         metric: metric.to_owned(),
         higher_is_better: better,
         estimators: rows.clone(),
@@ -622,11 +587,11 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
     write_atomically(&dir.join("table.md"), md.as_bytes())?;
     write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
     write_atomically(&dir.join("summary.json"), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
-    draw_figures(dir, env, metric, &runs, &rows)?;
+    draw_figures(dir, &env, metric, &runs, &rows)?;
     Ok(md)
 }
 
-fn draw_figures(dir: &Path, env: EnvName, metric: &str, runs: &[RunData], rows: &[Row]) -> anyhow::Result<()> {
+fn draw_figures(dir: &Path, env: &str, metric: &str, runs: &[RunData], rows: &[Row]) -> anyhow::Result<()> {
     use crate::plot::{Bar, BarPanel, Curve, CurvePanel};
     let mut curves = Vec::new();
     for row in rows {
@@ -649,7 +614,7 @@ fn draw_figures(dir: &Path, env: EnvName, metric: &str, runs: &[RunData], rows: 
     }
     if !curves.is_empty() {
         let panel = CurvePanel {
-            title: format!("{}: validation {metric} (mean ± 1 std over seeds)", env.as_str()),
+            title: format!("{}: validation {metric} (mean ± 1 std over seeds)", env),
             x_label: "training step".into(),
             y_label: format!("validation {metric}"),
             curves,
@@ -665,7 +630,7 @@ fn draw_figures(dir: &Path, env: EnvName, metric: &str, runs: &[RunData], rows: 
         .collect();
     if !timed.is_empty() {
         let panel = BarPanel {
-            title: format!("{}: seconds per training step", env.as_str()),
+            title: format!("{}: seconds per training step", env),
             y_label: "seconds per step".into(),
             series: vec!["mean over seeds".into()],
             groups: timed,

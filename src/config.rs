@@ -1,154 +1,23 @@
 //! The configuration of a training run: a plain serde struct whose defaults are the
-//! paper's settings.
+//! paper's settings. What belongs to one environment (its k, learning rate, options) comes
+//! from its entry in the [`Registry`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sfess_envs::registry::{EnvEntry, EnvOptions, MAX_ROWS, MAX_WIDTH, OptionKind, Registry};
 
 use crate::device::DeviceSpec;
 use crate::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
 
 /// Most samples per row, `--samples`.
 pub const MAX_SAMPLES: usize = 10_000;
-/// Most rows of a step or a split's draw: `--batch-size`, `--candidates`, `--references`.
-pub const MAX_ROWS: usize = 1_000_000;
-/// Most items or elements: `--n`, `--coverage-elements`.
-pub const MAX_ITEMS: usize = 1_000_000;
-/// Most entries of the VAE's code, `--vae-groups × --vae-items`.
-pub const MAX_LATENT: usize = 100_000;
-/// Most units of a layer: `--hidden`, `--context-dim`, `embedding_dim`.
-pub const MAX_WIDTH: usize = 65_536;
 /// Most entries of one step's k-hot actions, samples × rows × n (8 GiB as `f32`).
 pub const MAX_ACTION_ENTRIES: u128 = 1 << 31;
-/// Longest `--reward-timeout`, in seconds (about 11.6 days).
-pub const MAX_REWARD_TIMEOUT: f64 = 1e6;
-/// Pixels of an MNIST image: the items of the image tasks, and the most `--sensor-modes`.
-const IMAGE_PIXELS: usize = 784;
-
-/// The environments, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnvName {
-    /// Stochastic k-NN on MNIST (paper Table 4).
-    KnnMnist,
-    /// Stochastic k-NN on Fashion-MNIST.
-    KnnFashion,
-    /// Feature selection on MNIST (paper Table 2).
-    FeatureSelectionMnist,
-    /// Feature selection on Fashion-MNIST.
-    FeatureSelectionFashion,
-    /// Subset VAE on MNIST (paper Table 3).
-    VaeMnist,
-    /// Subset VAE on Fashion-MNIST.
-    VaeFashion,
-    /// Black box: rewards from your own command (--reward-cmd), over JSON lines.
-    Cmd,
-    /// Black box: k sensors reconstruct synthetic smooth fields (no data needed).
-    SensorPlacementSynthetic,
-    /// Black box: k sensor pixels reconstruct MNIST images in a PCA basis.
-    SensorPlacementMnist,
-    /// Black box: k sensor pixels reconstruct Fashion-MNIST images in a PCA basis.
-    SensorPlacementFashion,
-    /// Black box: k pixels scored by a k-NN classifier's accuracy on MNIST.
-    FeatureSelectionKnnMnist,
-    /// Black box: k pixels scored by a k-NN classifier's accuracy on Fashion-MNIST.
-    FeatureSelectionKnnFashion,
-    /// Black box: maximum coverage, k of n sets (compared with greedy and the optimum).
-    MaxCoverage,
-}
-
-impl EnvName {
-    /// Every environment.
-    pub const ALL: [EnvName; 13] = [
-        EnvName::KnnMnist,
-        EnvName::KnnFashion,
-        EnvName::FeatureSelectionMnist,
-        EnvName::FeatureSelectionFashion,
-        EnvName::VaeMnist,
-        EnvName::VaeFashion,
-        EnvName::Cmd,
-        EnvName::SensorPlacementSynthetic,
-        EnvName::SensorPlacementMnist,
-        EnvName::SensorPlacementFashion,
-        EnvName::FeatureSelectionKnnMnist,
-        EnvName::FeatureSelectionKnnFashion,
-        EnvName::MaxCoverage,
-    ];
-
-    /// The name on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnvName::KnnMnist => "knn-mnist",
-            EnvName::KnnFashion => "knn-fashion",
-            EnvName::FeatureSelectionMnist => "feature-selection-mnist",
-            EnvName::FeatureSelectionFashion => "feature-selection-fashion",
-            EnvName::VaeMnist => "vae-mnist",
-            EnvName::VaeFashion => "vae-fashion",
-            EnvName::Cmd => "cmd",
-            EnvName::SensorPlacementSynthetic => "sensor-placement-synthetic",
-            EnvName::SensorPlacementMnist => "sensor-placement-mnist",
-            EnvName::SensorPlacementFashion => "sensor-placement-fashion",
-            EnvName::FeatureSelectionKnnMnist => "feature-selection-knn-mnist",
-            EnvName::FeatureSelectionKnnFashion => "feature-selection-knn-fashion",
-            EnvName::MaxCoverage => "max-coverage",
-        }
-    }
-
-    /// The data set it reads, if any.
-    pub fn data_set(self) -> Option<sfess_envs::data::DataSet> {
-        use sfess_envs::data::DataSet;
-        match self {
-            EnvName::KnnMnist
-            | EnvName::FeatureSelectionMnist
-            | EnvName::VaeMnist
-            | EnvName::SensorPlacementMnist
-            | EnvName::FeatureSelectionKnnMnist => Some(DataSet::Mnist),
-            EnvName::KnnFashion
-            | EnvName::FeatureSelectionFashion
-            | EnvName::VaeFashion
-            | EnvName::SensorPlacementFashion
-            | EnvName::FeatureSelectionKnnFashion => Some(DataSet::FashionMnist),
-            EnvName::Cmd | EnvName::SensorPlacementSynthetic | EnvName::MaxCoverage => None,
-        }
-    }
-
-    /// Whether it is one of the paper's three tasks (with their own networks and settings).
-    pub fn is_paper_task(self) -> bool {
-        matches!(
-            self,
-            EnvName::KnnMnist
-                | EnvName::KnnFashion
-                | EnvName::FeatureSelectionMnist
-                | EnvName::FeatureSelectionFashion
-                | EnvName::VaeMnist
-                | EnvName::VaeFashion
-        )
-    }
-
-    /// The default subset size: the paper's for its tasks (10 for k-NN, 50 for feature
-    /// selection, 5 for the VAE's (10, 10, 5)); 20 sensors, 50 pixels for k-NN feature
-    /// selection, 5 sets for maximum coverage, 10 for `cmd`.
-    pub fn default_k(self) -> usize {
-        match self {
-            EnvName::KnnMnist | EnvName::KnnFashion | EnvName::Cmd => 10,
-            EnvName::FeatureSelectionMnist
-            | EnvName::FeatureSelectionFashion
-            | EnvName::FeatureSelectionKnnMnist
-            | EnvName::FeatureSelectionKnnFashion => 50,
-            EnvName::VaeMnist | EnvName::VaeFashion | EnvName::MaxCoverage => 5,
-            EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => 20,
-        }
-    }
-
-    /// The default learning rate: the paper's 1e-4 for its tasks; 0.05 for the free logits
-    /// of the black-box tasks (1e-3 with an MLP policy), which otherwise barely move in a
-    /// few thousand steps.
-    pub fn default_learning_rate(self, policy: PolicyName) -> f64 {
-        if self.is_paper_task() { 1e-4 } else { policy.default_learning_rate() }
-    }
-}
 
 /// The policy of a black-box or custom environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum, Serialize, Deserialize)]
@@ -176,8 +45,8 @@ impl PolicyName {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Environment (`knn-mnist`).
-    pub env: EnvName,
+    /// Environment (`knn-mnist`), by its name in the registry.
+    pub env: String,
     /// Gradient estimator (`sfess-vr`).
     pub estimator: EstimatorName,
     /// Samples per row `S` (32, the paper's for SFESS + VR).
@@ -200,14 +69,6 @@ pub struct TrainConfig {
     /// Subset size (`None`: the task's default: 10 for k-NN, 50 for feature selection, 5
     /// for the VAE).
     pub k: Option<usize>,
-    /// Candidates per step for k-NN (128).
-    pub candidates: usize,
-    /// Embedding dimension for k-NN (2).
-    pub embedding_dim: usize,
-    /// Subsets per image `d` of the VAE (10; the paper's other setting is 20).
-    pub vae_groups: usize,
-    /// Items per subset `n` of the VAE (10; the paper's other setting is 20, with k = 10).
-    pub vae_items: usize,
     /// Where the MNIST and Fashion-MNIST IDX files are (`None`: `$SFESS_DATA_DIR`, else
     /// the per-user cache).
     pub data_dir: Option<PathBuf>,
@@ -219,29 +80,10 @@ pub struct TrainConfig {
     pub policy: PolicyName,
     /// Hidden units of the MLP policy (64).
     pub hidden: usize,
-    /// `cmd`: the reward command, run by `sh -c` (for example `python3 score.py`).
-    pub reward_cmd: Option<String>,
-    /// `cmd`: the folder the reward command runs in (`None`: the current one; a new run
-    /// records where it was started, so that a resumption from elsewhere runs the same
-    /// command).
-    pub reward_dir: Option<PathBuf>,
-    /// `cmd`: seconds to wait for each answer of the reward command (60).
-    pub reward_timeout: f64,
-    /// `cmd`: items n; `max-coverage`: sets n (50).
-    pub n: Option<usize>,
-    /// `cmd`: numbers per context when the command supplies contexts (`batch_size` contexts
-    /// per step, one subset each); `None`: one global subset.
-    pub context_dim: Option<usize>,
-    /// Sensor placement: principal components r of the reconstruction basis (10).
-    pub sensor_modes: usize,
-    /// Maximum coverage: elements of the universe (500).
-    pub coverage_elements: usize,
-    /// Maximum coverage: seed of the random instance (0; fixed across training seeds).
-    pub coverage_seed: u64,
-    /// k-NN feature selection: neighbours of the classifier (5).
-    pub neighbours: usize,
-    /// k-NN feature selection: labelled reference images per training step (1,000).
-    pub references: usize,
+    /// The environments' own options, under each one's name:
+    /// `{"max-coverage": {"n": 50, "elements": 500}}` (see `sfess-agent envs NAME`). A run's
+    /// `config.json` holds its environment's, every default filled in.
+    pub env_options: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// [`EstimatorOptions`] as stored in a config file.
@@ -293,7 +135,7 @@ impl From<&EstimatorOptionsConfig> for EstimatorOptions {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            env: EnvName::KnnMnist,
+            env: "knn-mnist".to_owned(),
             estimator: EstimatorName::SfessVr,
             samples: 32,
             steps: 50_000,
@@ -304,153 +146,185 @@ impl Default for TrainConfig {
             eval_every: 1_000,
             seed: 0,
             k: None,
-            candidates: 128,
-            embedding_dim: 2,
-            vae_groups: 10,
-            vae_items: 10,
             data_dir: None,
             device: "auto".to_owned(),
             estimator_options: EstimatorOptionsConfig::default(),
             policy: PolicyName::Logits,
             hidden: 64,
-            reward_cmd: None,
-            reward_dir: None,
-            reward_timeout: 60.0,
-            n: None,
-            context_dim: None,
-            sensor_modes: 10,
-            coverage_elements: 500,
-            coverage_seed: 0,
-            neighbours: 5,
-            references: 1000,
+            env_options: BTreeMap::new(),
         }
     }
 }
 
 impl TrainConfig {
-    /// The subset size: `k`, else the task's default.
-    pub fn subset_size(&self) -> usize {
-        self.k.unwrap_or_else(|| self.env.default_k())
+    /// The default configuration of the environment `env`.
+    pub fn of_env(env: &str) -> Self {
+        Self { env: env.to_owned(), ..Self::default() }
     }
 
-    /// Adam's learning rate: `learning_rate`, else the task's default.
-    pub fn lr(&self) -> f64 {
-        self.learning_rate.unwrap_or_else(|| self.env.default_learning_rate(self.policy))
-    }
-
-    /// The configuration with the task's defaults filled in: `learning_rate` ([`lr`](Self::lr)),
-    /// `k` ([`subset_size`](Self::subset_size)) and, for `max-coverage`, `n`
-    /// ([`DEFAULT_COVERAGE_SETS`](crate::runner::DEFAULT_COVERAGE_SETS)).
-    pub fn resolved(&self) -> TrainConfig {
-        let mut config = self.clone();
-        config.learning_rate = Some(self.lr());
-        config.k = Some(self.subset_size());
-        if self.env == EnvName::MaxCoverage {
-            config.n = Some(self.n.unwrap_or(crate::runner::DEFAULT_COVERAGE_SETS));
-        }
-        config
-    }
-
-    /// The configuration with its paths absolute: `data_dir`, and `reward_dir` (the current
-    /// folder unless given) for `cmd`.
+    /// Reads a configuration from JSON. Files of earlier versions, with an environment's
+    /// options as top-level keys (`"sensor_modes": 10`), are read too: each such key moves
+    /// to its environment's section; those of other environments (which the run never
+    /// read) are dropped.
     ///
     /// # Errors
-    /// The current folder cannot be read.
-    pub fn with_absolute_paths(mut self) -> std::io::Result<Self> {
-        if let Some(dir) = &self.data_dir {
-            self.data_dir = Some(std::path::absolute(dir)?);
+    /// Not JSON, or not a configuration (unknown keys, wrong types).
+    pub fn from_json(text: &str, registry: &Registry) -> anyhow::Result<Self> {
+        let mut value: Value = serde_json::from_str(text)?;
+        if let Value::Object(map) = &mut value {
+            let known = serde_json::to_value(TrainConfig::default())?;
+            let env = map.get("env").and_then(Value::as_str).unwrap_or("knn-mnist").to_owned();
+            let legacy: Vec<String> = map
+                .keys()
+                .filter(|key| known.get(key.as_str()).is_none())
+                .filter(|key| {
+                    registry.entries().iter().flat_map(|e| &e.options).any(|o| o.legacy_key().as_ref() == Some(*key))
+                })
+                .cloned()
+                .collect();
+            for key in legacy {
+                let old = map.remove(&key).unwrap_or(Value::Null);
+                let Ok(entry) = registry.get(&env) else { continue };
+                let Some(option) = entry.options.iter().find(|o| o.legacy_key().as_ref() == Some(&key)) else {
+                    continue;
+                };
+                // An unset optional value (`"n": null`) keeps the option's default.
+                if old.is_null() {
+                    continue;
+                }
+                let sections = map.entry("env_options").or_insert_with(|| Value::Object(Default::default()));
+                if let Some(section) = sections
+                    .as_object_mut()
+                    .map(|s| s.entry(env.clone()).or_insert_with(|| Value::Object(Default::default())))
+                    && let Some(section) = section.as_object_mut()
+                {
+                    section.entry(option.name.clone()).or_insert(old);
+                }
+            }
         }
-        if self.env == EnvName::Cmd {
-            let dir = self.reward_dir.clone().unwrap_or_else(|| PathBuf::from("."));
-            self.reward_dir = Some(std::path::absolute(dir)?);
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// The entry of the environment.
+    ///
+    /// # Errors
+    /// No environment of that name is registered.
+    pub fn entry<'r>(&self, registry: &'r Registry) -> anyhow::Result<&'r EnvEntry> {
+        Ok(registry.get(&self.env)?)
+    }
+
+    /// The options given for the environment (its section of `env_options`).
+    pub fn given_options(&self) -> BTreeMap<String, Value> {
+        self.env_options.get(&self.env).cloned().unwrap_or_default()
+    }
+
+    /// The environment's options, checked, defaults filled in.
+    ///
+    /// # Errors
+    /// Unknown environment, unknown option, a value that does not fit, a required option
+    /// missing.
+    pub fn options(&self, registry: &Registry) -> anyhow::Result<EnvOptions> {
+        Ok(self.entry(registry)?.options_from(&self.given_options())?)
+    }
+
+    /// Sets the option `name` of the environment to `value` (checked when resolved).
+    pub fn set_option(&mut self, name: &str, value: Value) {
+        self.env_options.entry(self.env.clone()).or_default().insert(name.to_owned(), value);
+    }
+
+    /// The subset size: `k`, else the environment's default.
+    ///
+    /// # Errors
+    /// Unknown environment.
+    pub fn subset_size(&self, registry: &Registry) -> anyhow::Result<usize> {
+        Ok(match self.k {
+            Some(k) => k,
+            None => self.entry(registry)?.default_k,
+        })
+    }
+
+    /// Adam's learning rate: `learning_rate`, else the environment's default, else the
+    /// policy's (0.05 for free logits, 1e-3 for an MLP).
+    ///
+    /// # Errors
+    /// Unknown environment.
+    pub fn lr(&self, registry: &Registry) -> anyhow::Result<f64> {
+        Ok(match self.learning_rate {
+            Some(lr) => lr,
+            None => self.entry(registry)?.default_learning_rate.unwrap_or_else(|| self.policy.default_learning_rate()),
+        })
+    }
+
+    /// The configuration with the environment's defaults filled in (`learning_rate`, `k`,
+    /// every option) and only its own section of `env_options`, checked ([`check`](Self::check)).
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    pub fn resolved(&self, registry: &Registry) -> anyhow::Result<TrainConfig> {
+        self.check(registry)?;
+        let mut config = self.clone();
+        config.learning_rate = Some(self.lr(registry)?);
+        config.k = Some(self.subset_size(registry)?);
+        let options = self.options(registry)?;
+        config.env_options = BTreeMap::from([(self.env.clone(), options.values().clone())]);
+        Ok(config)
+    }
+
+    /// The configuration with its paths absolute: `data_dir`, and the environment's folder
+    /// options (a `cmd`'s `dir`, the current folder unless given).
+    ///
+    /// # Errors
+    /// The current folder cannot be read; unknown environment.
+    pub fn with_absolute_paths(mut self, registry: &Registry) -> anyhow::Result<Self> {
+        if let Some(dir) = &self.data_dir {
+            self.data_dir = Some(std::path::absolute(dir).context("reading the current folder")?);
+        }
+        let entry = self.entry(registry)?;
+        for option in entry.options.iter().filter(|o| o.kind == OptionKind::Folder) {
+            let value = self.given_options().get(&option.name).cloned().or_else(|| option.default.clone());
+            if let Some(Value::String(path)) = value {
+                let absolute = std::path::absolute(&path).context("reading the current folder")?;
+                self.set_option(&option.name, Value::from(absolute.display().to_string()));
+            }
         }
         Ok(self)
     }
 
-    /// The items `n` the environment selects `k` of, and what they are (for messages);
-    /// `None` for `cmd` without `n`.
-    fn items(&self) -> Option<(usize, &'static str)> {
-        Some(match self.env {
-            EnvName::KnnMnist | EnvName::KnnFashion => (self.candidates, "candidates (--candidates)"),
-            EnvName::VaeMnist | EnvName::VaeFashion => (self.vae_items, "items per subset (--vae-items)"),
-            EnvName::Cmd => (self.n?, "items (--n)"),
-            EnvName::SensorPlacementSynthetic => {
-                (crate::runner::SYNTHETIC_SIDE * crate::runner::SYNTHETIC_SIDE, "locations")
-            }
-            EnvName::MaxCoverage => (self.n.unwrap_or(crate::runner::DEFAULT_COVERAGE_SETS), "sets (--n)"),
-            EnvName::FeatureSelectionMnist
-            | EnvName::FeatureSelectionFashion
-            | EnvName::SensorPlacementMnist
-            | EnvName::SensorPlacementFashion
-            | EnvName::FeatureSelectionKnnMnist
-            | EnvName::FeatureSelectionKnnFashion => (IMAGE_PIXELS, "pixels"),
-        })
-    }
-
-    /// Rows of one step's actions: queries for k-NN, images × subsets for the VAE, contexts
-    /// for a contextual `cmd`, else one global subset.
-    fn rows(&self) -> usize {
-        match self.env {
-            EnvName::KnnMnist | EnvName::KnnFashion => self.batch_size,
-            EnvName::VaeMnist | EnvName::VaeFashion => self.batch_size.saturating_mul(self.vae_groups),
-            EnvName::Cmd if self.context_dim.is_some() => self.batch_size,
-            _ => 1,
-        }
-    }
-
     /// Checks every value before anything starts, in a configuration resolved by
-    /// [`resolved`](Self::resolved) or not: sizes within the `MAX_*` bounds, finite positive
-    /// rates and temperatures, `k` within the items the environment selects from, a device
-    /// that parses.
+    /// [`resolved`](Self::resolved) or not: a registered environment and its options, sizes
+    /// within the `MAX_*` bounds, finite positive rates and temperatures, `k` within the
+    /// items the environment selects from, a device that parses.
     ///
     /// # Errors
-    /// The first value out of range, naming its flag.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// The first value out of range, naming its flag or option.
+    pub fn check(&self, registry: &Registry) -> anyhow::Result<()> {
+        let entry = self.entry(registry)?;
+        for (name, section) in &self.env_options {
+            // Sections of other environments may be there (one file for several); they must
+            // name registered environments and options of theirs.
+            let other = registry.get(name).with_context(|| format!("env_options.{name} in the configuration"))?;
+            other.check_option_names(section)?;
+        }
+        let options = entry.options_from(&self.given_options())?;
         anyhow::ensure!(self.steps >= 1, "--steps must be at least 1");
         anyhow::ensure!(self.eval_every >= 1, "--eval-every must be at least 1");
         for (flag, value, max) in [
             ("--samples", self.samples, MAX_SAMPLES),
             ("--batch-size", self.batch_size, MAX_ROWS),
-            ("--candidates", self.candidates, MAX_ROWS),
-            ("--references", self.references, MAX_ROWS),
-            ("--coverage-elements", self.coverage_elements, MAX_ITEMS),
-            ("--n", self.n.unwrap_or(1), MAX_ITEMS),
-            ("--vae-groups", self.vae_groups, MAX_LATENT),
-            ("--vae-items", self.vae_items, MAX_LATENT),
             ("--hidden", self.hidden, MAX_WIDTH),
-            ("--context-dim", self.context_dim.unwrap_or(1), MAX_WIDTH),
-            ("embedding_dim", self.embedding_dim, MAX_WIDTH),
-            ("--sensor-modes", self.sensor_modes, IMAGE_PIXELS),
         ] {
             anyhow::ensure!((1..=max).contains(&value), "{flag} must be between 1 and {max}, got {value}");
         }
-        anyhow::ensure!(
-            self.vae_groups.saturating_mul(self.vae_items) <= MAX_LATENT,
-            "--vae-groups × --vae-items must be at most {MAX_LATENT} (the VAE's code), got {} × {}",
-            self.vae_groups,
-            self.vae_items
-        );
-        anyhow::ensure!(
-            (1..=self.references).contains(&self.neighbours),
-            "--neighbours must be between 1 and the {} references (--references), got {}",
-            self.references,
-            self.neighbours
-        );
-        let lr = self.lr();
+        let lr = self.lr(registry)?;
         anyhow::ensure!(lr.is_finite() && lr > 0.0, "--lr must be positive and finite, got {lr}");
-        let options = &self.estimator_options;
-        for (flag, value) in [("--temperature", options.temperature), ("--imle-lambda", options.imle_lambda)] {
+        let estimator = &self.estimator_options;
+        for (flag, value) in [("--temperature", estimator.temperature), ("--imle-lambda", estimator.imle_lambda)] {
             anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be positive and finite, got {value}");
         }
         anyhow::ensure!(
-            options.imle_temperature.is_finite() && options.imle_temperature >= 0.0,
+            estimator.imle_temperature.is_finite() && estimator.imle_temperature >= 0.0,
             "--imle-temperature must be non-negative and finite, got {}",
-            options.imle_temperature
-        );
-        anyhow::ensure!(
-            self.reward_timeout > 0.0 && self.reward_timeout <= MAX_REWARD_TIMEOUT,
-            "--reward-timeout must be a positive number of seconds, at most {MAX_REWARD_TIMEOUT} (11.6 days), got {}",
-            self.reward_timeout
+            estimator.imle_temperature
         );
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
@@ -458,36 +332,28 @@ impl TrainConfig {
         self.device
             .parse::<DeviceSpec>()
             .map_err(|e| anyhow::anyhow!("device {:?} in the configuration: {e}", self.device))?;
-        if self.env.is_paper_task() && self.policy != PolicyName::Logits {
+        if !entry.policy_is_chosen() && self.policy != PolicyName::Logits {
             anyhow::bail!(
                 "--policy applies to the black-box and custom environments; {} uses the paper's network",
-                self.env.as_str()
+                self.env
             );
         }
-        if self.env == EnvName::Cmd {
-            anyhow::ensure!(
-                self.reward_cmd.as_deref().is_some_and(|c| !c.trim().is_empty()),
-                "--env cmd needs the reward command: --reward-cmd 'python3 score.py' (see the README's protocol)"
-            );
-            anyhow::ensure!(self.n.is_some(), "--env cmd needs the number of items: --n N");
-        } else if self.reward_cmd.is_some() || self.context_dim.is_some() || self.reward_dir.is_some() {
-            anyhow::bail!("--reward-cmd and --context-dim are only for --env cmd, not {}", self.env.as_str());
-        } else if self.n.is_some() && self.env != EnvName::MaxCoverage {
-            anyhow::bail!("--n is only for --env cmd and max-coverage, not {}", self.env.as_str());
-        }
-        if let Some((n, what)) = self.items() {
-            let k = self.subset_size();
+        let k = self.subset_size(registry)?;
+        let settings = entry.settings(k, self.batch_size, self.seed, tch::Device::Cpu, &options);
+        if let Some(shape) = entry.shape_of(&settings)? {
+            let n = shape.items;
             anyhow::ensure!(
                 (1..=n).contains(&k),
-                "k = {k} is out of range for n = {n} {what}: -k must be between 1 and {n}"
+                "k = {k} is out of range for n = {n} {}: -k must be between 1 and {n}",
+                shape.items_are
             );
-            let entries = self.samples as u128 * self.rows() as u128 * n as u128;
+            let entries = self.samples as u128 * shape.rows as u128 * n as u128;
             anyhow::ensure!(
                 entries <= MAX_ACTION_ENTRIES,
                 "a step's actions would hold --samples × rows × n = {} × {} × {n} = {entries} entries, more than \
                  {MAX_ACTION_ENTRIES}; use fewer samples or a smaller --batch-size",
                 self.samples,
-                self.rows()
+                shape.rows
             );
         }
         Ok(())
@@ -528,6 +394,10 @@ pub fn changed_flags(recorded: &TrainConfig, asked: &TrainConfig, holder: &str) 
 /// The command-line flag of a configuration key (`learning_rate` is `--lr`,
 /// `estimator_options.sampler` is `--sampler`).
 fn flag_of(key: &str) -> String {
+    if let Some(option) = key.strip_prefix("env_options.") {
+        let name = option.split_once('.').map_or(option, |(_, name)| name);
+        return format!("--env-option {name}");
+    }
     let key = key.strip_prefix("estimator_options.").unwrap_or(key);
     match key {
         "learning_rate" => "--lr".to_owned(),
@@ -537,134 +407,4 @@ fn flag_of(key: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The default configuration of `env`, with the command and items `cmd` needs.
-    fn default_for(env: EnvName) -> TrainConfig {
-        let mut config = TrainConfig { env, ..TrainConfig::default() };
-        if env == EnvName::Cmd {
-            config.reward_cmd = Some("cat".to_owned());
-            config.n = Some(20);
-        }
-        config
-    }
-
-    #[test]
-    fn resolved_fills_the_task_defaults_and_both_forms_check() {
-        for env in EnvName::ALL {
-            let config = default_for(env);
-            let resolved = config.resolved();
-            assert_eq!((resolved.learning_rate, resolved.k), (Some(config.lr()), Some(env.default_k())), "{env:?}");
-            let n = match env {
-                EnvName::MaxCoverage => Some(crate::runner::DEFAULT_COVERAGE_SETS),
-                EnvName::Cmd => Some(20),
-                _ => None,
-            };
-            assert_eq!(resolved.n, n, "{env:?}");
-            assert_eq!((resolved.lr(), resolved.subset_size()), (config.lr(), config.subset_size()));
-            assert_eq!(resolved.resolved(), resolved);
-            config.check().unwrap();
-            resolved.check().unwrap();
-        }
-        let given = TrainConfig {
-            env: EnvName::MaxCoverage,
-            k: Some(3),
-            n: Some(10),
-            learning_rate: Some(0.1),
-            ..TrainConfig::default()
-        };
-        let resolved = given.resolved();
-        assert_eq!((resolved.k, resolved.n, resolved.learning_rate), (Some(3), Some(10), Some(0.1)));
-    }
-
-    #[test]
-    fn check_refuses_each_value_out_of_range_naming_its_flag() {
-        let knn = TrainConfig::default();
-        let on = |env: EnvName| default_for(env);
-        let cases: Vec<(TrainConfig, &str)> = vec![
-            (TrainConfig { steps: 0, ..knn.clone() }, "--steps must be at least 1"),
-            (TrainConfig { eval_every: 0, ..knn.clone() }, "--eval-every must be at least 1"),
-            (TrainConfig { samples: 0, ..knn.clone() }, "--samples must be between 1 and 10000, got 0"),
-            (TrainConfig { samples: usize::MAX, ..knn.clone() }, "--samples must be between 1 and 10000"),
-            (TrainConfig { batch_size: 0, ..knn.clone() }, "--batch-size must be between 1 and 1000000, got 0"),
-            (TrainConfig { batch_size: usize::MAX, ..knn.clone() }, "--batch-size must be between 1 and 1000000"),
-            (TrainConfig { candidates: 1 << 40, ..knn.clone() }, "--candidates must be between 1 and 1000000"),
-            (TrainConfig { references: 0, ..knn.clone() }, "--references must be between 1 and 1000000"),
-            (TrainConfig { coverage_elements: 0, ..knn.clone() }, "--coverage-elements must be between 1"),
-            (TrainConfig { n: Some(0), ..on(EnvName::MaxCoverage) }, "--n must be between 1 and 1000000, got 0"),
-            (TrainConfig { n: Some(usize::MAX), ..on(EnvName::Cmd) }, "--n must be between 1 and 1000000"),
-            (TrainConfig { vae_groups: 0, ..knn.clone() }, "--vae-groups must be between 1 and 100000"),
-            (TrainConfig { vae_items: usize::MAX, ..knn.clone() }, "--vae-items must be between 1 and 100000"),
-            (
-                TrainConfig { vae_groups: 1000, vae_items: 1000, ..knn.clone() },
-                "--vae-groups × --vae-items must be at most 100000 (the VAE's code), got 1000 × 1000",
-            ),
-            (TrainConfig { hidden: 0, ..knn.clone() }, "--hidden must be between 1 and 65536, got 0"),
-            (TrainConfig { context_dim: Some(1 << 20), ..on(EnvName::Cmd) }, "--context-dim must be between 1"),
-            (TrainConfig { embedding_dim: 0, ..knn.clone() }, "embedding_dim must be between 1 and 65536"),
-            (TrainConfig { sensor_modes: 785, ..knn.clone() }, "--sensor-modes must be between 1 and 784, got 785"),
-            (TrainConfig { neighbours: 0, ..knn.clone() }, "--neighbours must be between 1 and the 1000 references"),
-            (TrainConfig { neighbours: 1001, ..knn.clone() }, "(--references), got 1001"),
-            (TrainConfig { learning_rate: Some(f64::NAN), ..knn.clone() }, "--lr must be positive and finite, got NaN"),
-            (TrainConfig { learning_rate: Some(0.0), ..knn.clone() }, "--lr must be positive and finite, got 0"),
-            (TrainConfig { beta1: 1.0, ..knn.clone() }, "beta1 must be in [0, 1), got 1"),
-            (TrainConfig { beta2: f64::NAN, ..knn.clone() }, "beta2 must be in [0, 1), got NaN"),
-            (
-                TrainConfig { reward_timeout: 1e20, ..on(EnvName::Cmd) },
-                "--reward-timeout must be a positive number of seconds, at most 1000000 (11.6 days), got 100000000000000000000",
-            ),
-            (TrainConfig { reward_timeout: f64::NAN, ..on(EnvName::Cmd) }, "--reward-timeout must be a positive"),
-            (TrainConfig { reward_timeout: 0.0, ..on(EnvName::Cmd) }, "--reward-timeout must be a positive"),
-            (TrainConfig { device: "tpu".to_owned(), ..knn.clone() }, r#"device "tpu" in the configuration: unknown"#),
-            (TrainConfig { n: Some(20), ..knn.clone() }, "--n is only for --env cmd and max-coverage, not knn-mnist"),
-            (
-                TrainConfig { k: Some(0), ..knn.clone() },
-                "k = 0 is out of range for n = 128 candidates (--candidates): -k must be between 1 and 128",
-            ),
-            (TrainConfig { k: Some(129), ..knn.clone() }, "k = 129 is out of range for n = 128 candidates"),
-            (TrainConfig { k: Some(785), ..on(EnvName::FeatureSelectionMnist) }, "n = 784 pixels"),
-            (TrainConfig { k: Some(0), ..on(EnvName::FeatureSelectionKnnMnist) }, "k = 0 is out of range for n = 784"),
-            (TrainConfig { k: Some(785), ..on(EnvName::SensorPlacementMnist) }, "n = 784 pixels"),
-            (TrainConfig { k: Some(11), ..on(EnvName::VaeMnist) }, "n = 10 items per subset (--vae-items)"),
-            (TrainConfig { k: Some(21), ..on(EnvName::Cmd) }, "k = 21 is out of range for n = 20 items (--n)"),
-            (TrainConfig { k: Some(257), ..on(EnvName::SensorPlacementSynthetic) }, "n = 256 locations"),
-            (TrainConfig { k: Some(51), ..on(EnvName::MaxCoverage) }, "n = 50 sets (--n): -k must be between 1 and 50"),
-            (
-                TrainConfig { samples: 10_000, batch_size: 1_000_000, ..knn.clone() },
-                "a step's actions would hold --samples × rows × n = 10000 × 1000000 × 128 = 1280000000000 entries",
-            ),
-        ];
-        let mut temperatures = knn.clone();
-        temperatures.estimator_options.temperature = f64::INFINITY;
-        let mut lambda = knn.clone();
-        lambda.estimator_options.imle_lambda = 0.0;
-        let mut noise = knn.clone();
-        noise.estimator_options.imle_temperature = -1.0;
-        let options = [
-            (temperatures, "--temperature must be positive and finite, got inf"),
-            (lambda, "--imle-lambda must be positive and finite, got 0"),
-            (noise, "--imle-temperature must be non-negative and finite, got -1"),
-        ];
-        for (config, phrase) in cases.into_iter().chain(options) {
-            let message = config.check().unwrap_err().to_string();
-            assert!(message.contains(phrase), "{phrase:?} not in {message:?}");
-            assert_eq!(message.lines().count(), 1, "{message}");
-        }
-    }
-
-    #[test]
-    fn check_accepts_the_edges() {
-        let mut no_noise = TrainConfig::default();
-        no_noise.estimator_options.imle_temperature = 0.0;
-        for config in [
-            no_noise,
-            TrainConfig { k: Some(128), samples: MAX_SAMPLES, ..TrainConfig::default() },
-            TrainConfig { reward_timeout: MAX_REWARD_TIMEOUT, ..default_for(EnvName::Cmd) },
-            TrainConfig { k: Some(1), n: Some(1), ..default_for(EnvName::MaxCoverage) },
-            TrainConfig { device: "cuda:3".to_owned(), ..TrainConfig::default() },
-        ] {
-            config.check().unwrap();
-        }
-    }
-}
+mod tests;

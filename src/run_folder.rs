@@ -27,11 +27,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use sfess_envs::registry::Registry;
 use sfess_envs::{EnvError, Phase};
 use tch::Tensor;
 
@@ -115,6 +117,8 @@ pub struct RunOptions {
     pub interrupt: Interrupt,
     /// What the lock file says this process does (its command line).
     pub holder: String,
+    /// The environments a configuration may name.
+    pub registry: Arc<Registry>,
 }
 
 /// The first run file in `dir`, if it holds any.
@@ -141,10 +145,10 @@ fn refuse_a_folder_with_a_run(dir: &Path) -> anyhow::Result<()> {
 /// Everything [`Experiment::build`] refuses; a folder that holds a run or is locked; a
 /// non-finite loss (the last checkpoint stays); a signal ([`Interrupted`]); I/O errors.
 pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::Result<Summary> {
-    let config = config.resolved().with_absolute_paths().context("reading the current folder")?;
-    config.check()?;
+    let registry = &options.registry;
+    let config = config.clone().with_absolute_paths(registry)?.resolved(registry)?;
     refuse_a_folder_with_a_run(dir)?;
-    let mut experiment = Experiment::build_interruptible(&config, &options.interrupt)?;
+    let mut experiment = Experiment::build_interruptible(&config, &options.registry, &options.interrupt)?;
     if let Some(signal) = options.interrupt.received() {
         return Err(Interrupted::before_start(signal, dir).into());
     }
@@ -173,10 +177,9 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
 /// No run in `dir`; the folder is locked; `steps` below the run's; a checkpoint that is
 /// corrupt or of another run; then as [`train`].
 pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::Result<Summary> {
-    read_config(dir)?;
+    read_config(dir, &options.registry)?;
     let _lock = FolderLock::acquire(dir, &options.holder)?;
-    let mut config = read_config(dir)?.resolved();
-    config.check()?;
+    let mut config = read_config(dir, &options.registry)?.resolved(&options.registry)?;
     let steps = steps.unwrap_or(config.steps);
     anyhow::ensure!(
         steps >= config.steps,
@@ -194,7 +197,7 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         }
         return Ok(summary);
     }
-    let mut experiment = Experiment::build_interruptible(&config, &options.interrupt)?;
+    let mut experiment = Experiment::build_interruptible(&config, &options.registry, &options.interrupt)?;
     if let Some(signal) = options.interrupt.received() {
         return Err(Interrupted::before_start(signal, dir).into());
     }
@@ -219,11 +222,11 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
 /// # Errors
 /// The folder holds no run or no checkpoint; the checkpoint is corrupt; the data cannot be
 /// loaded.
-pub fn evaluate_run(dir: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
-    let config = read_config(dir)?;
-    let mut experiment = Experiment::build(&config)?;
+pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<String, f64>> {
+    let config = read_config(dir, registry)?;
+    let mut experiment = Experiment::build(&config, registry)?;
     let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2)?;
+    let mut optimizer = Adam::new(shallow(&variables), config.lr(registry)?, config.beta1, config.beta2)?;
     let path = dir.join(CHECKPOINT);
     anyhow::ensure!(path.exists(), "{} has no checkpoint yet ({CHECKPOINT})", dir.display());
     checkpoint::load(&path, &variables, &mut optimizer)?;
@@ -234,16 +237,17 @@ pub fn evaluate_run(dir: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
 ///
 /// # Errors
 /// No `config.json`, or one that does not parse.
-pub fn read_config(dir: &Path) -> anyhow::Result<TrainConfig> {
+pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfig> {
     let path = dir.join(CONFIG);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid run configuration", path.display()))
+    TrainConfig::from_json(&text, registry)
+        .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }
 
 /// The default run folder: `runs/ENV-ESTIMATOR-seedSEED`.
 pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
-    PathBuf::from("runs").join(format!("{}-{}-seed{}", config.env.as_str(), config.estimator.as_str(), config.seed))
+    PathBuf::from("runs").join(format!("{}-{}-seed{}", config.env, config.estimator.as_str(), config.seed))
 }
 
 /// A run in progress: the experiment, its optimiser, its log and where it stands.
@@ -277,7 +281,7 @@ impl<'a> Run<'a> {
         fresh: bool,
     ) -> anyhow::Result<Self> {
         let variables = experiment.variables();
-        let mut optimizer = Adam::new(shallow(&variables), config.lr(), config.beta1, config.beta2)?;
+        let mut optimizer = Adam::new(shallow(&variables), config.lr(&options.registry)?, config.beta1, config.beta2)?;
         let path = dir.join(CHECKPOINT);
         let (progress, checkpointed) = if path.exists() {
             let progress = checkpoint::load(&path, &variables, &mut optimizer)?;
@@ -440,7 +444,7 @@ impl<'a> Run<'a> {
         records.extend(as_records);
         self.log.append(steps, "test", &records, self.elapsed())?;
         let summary = Summary {
-            env: self.config.env.as_str().to_owned(),
+            env: self.config.env.clone(),
             estimator: self.config.estimator.as_str().to_owned(),
             seed: self.config.seed,
             steps,

@@ -7,18 +7,13 @@ use anyhow::{Context, bail};
 use sfess_agents::GradientEstimator;
 use sfess_agents::{ConditionalPoisson, Normalizer};
 use sfess_envs::EnvError;
-use sfess_envs::coverage::{CoverageInstance, MaxCoverage};
 use sfess_envs::data::{Mnist, default_data_dir};
-use sfess_envs::external::{ExternalReward, RewardCommand};
-use sfess_envs::feature_selection::FeatureSelection;
-use sfess_envs::knn::StochasticKnn;
-use sfess_envs::knn_selection::{KnnFeatureSelection, KnnSelectionConfig};
-use sfess_envs::sensor::{Fields, SensorConfig, SensorPlacement};
-use sfess_envs::vae::{Latent, SubsetKl, SubsetVae};
-use sfess_envs::{EnvSpec, Environment, KHotSpace, Phase};
+use sfess_envs::registry::{Make, Network, Registry};
+use sfess_envs::vae::SubsetKl;
+use sfess_envs::{EnvSpec, Environment, Phase};
 use tch::{Device, Tensor};
 
-use crate::config::{EnvName, PolicyName, TrainConfig};
+use crate::config::{PolicyName, TrainConfig};
 use crate::device::DeviceSpec;
 use crate::estimators::{self, EstimatorOptions};
 use crate::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
@@ -38,15 +33,15 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// Builds the experiment of `config`: loads the data, initialises the networks from
-    /// `config.seed`, and refuses an estimator that needs gradients on a black-box
-    /// environment (before starting anything).
+    /// Builds the experiment of `config` from its environment's entry in `registry`: loads
+    /// the data, initialises the networks from `config.seed`, and refuses an estimator that
+    /// needs gradients on a black-box environment (before starting anything).
     ///
     /// # Errors
-    /// Unknown device, missing or corrupt data, bad sizes, refused estimator, a reward
-    /// command that cannot start.
-    pub fn build(config: &TrainConfig) -> anyhow::Result<Self> {
-        Self::build_interruptible(config, &Interrupt::new())
+    /// Unknown environment or device, missing or corrupt data, bad sizes or options, refused
+    /// estimator, a reward command that cannot start.
+    pub fn build(config: &TrainConfig, registry: &Registry) -> anyhow::Result<Self> {
+        Self::build_interruptible(config, registry, &Interrupt::new())
     }
 
     /// [`Experiment::build`], with environments that wait on other processes (the reward
@@ -54,46 +49,54 @@ impl Experiment {
     ///
     /// # Errors
     /// As [`Experiment::build`].
-    pub fn build_interruptible(config: &TrainConfig, interrupt: &Interrupt) -> anyhow::Result<Self> {
-        config.check()?;
+    pub fn build_interruptible(
+        config: &TrainConfig,
+        registry: &Registry,
+        interrupt: &Interrupt,
+    ) -> anyhow::Result<Self> {
+        let config = config.resolved(registry)?;
+        let entry = config.entry(registry)?;
         let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let device = device.resolve()?;
         let estimator = estimators::build(config.estimator, &EstimatorOptions::from(&config.estimator_options))?;
-        if !config.env.is_paper_task() {
-            refuse_on_black_box(estimator.as_ref(), config.env.as_str())?;
+        if !entry.differentiable {
+            refuse_on_black_box(estimator.as_ref(), &entry.name)?;
         }
         tch::manual_seed(config.seed as i64);
-        let data = match config.env.data_set() {
+        let data = match entry.data {
             Some(set) => {
                 let data_dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
                 let data = Mnist::load(&data_dir, set)
-                    .with_context(|| format!("loading {} for {}", set.name(), config.env.as_str()))?;
+                    .with_context(|| format!("loading {} for {}", set.name(), entry.name))?;
                 Some(data)
             }
             None => None,
         };
-        let (name, k) = (config.env.as_str(), config.subset_size());
-        // Each arm creates the policy's network before the environment's: both draw from
-        // libtorch's generator, in this order.
-        let (env, policy): (Box<dyn Environment>, Box<dyn Policy>) = match (config.env, data) {
-            (EnvName::KnnMnist | EnvName::KnnFashion, Some(data)) => {
-                let policy = Box::new(KnnEmbedding::new(device, 784, config.embedding_dim as i64, k as i64));
-                (Box::new(StochasticKnn::new(name, data, config.batch_size, config.candidates, k, device)?), policy)
-            }
-            (EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion, Some(data)) => {
-                let policy = Box::new(GlobalLogits::new(device, 784, k as i64));
-                (Box::new(FeatureSelection::new(name, data, config.batch_size, k, device)?), policy)
-            }
-            (EnvName::VaeMnist | EnvName::VaeFashion, Some(data)) => {
-                let latent = Latent { groups: config.vae_groups, items: config.vae_items, k };
-                let policy = Box::new(VaeEncoder::new(device, latent.groups as i64, latent.items as i64, k as i64));
-                let kl = exact_kl(config.estimator_options.normalizer.resolve(device));
-                (Box::new(SubsetVae::new(name, data, config.batch_size, latent, kl, device)?), policy)
-            }
-            (env, data) => {
-                let env = black_box_env(config, env, data, device, interrupt)?;
+        let options = config.options(registry)?;
+        let k = config.subset_size(registry)?;
+        let make = Make {
+            name: &entry.name,
+            k,
+            batch_size: config.batch_size,
+            seed: config.seed,
+            device,
+            options: &options,
+            data,
+            interrupt: interrupt.flag(),
+            subset_kl: Some(exact_kl(config.estimator_options.normalizer.resolve(device))),
+        };
+        // The paper's networks are created before the environment's (both draw from
+        // libtorch's generator, in this order); a chosen policy needs the built
+        // environment's spec.
+        let (env, policy) = match entry.network_of(&make)? {
+            Network::Choice => {
+                let env = entry.make(make)?;
                 let policy = policy_for(env.spec(), config.policy, config.hidden, device)?;
                 (env, policy)
+            }
+            network => {
+                let policy = paper_network(network, k, device);
+                (entry.make(make)?, policy)
             }
         };
         Self::assemble(env, policy, estimator, config.samples, device)
@@ -215,62 +218,17 @@ fn policy_for(spec: &EnvSpec, policy: PolicyName, hidden: usize, device: Device)
     })
 }
 
-/// The black-box environments that ship with the tool.
-fn black_box_env(
-    config: &TrainConfig,
-    env: EnvName,
-    data: Option<Mnist>,
-    device: Device,
-    interrupt: &Interrupt,
-) -> anyhow::Result<Box<dyn Environment>> {
-    let (name, k) = (env.as_str(), config.subset_size());
-    let missing_data = || anyhow::anyhow!("{name} needs its data set");
-    Ok(match env {
-        EnvName::Cmd => {
-            let command = config.reward_cmd.as_deref().context("--env cmd needs --reward-cmd")?;
-            let n = config.n.context("--env cmd needs --n")?;
-            let space = KHotSpace::new(n, k).with_context(|| format!("--env cmd with --n {n} --k {k}"))?;
-            let timeout = std::time::Duration::try_from_secs_f64(config.reward_timeout)
-                .with_context(|| format!("--reward-timeout {}", config.reward_timeout))?;
-            let command =
-                RewardCommand { command: command.to_owned(), working_dir: config.reward_dir.clone(), timeout };
-            let mut env = match config.context_dim {
-                Some(d) => ExternalReward::contextual_with_command(command, space, config.batch_size, d)?,
-                None => ExternalReward::with_command(command, space)?,
-            };
-            env.set_interrupt(interrupt.flag());
-            Box::new(env)
-        }
-        EnvName::SensorPlacementSynthetic | EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => {
-            let fields = match data {
-                Some(data) => Fields::Images(data),
-                None => Fields::Synthetic { side: SYNTHETIC_SIDE, seed: 0 },
-            };
-            let sensors = SensorConfig { sensors: k, modes: config.sensor_modes, batch: config.batch_size };
-            Box::new(SensorPlacement::new(name, fields, sensors, device)?)
-        }
-        EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => {
-            let settings = KnnSelectionConfig {
-                k,
-                neighbours: config.neighbours,
-                references: config.references,
-                queries: config.batch_size,
-            };
-            Box::new(KnnFeatureSelection::new(name, data.ok_or_else(missing_data)?, settings, device)?)
-        }
-        EnvName::MaxCoverage => {
-            let sets = config.n.unwrap_or(DEFAULT_COVERAGE_SETS);
-            let instance = CoverageInstance::random(sets, config.coverage_elements, config.coverage_seed)?;
-            Box::new(MaxCoverage::new(name, instance, k)?)
-        }
-        paper => bail!("{} is one of the paper's tasks, not a black box", paper.as_str()),
-    })
+/// The network of one of the paper's tasks.
+fn paper_network(network: Network, k: usize, device: Device) -> Box<dyn Policy> {
+    let k = k as i64;
+    match network {
+        Network::KnnEmbedding { embedding } => Box::new(KnnEmbedding::new(device, 784, embedding as i64, k)),
+        Network::VaeEncoder { groups, items } => Box::new(VaeEncoder::new(device, groups as i64, items as i64, k)),
+        Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)),
+        // Built by the caller from the environment's spec.
+        Network::Choice => Box::new(GlobalLogits::new(device, 1, 1)),
+    }
 }
-
-/// Side of the synthetic fields' grid (n = 256 locations).
-pub const SYNTHETIC_SIDE: usize = 16;
-/// Sets of the default maximum-coverage instance.
-pub const DEFAULT_COVERAGE_SETS: usize = 50;
 
 /// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE,
 /// computed by `normalizer`.
@@ -282,87 +240,59 @@ fn exact_kl(normalizer: Normalizer) -> SubsetKl {
     })
 }
 
-/// `sfess-agent envs`: one line per environment, with the default configuration's action
-/// space (without loading any data or starting any process).
-pub fn environments_table() -> String {
-    let defaults = TrainConfig::default();
+/// `sfess-agent envs`: one line per registered environment (without loading any data or
+/// starting any process).
+pub fn environments_table(registry: &Registry) -> String {
     let mut out = String::from(
-        "| env | action space (n, k) | rows per step | metric | differentiable loss | task |\n|---|---|---|---|---|---|\n",
+        "| env | k | data | metric | differentiable loss | options | task |\n|---|---|---|---|---|---|---|\n",
     );
-    for env in EnvName::ALL {
-        let data = env.data_set().map_or("", |set| set.name());
-        let k = env.default_k();
-        let one = "1 (one global subset)".to_owned();
-        let (space, rows, metric, task) = match env {
-            EnvName::KnnMnist | EnvName::KnnFashion => (
-                format!("({}, {k})", defaults.candidates),
-                defaults.batch_size.to_string(),
-                "accuracy (higher is better)",
-                format!(
-                    "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
-                ),
-            ),
-            EnvName::FeatureSelectionMnist | EnvName::FeatureSelectionFashion => (
-                format!("(784, {k})"),
-                one,
-                "bce (lower is better)",
-                format!(
-                    "feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"
-                ),
-            ),
-            EnvName::VaeMnist | EnvName::VaeFashion => (
-                format!("({}, {k}) x {} per image", defaults.vae_items, defaults.vae_groups),
-                format!("{} x {}", defaults.batch_size, defaults.vae_groups),
-                "loss = BCE + exact KL (lower is better)",
-                format!(
-                    "subset VAE on {data}: d = 10 subsets of k of n = 10 per image; also logs the paper's categorical-KL loss"
-                ),
-            ),
-            EnvName::Cmd => (
-                format!("(--n, {k})"),
-                one,
-                "reward (higher is better)",
-                "your reward command (--reward-cmd) scores the subsets over JSON lines; baseline: random".to_owned(),
-            ),
-            EnvName::SensorPlacementSynthetic => (
-                format!("({}, {k})", SYNTHETIC_SIDE * SYNTHETIC_SIDE),
-                one,
-                "mse (lower is better)",
-                format!(
-                    "k sensors on a {SYNTHETIC_SIDE}x{SYNTHETIC_SIDE} grid reconstruct synthetic smooth fields in {} PCA modes; baselines: QR pivoting, random",
-                    defaults.sensor_modes
-                ),
-            ),
-            EnvName::SensorPlacementMnist | EnvName::SensorPlacementFashion => (
-                format!("(784, {k})"),
-                one,
-                "mse (lower is better)",
-                format!(
-                    "k sensor pixels reconstruct {data} images in {} PCA modes; baselines: QR pivoting, random",
-                    defaults.sensor_modes
-                ),
-            ),
-            EnvName::FeatureSelectionKnnMnist | EnvName::FeatureSelectionKnnFashion => (
-                format!("(784, {k})"),
-                one,
-                "accuracy (higher is better)",
-                format!(
-                    "k pixels of {data} scored by a {}-NN classifier's accuracy; baselines: Fisher score, random",
-                    defaults.neighbours
-                ),
-            ),
-            EnvName::MaxCoverage => (
-                format!("({DEFAULT_COVERAGE_SETS}, {k})"),
-                one,
-                "coverage (higher is better)",
-                format!(
-                    "k of {DEFAULT_COVERAGE_SETS} sets covering {} elements; baselines: greedy (1 - 1/e), the optimum, random",
-                    defaults.coverage_elements
-                ),
-            ),
-        };
-        let differentiable = if env.is_paper_task() { "yes" } else { "no (black box)" };
-        out += &format!("| {} | {space} | {rows} | {metric} | {differentiable} | {task} |\n", env.as_str());
+    for entry in registry.entries() {
+        let data = entry.data.map_or("none", |set| set.name());
+        let better = if entry.metric.higher_is_better { "higher is better" } else { "lower is better" };
+        let differentiable = if entry.differentiable { "yes" } else { "no (black box)" };
+        out += &format!(
+            "| {} | {} | {data} | {} ({better}) | {differentiable} | {} | {} |\n",
+            entry.name,
+            entry.default_k,
+            entry.metric.key,
+            entry.option_names(),
+            entry.description
+        );
     }
-    out
+    out + "\nsfess-agent envs NAME shows an environment's options; set them with --env-option NAME=VALUE.\n"
+}
+
+/// `sfess-agent envs NAME`: one environment, its defaults and its options.
+///
+/// # Errors
+/// No environment of that name.
+pub fn environment_page(registry: &Registry, name: &str) -> anyhow::Result<String> {
+    let entry = registry.get(name)?;
+    let lr = match entry.default_learning_rate {
+        Some(lr) => lr.to_string(),
+        None => "the policy's: 0.05 for free logits, 1e-3 for an MLP".to_owned(),
+    };
+    let policy = if entry.policy_is_chosen() { "--policy logits (default) or mlp" } else { "the paper's network" };
+    let mut out = format!("{}: {}\n\n", entry.name, entry.description);
+    out += &format!("- data: {}\n", entry.data.map_or("none", |set| set.name()));
+    out += &format!("- default k: {}\n- default learning rate: {lr}\n- policy: {policy}\n", entry.default_k);
+    out += &format!(
+        "- metric: {} ({})\n- loss differentiable in the actions: {}\n",
+        entry.metric.key,
+        if entry.metric.higher_is_better { "higher is better" } else { "lower is better" },
+        if entry.differentiable { "yes (every estimator)" } else { "no: a black box (sfess, sfess-vr)" }
+    );
+    if !entry.baselines.is_empty() {
+        out += &format!("- baselines: {}\n", entry.baselines.join(", "));
+    }
+    if entry.options.is_empty() {
+        out += "\nNo options of its own.\n";
+    } else {
+        out += &format!(
+            "\nOptions (--env-option NAME=VALUE, or under \"env_options\": {{\"{}\": {{...}}}} in a config file):\n\n",
+            entry.name
+        );
+        out += &entry.options_table();
+    }
+    Ok(out)
 }

@@ -18,11 +18,13 @@
 //! A zero vector has cosine 0 with anything.
 
 use anyhow::{Context, ensure};
+use clap::Args;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 use crate::estimators::{self, EstimatorName, EstimatorOptions};
@@ -363,12 +365,47 @@ pub fn sweep_table(report: &SweepReport) -> String {
     out
 }
 
+/// Arguments of `toy`.
+#[derive(Debug, Clone, Args)]
+pub struct ToyArgs {
+    /// Items.
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Subset size.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Gradient estimates per seed (2 to 100,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub draws: usize,
+    /// Number of seeds (0, 1, …, N − 1; N at most 10,000); each draws its own logits and target.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Samples per estimate of sfess-vr, 2 to 1,024 (the others use one, as in the paper).
+    #[arg(long, default_value_t = 32)]
+    pub samples: usize,
+    /// Estimators to compare, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
+    pub estimators: Vec<EstimatorName>,
+    /// Estimator options.
+    #[command(flatten)]
+    pub options: EstimatorOptions,
+    /// Run the sweep of Figure 3c instead: SFESS + VR with 2, 4, …, 128 samples, and SFESS.
+    #[arg(long)]
+    pub vr_sweep: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the figure (SVG and PNG) and the JSON into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 /// `sfess-agent toy`: runs what `args` asks for and returns what to print; with `--out`,
 /// also writes the JSON and the figure.
 ///
 /// # Errors
 /// Bad options, estimator errors, files that cannot be written.
-pub fn command(args: &crate::cli::ToyArgs, device: Device) -> anyhow::Result<String> {
+pub fn command(args: &ToyArgs, device: Device) -> anyhow::Result<String> {
     check_seeds(args.seeds)?;
     let config = ToyConfig {
         n: args.n,

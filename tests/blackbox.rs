@@ -104,7 +104,10 @@ fn black_boxes_refuse_pathwise_estimators_before_starting_anything() {
     }
     assert!(!marker.exists() && !out.exists());
     fails_with(&run(&["train", "--env", "cmd", "--n", "20"]), "--reward-cmd");
-    fails_with(&run(&["train", "--env", "cmd", "--reward-cmd", "cat"]), "--n N");
+    fails_with(
+        &run(&["train", "--env", "cmd", "--reward-cmd", "cat"]),
+        "cmd option n: must be given: --env-option n=... (or --n ...)",
+    );
     fails_with(
         &run(&["train", "--env", "cmd", "--reward-cmd", "cat", "--n", "5", "--k", "6"]),
         "k = 6 is out of range for n = 5",

@@ -349,20 +349,48 @@ fn toy_rejects_bad_options() {
 }
 
 #[test]
-fn envs_lists_every_environment_with_its_space_and_metric() {
+fn envs_lists_every_environment_and_shows_one_with_its_options() {
     let output = run(&["envs"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    for (name, space) in [
-        ("knn-mnist", "(128, 10)"),
-        ("knn-fashion", "(128, 10)"),
-        ("feature-selection-mnist", "(784, 50)"),
-        ("feature-selection-fashion", "(784, 50)"),
-        ("vae-mnist", "(10, 5) x 10"),
-        ("vae-fashion", "(10, 5) x 10"),
+    for (name, k, data, differentiable, options) in [
+        ("knn-mnist", 10, "MNIST", "yes", "candidates, embedding-dim"),
+        ("knn-fashion", 10, "Fashion-MNIST", "yes", "candidates, embedding-dim"),
+        ("feature-selection-mnist", 50, "MNIST", "yes", "none"),
+        ("vae-fashion", 5, "Fashion-MNIST", "yes", "groups, items"),
+        ("cmd", 10, "none", "no (black box)", "command, n, context-dim, timeout, dir"),
+        ("sensor-placement-synthetic", 20, "none", "no (black box)", "modes"),
+        ("feature-selection-knn-mnist", 50, "MNIST", "no (black box)", "neighbours, references"),
+        ("max-coverage", 5, "none", "no (black box)", "n, elements, seed"),
     ] {
         let line =
             text.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("{name}:\n{text}"));
-        assert!(line.contains(space) && line.contains("| yes |"), "{line}");
+        let cells: Vec<&str> = line.split(" | ").collect();
+        assert_eq!(
+            (cells[1], cells[2], cells[4], cells[5]),
+            (k.to_string().as_str(), data, differentiable, options),
+            "{line}"
+        );
     }
+    assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env |")).count(), 13, "{text}");
+    let page = run(&["envs", "max-coverage"]);
+    assert!(page.status.success(), "{}", stderr(&page));
+    let page = stdout(&page);
+    for phrase in [
+        "- default k: 5",
+        "- baselines: greedy, optimum, random",
+        "| elements | integer 1..=1000000 | 500 | elements of the universe (also --coverage-elements) |",
+        "| seed | seed (integer) | 0 |",
+    ] {
+        assert!(page.contains(phrase), "{phrase:?} not in\n{page}");
+    }
+    let cmd = stdout(&run(&["envs", "cmd"]));
+    assert!(
+        cmd.contains("| command | text | (required) |") && cmd.contains("| context-dim | integer 1..=65536 | (none) |"),
+        "{cmd}"
+    );
+    fails_with(
+        &run(&["envs", "knn-cifar"]),
+        "unknown environment \"knn-cifar\"; the environments are: knn-mnist, knn-fashion,",
+    );
 }

@@ -7,7 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use clap::Parser;
-use sfess_agent::cli::{Cli, execute};
+use sfess_agent::cli::{Cli, execute, with_env_options};
+use sfess_envs::registry::Registry;
 
 use crate::common::{run, usage_error};
 
@@ -40,10 +41,12 @@ enum Outcome {
 
 /// Parses and executes `args` (without the program name) in this process.
 fn outcome(args: &[String]) -> Outcome {
-    let Ok(cli) = Cli::try_parse_from(std::iter::once("sfess-agent".to_owned()).chain(args.iter().cloned())) else {
+    let registry = std::sync::Arc::new(Registry::shipped());
+    let args = with_env_options(&registry, std::iter::once("sfess-agent".to_owned()).chain(args.iter().cloned()));
+    let Ok(cli) = Cli::try_parse_from(args) else {
         return Outcome::Usage;
     };
-    let result = catch_unwind(AssertUnwindSafe(|| execute(&cli, &mut std::io::empty(), &mut Vec::new())));
+    let result = catch_unwind(AssertUnwindSafe(|| execute(&cli, &registry, &mut std::io::empty(), &mut Vec::new())));
     match result {
         Ok(Ok(())) => Outcome::Done,
         Ok(Err(_)) => Outcome::Error,

@@ -493,3 +493,33 @@ impl Environment for MaxCoverage {
         Ok(out)
     }
 }
+
+/// The registry's entry of maximum coverage (`max-coverage`): k = 5 of 50 random sets over
+/// 500 elements; baselines greedy (1 - 1/e), the optimum and random.
+pub fn entry() -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, MAX_ITEMS, OptionSpec, Shape};
+    EnvEntry::new(
+        "max-coverage",
+        "k of n random sets covering a universe of elements; baselines: greedy (1 - 1/e), the optimum, random",
+        |make| {
+            let options = make.options;
+            let instance =
+                CoverageInstance::random(options.count("n")?, options.count("elements")?, options.seed("seed")?)?;
+            Ok(Box::new(MaxCoverage::new(make.name, instance, make.k)?))
+        },
+    )
+    .default_k(5)
+    .metric("coverage", true)
+    .option(OptionSpec::count("n", 50, 1, MAX_ITEMS, "sets to choose from").legacy_flag("--n"))
+    .option(
+        OptionSpec::count("elements", 500, 1, MAX_ITEMS, "elements of the universe").legacy_flag("--coverage-elements"),
+    )
+    .option(
+        OptionSpec::seed("seed", 0, "seed of the random instance (fixed across training seeds)")
+            .legacy_flag("--coverage-seed"),
+    )
+    .baseline("greedy")
+    .baseline("optimum")
+    .baseline("random")
+    .shape(|make| Ok(Shape { items: make.options.count("n")?, items_are: "sets (option n)".to_owned(), rows: 1 }))
+}

@@ -1006,6 +1006,49 @@ impl fmt::Display for StderrTail<'_> {
     }
 }
 
+/// The registry's entry of the reward command (`cmd`): a black box scored by the user's
+/// program over JSON lines (see the [module docs](self)).
+pub fn entry() -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, MAX_ITEMS, MAX_WIDTH, OptionSpec, Shape};
+    EnvEntry::new(
+        "cmd",
+        "your reward command (option command) scores the subsets over JSON lines; baseline: random",
+        |make| {
+            let options = make.options;
+            let n = options.count("n")?;
+            let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
+            let seconds = options.number("timeout")?;
+            let timeout = Duration::try_from_secs_f64(seconds).map_err(|e| make.error(format!("timeout {seconds}: {e}")))?;
+            let command = RewardCommand {
+                command: options.text("command")?.to_owned(),
+                working_dir: Some(PathBuf::from(options.text("dir")?)),
+                timeout,
+            };
+            let mut env = match options.optional_count("context-dim")? {
+                Some(d) => ExternalReward::contextual_with_command(command, space, make.batch_size, d)?,
+                None => ExternalReward::with_command(command, space)?,
+            };
+            env.set_interrupt(make.interrupt.clone());
+            Ok(Box::new(env))
+        },
+    )
+    .default_k(10)
+    .metric("reward", true)
+    .option(OptionSpec::text("command", None, "the reward command, run by sh -c (for example 'python3 score.py')").legacy_flag("--reward-cmd"))
+    .option(OptionSpec::required_count("n", 1, MAX_ITEMS, "items to choose k of").legacy_flag("--n"))
+    .option(OptionSpec::optional_count("context-dim", 1, MAX_WIDTH, "the command also supplies contexts of this many numbers, --batch-size of them per step, one subset each (pair with --policy mlp)").legacy_flag("--context-dim"))
+    .option(OptionSpec::positive("timeout", 60.0, MAX_REWARD_TIMEOUT, "seconds to wait for each answer of the command").legacy_flag("--reward-timeout"))
+    .option(OptionSpec::folder("dir", ".", "the folder the command runs in (a new run records it absolute)").legacy_flag("--reward-dir"))
+    .baseline("random")
+    .shape(|make| {
+        let rows = if make.options.optional_count("context-dim")?.is_some() { make.batch_size } else { 1 };
+        Ok(Shape { items: make.options.count("n")?, items_are: "items (option n)".to_owned(), rows })
+    })
+}
+
+/// Longest wait for one answer of the reward command, in seconds (about 11.6 days).
+pub const MAX_REWARD_TIMEOUT: f64 = 1e6;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,49 @@ impl Environment for FeatureSelection {
     }
 }
 
+/// The registry's entry of the paper's feature selection on `set`
+/// (`feature-selection-mnist`, `feature-selection-fashion`; Table 2): k = 50 of 784 pixels,
+/// learning rate 1e-4, free logits.
+pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, IMAGE_PIXELS, Network, Shape, on_data_set};
+    let data = set.name();
+    EnvEntry::new(
+        &on_data_set("feature-selection", set),
+        &format!("feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"),
+        |mut make| {
+            let data = make.take_data()?;
+            Ok(Box::new(FeatureSelection::new(make.name, data, make.batch_size, make.k, make.device)?))
+        },
+    )
+    .data(set)
+    .default_k(50)
+    .default_learning_rate(1e-4)
+    .differentiable()
+    .metric("bce", false)
+    .shape(|_| Ok(Shape { items: IMAGE_PIXELS, items_are: "pixels".to_owned(), rows: 1 }))
+    .network(|_| Ok(Network::Logits { n: IMAGE_PIXELS }))
+    .paper_results(move |make| {
+        use crate::data::DataSet::{FashionMnist, Mnist};
+        #[allow(clippy::approx_constant)] // 0.318 is a published result, not 1/π
+        let rows = match (set, make.k) {
+            (Mnist, 50) => {
+                [(0.132, 0.002), (0.189, 0.011), (0.133, 0.001), (0.147, 0.005), (0.146, 0.001), (0.182, 0.010)]
+            }
+            (FashionMnist, 50) => {
+                [(0.307, 0.001), (0.326, 0.002), (0.311, 0.001), (0.320, 0.002), (0.318, 0.002), (0.323, 0.001)]
+            }
+            (Mnist, 30) => {
+                [(0.154, 0.003), (0.214, 0.011), (0.160, 0.002), (0.168, 0.004), (0.173, 0.005), (0.206, 0.010)]
+            }
+            (FashionMnist, 30) => {
+                [(0.320, 0.002), (0.343, 0.004), (0.327, 0.002), (0.336, 0.002), (0.335, 0.004), (0.341, 0.005)]
+            }
+            _ => return None,
+        };
+        Some(crate::registry::paper_rows(rows))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,3 +143,52 @@ impl Environment for StochasticKnn {
         Ok(BTreeMap::from([("accuracy".to_owned(), correct as f64 / n as f64)]))
     }
 }
+
+/// The registry's entry of the paper's stochastic k-NN on `set` (`knn-mnist`, `knn-fashion`;
+/// Table 4): k = 10 of 128 candidates per query, learning rate 1e-4, the paper's embedding
+/// network.
+pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, MAX_ROWS, MAX_WIDTH, Network, OptionSpec, Shape, on_data_set};
+    let data = set.name();
+    EnvEntry::new(
+        &on_data_set("knn", set),
+        &format!(
+            "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
+        ),
+        |mut make| {
+            let candidates = make.options.count("candidates")?;
+            let data = make.take_data()?;
+            Ok(Box::new(StochasticKnn::new(make.name, data, make.batch_size, candidates, make.k, make.device)?))
+        },
+    )
+    .data(set)
+    .default_k(10)
+    .default_learning_rate(1e-4)
+    .differentiable()
+    .metric("accuracy", true)
+    .option(OptionSpec::count("candidates", 128, 1, MAX_ROWS, "candidates per step, n").legacy_flag("--candidates"))
+    .option(
+        OptionSpec::count("embedding-dim", 2, 1, MAX_WIDTH, "dimensions of the learned embedding")
+            .legacy_flag("--embedding-dim"),
+    )
+    .shape(|make| {
+        Ok(Shape {
+            items: make.options.count("candidates")?,
+            items_are: "candidates (option candidates)".to_owned(),
+            rows: make.batch_size,
+        })
+    })
+    .network(|make| Ok(Network::KnnEmbedding { embedding: make.options.count("embedding-dim")? }))
+    .paper_results(move |make| {
+        let rows = match (set, make.k) {
+            (crate::data::DataSet::Mnist, 10) => {
+                [(0.949, 0.002), (0.938, 0.009), (0.949, 0.002), (0.950, 0.002), (0.950, 0.002), (0.740, 0.037)]
+            }
+            (crate::data::DataSet::FashionMnist, 10) => {
+                [(0.869, 0.001), (0.778, 0.010), (0.871, 0.002), (0.873, 0.002), (0.873, 0.002), (0.696, 0.023)]
+            }
+            _ => return None,
+        };
+        Some(crate::registry::paper_rows(rows))
+    })
+}

@@ -495,3 +495,51 @@ impl Environment for KnnFeatureSelection {
         Ok(out)
     }
 }
+
+/// The registry's entry of k-NN feature selection on `set`
+/// (`feature-selection-knn-mnist`, `feature-selection-knn-fashion`): k = 50 pixels scored by
+/// a 5-NN classifier's accuracy; baselines Fisher score and random.
+pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, IMAGE_PIXELS, MAX_ROWS, OptionSpec, Shape, on_data_set};
+    let settings = |make: &crate::registry::Make<'_>| -> Result<KnnSelectionConfig, EnvError> {
+        let settings = KnnSelectionConfig {
+            k: make.k,
+            neighbours: make.options.count("neighbours")?,
+            references: make.options.count("references")?,
+            queries: make.batch_size,
+        };
+        if settings.neighbours > settings.references {
+            return Err(make.error(format!(
+                "neighbours must be between 1 and the {} references (option references), got {}",
+                settings.references, settings.neighbours
+            )));
+        }
+        Ok(settings)
+    };
+    EnvEntry::new(
+        &on_data_set("feature-selection-knn", set),
+        &format!("k pixels of {} scored by a k-NN classifier's accuracy; baselines: Fisher score, random", set.name()),
+        move |mut make| {
+            let settings = settings(&make)?;
+            let data = make.take_data()?;
+            Ok(Box::new(KnnFeatureSelection::new(make.name, data, settings, make.device)?))
+        },
+    )
+    .data(set)
+    .default_k(50)
+    .metric("accuracy", true)
+    .option(
+        OptionSpec::count("neighbours", 5, 1, MAX_ROWS, "neighbours that vote in the classifier")
+            .legacy_flag("--neighbours"),
+    )
+    .option(
+        OptionSpec::count("references", 1000, 1, MAX_ROWS, "labelled reference images per training step")
+            .legacy_flag("--references"),
+    )
+    .baseline("fisher")
+    .baseline("random")
+    .shape(move |make| {
+        settings(make)?;
+        Ok(Shape { items: IMAGE_PIXELS, items_are: "pixels".to_owned(), rows: 1 })
+    })
+}

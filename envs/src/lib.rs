@@ -22,6 +22,7 @@ pub mod feature_selection;
 pub mod gymnasium;
 pub mod knn;
 pub mod knn_selection;
+pub mod registry;
 pub mod sensor;
 pub mod space;
 pub mod vae;

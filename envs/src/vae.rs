@@ -198,3 +198,76 @@ impl Environment for SubsetVae {
         ]))
     }
 }
+
+/// The registry's entry of the paper's subset VAE on `set` (`vae-mnist`, `vae-fashion`;
+/// Table 3): d = 10 subsets of k = 5 of n = 10 per image (the paper's other setting is
+/// (20, 20, 10)), learning rate 1e-4, the paper's encoder, the exact KL.
+pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, MAX_LATENT, Network, OptionSpec, Shape, on_data_set};
+    let data = set.name();
+    let latent_of = |make: &crate::registry::Make<'_>| -> Result<Latent, EnvError> {
+        let latent = Latent { groups: make.options.count("groups")?, items: make.options.count("items")?, k: make.k };
+        if latent.groups.saturating_mul(latent.items) > MAX_LATENT {
+            return Err(make.error(format!(
+                "groups × items must be at most {MAX_LATENT} (the VAE's code), got {} × {}",
+                latent.groups, latent.items
+            )));
+        }
+        Ok(latent)
+    };
+    EnvEntry::new(
+        &on_data_set("vae", set),
+        &format!(
+            "subset VAE on {data}: d subsets of k of n items per image; also logs the paper's categorical-KL loss"
+        ),
+        move |mut make| {
+            let latent = latent_of(&make)?;
+            let kl = make
+                .subset_kl
+                .take()
+                .ok_or_else(|| make.error("the subset VAE needs the exact KL of the k-subset law"))?;
+            let data = make.take_data()?;
+            Ok(Box::new(SubsetVae::new(make.name, data, make.batch_size, latent, kl, make.device)?))
+        },
+    )
+    .data(set)
+    .default_k(5)
+    .default_learning_rate(1e-4)
+    .differentiable()
+    .metric("loss_categorical_kl", false)
+    .digits(2)
+    .option(OptionSpec::count("groups", 10, 1, MAX_LATENT, "subsets per image, d").legacy_flag("--vae-groups"))
+    .option(OptionSpec::count("items", 10, 1, MAX_LATENT, "items per subset, n").legacy_flag("--vae-items"))
+    .shape(move |make| {
+        let latent = latent_of(make)?;
+        Ok(Shape {
+            items: latent.items,
+            items_are: "items per subset (option items)".to_owned(),
+            rows: make.batch_size.saturating_mul(latent.groups),
+        })
+    })
+    .network(move |make| {
+        let latent = latent_of(make)?;
+        Ok(Network::VaeEncoder { groups: latent.groups, items: latent.items })
+    })
+    .paper_results(move |make| {
+        use crate::data::DataSet::{FashionMnist, Mnist};
+        let latent = (make.options.count("groups").ok()?, make.options.count("items").ok()?, make.k);
+        let rows = match (set, latent) {
+            (Mnist, (10, 10, 5)) => {
+                [(90.04, 2.79), (205.72, 0.15), (81.90, 0.10), (97.36, 2.08), (95.05, 1.57), (99.74, 0.77)]
+            }
+            (FashionMnist, (10, 10, 5)) => {
+                [(227.73, 0.12), (384.27, 1.20), (225.19, 0.11), (241.72, 1.57), (233.68, 0.53), (234.88, 0.36)]
+            }
+            (Mnist, (20, 20, 10)) => {
+                [(68.83, 0.15), (205.86, 0.05), (67.96, 0.14), (86.25, 1.03), (73.90, 0.24), (84.55, 0.45)]
+            }
+            (FashionMnist, (20, 20, 10)) => {
+                [(218.39, 0.15), (384.81, 0.11), (218.82, 0.29), (248.63, 1.87), (225.06, 0.55), (238.13, 1.95)]
+            }
+            _ => return None,
+        };
+        Some(crate::registry::paper_rows(rows))
+    })
+}
