@@ -473,6 +473,8 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
     anyhow::ensure!(runs.iter().all(|r| r.pair.env == env), "{} mixes runs of several environments", dir.display());
     let entry = registry.get(&env)?;
     let metric = entry.metric.key.as_str();
+    // The name the runs go by (a `cmd`'s option `name`), for the title and the summary.
+    let label = runs[0].config.as_ref().map_or_else(|| env.clone(), |c| c.label().to_owned());
     let paper = paper_numbers(entry, runs[0].config.as_ref(), runs[0].k, registry);
     let mut rows = Vec::new();
     for name in EstimatorName::ALL.iter() {
@@ -528,7 +530,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
     let mut md = format!(
         "{} — test {metric} ({}), mean ± std over seeds; best in bold, second underlined\n\n\
          | estimator | ours | seeds | s/step |{paper_header}\n|---|---:|---:|---:|{paper_rule}\n",
-        env,
+        label,
         if better { "higher is better" } else { "lower is better" }
     );
     let mut csv = String::from("estimator,mean,std,seeds,failed,seconds_per_step,paper_mean,paper_std\n");
@@ -579,7 +581,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
         csv += &format!("baseline: {name},{m},{s},,0,,,\n");
     }
     let summary = ComparisonSummary {
-        env: env.clone(),
+        env: label.clone(),
         metric: metric.to_owned(),
         higher_is_better: better,
         estimators: rows.clone(),
@@ -587,7 +589,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
     write_atomically(&dir.join("table.md"), md.as_bytes())?;
     write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
     write_atomically(&dir.join("summary.json"), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
-    draw_figures(dir, &env, metric, &runs, &rows)?;
+    draw_figures(dir, &label, metric, &runs, &rows)?;
     Ok(md)
 }
 

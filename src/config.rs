@@ -213,6 +213,12 @@ impl TrainConfig {
         Ok(registry.get(&self.env)?)
     }
 
+    /// The environment's name in run folders and tables: its option `name` when it has one
+    /// (a `cmd` named after what it scores), else its registered name.
+    pub fn label(&self) -> &str {
+        self.env_options.get(&self.env).and_then(|o| o.get("name")).and_then(Value::as_str).unwrap_or(&self.env)
+    }
+
     /// The options given for the environment (its section of `env_options`).
     pub fn given_options(&self) -> BTreeMap<String, Value> {
         self.env_options.get(&self.env).cloned().unwrap_or_default()

@@ -247,7 +247,7 @@ pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfi
 
 /// The default run folder: `runs/ENV-ESTIMATOR-seedSEED`.
 pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
-    PathBuf::from("runs").join(format!("{}-{}-seed{}", config.env, config.estimator.as_str(), config.seed))
+    PathBuf::from("runs").join(format!("{}-{}-seed{}", config.label(), config.estimator.as_str(), config.seed))
 }
 
 /// A run in progress: the experiment, its optimiser, its log and where it stands.
@@ -444,7 +444,7 @@ impl<'a> Run<'a> {
         records.extend(as_records);
         self.log.append(steps, "test", &records, self.elapsed())?;
         let summary = Summary {
-            env: self.config.env.clone(),
+            env: self.config.label().to_owned(),
             estimator: self.config.estimator.as_str().to_owned(),
             seed: self.config.seed,
             steps,

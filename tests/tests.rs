@@ -6,6 +6,7 @@ mod common;
 mod compare;
 mod custom;
 mod fuzz;
+mod own_env;
 mod run_folder;
 mod settings;
 mod train;
