@@ -2,7 +2,7 @@
 //! values, seeing only a noisy score of each subset tried.
 //!
 //!     cargo run --release --example custom_reward [STEPS]
-use sfess_agent::agent::{Agent, AgentOptions};
+use sfess_agent::train::agent::{Agent, AgentOptions};
 use sfess_envs::{KHotSpace, Phase, custom::RewardEnv};
 use tch::{Device, Kind, Tensor};
 

@@ -62,9 +62,11 @@ fn hidden_values() -> EnvEntry {
 
 /// An [`Environment`] of your own: `line-cover`.
 fn line_cover() -> EnvEntry {
-    EnvEntry::new("line-cover", "k of n sites on [0, 1] near targets drawn each step; baseline: evenly spaced", |make| {
-        Ok(Box::new(LineCover::new(make.name, space(&make)?, make.options.count("targets")?)))
-    })
+    EnvEntry::new(
+        "line-cover",
+        "k of n sites on [0, 1] near targets drawn each step; baseline: evenly spaced",
+        |make| Ok(Box::new(LineCover::new(make.name, space(&make)?, make.options.count("targets")?))),
+    )
     .default_k(4)
     .metric("distance", false)
     .option(OptionSpec::count("n", 30, 1, 10_000, "sites, evenly spaced on [0, 1]"))

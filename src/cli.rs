@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use sfess_envs::registry::Registry;
 
-use crate::bench;
+use crate::commands::bench;
+use crate::commands::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 use crate::config::TrainConfig;
-use crate::device::DeviceSpec;
-use crate::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
-use crate::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
-use crate::run_folder::{RunOptions, Verbosity};
-use crate::signals::Interrupt;
+use crate::run::signals::Interrupt;
+use crate::run::{RunOptions, Verbosity};
+use crate::system::device::DeviceSpec;
+use crate::train::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 
 /// Score-function estimators for k-subset sampling (SFESS).
 #[derive(Debug, Clone, Parser)]
@@ -73,7 +73,7 @@ pub enum Command {
     /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
     /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
     /// its number of samples (Figure 3c).
-    Toy(crate::toy::ToyArgs),
+    Toy(crate::commands::toy::ToyArgs),
     /// The data sets (mnist, fashion-mnist) that a command line reads, one per line: how
     /// the `sfess-agent` wrapper knows what to fetch first.
     #[command(hide = true)]
@@ -126,7 +126,7 @@ pub struct TaskOptions {
     pub data_dir: Option<PathBuf>,
     /// Sampler of sfess and sfess-vr.
     #[arg(long, value_enum)]
-    pub sampler: Option<crate::estimators::SamplerName>,
+    pub sampler: Option<crate::train::estimators::SamplerName>,
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
@@ -138,11 +138,11 @@ pub struct TaskOptions {
     pub imle_temperature: Option<f64>,
     /// Perturbation of I-MLE [default: sum-of-gamma].
     #[arg(long, value_enum)]
-    pub imle_noise: Option<crate::estimators::ImleNoiseName>,
+    pub imle_noise: Option<crate::train::estimators::ImleNoiseName>,
     /// Backend of the k-subset law for sfess, sfess-vr and simple [default: auto, which is
     /// stable on the CPU and parallel on CUDA].
     #[arg(long, value_enum)]
-    pub normalizer: Option<crate::estimators::NormalizerName>,
+    pub normalizer: Option<crate::train::estimators::NormalizerName>,
     /// Policy of a black-box task: free logits, or an MLP of the observation [default: logits].
     #[arg(long, value_enum)]
     pub policy: Option<crate::config::PolicyName>,
@@ -290,12 +290,12 @@ impl TrainArgs {
     /// # Errors
     /// `dir` holds no run; a flag differs from the run's configuration.
     pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>, registry: &Registry) -> anyhow::Result<()> {
-        let recorded = crate::run_folder::read_config(dir, registry)?.resolved(registry)?;
+        let recorded = crate::run::read_config(dir, registry)?.resolved(registry)?;
         anyhow::ensure!(
             self.config.is_none(),
             "--resume {} takes its configuration from {}; --config cannot be given with it",
             dir.display(),
-            dir.join(crate::run_folder::CONFIG).display()
+            dir.join(crate::run::CONFIG).display()
         );
         let mut asked = recorded.clone();
         self.apply(&mut asked, device);
@@ -311,7 +311,7 @@ impl TrainArgs {
              run: --config {} --out NEW_DIR",
             dir.display(),
             changed,
-            dir.join(crate::run_folder::CONFIG).display()
+            dir.join(crate::run::CONFIG).display()
         )
     }
 }
@@ -495,13 +495,13 @@ pub fn main() -> std::process::ExitCode {
 pub fn main_with(registry: Registry) -> std::process::ExitCode {
     use std::process::ExitCode;
     // Before anything else: libgomp reads its spin count only when it loads.
-    crate::threads::bound_openmp_spinning();
+    crate::system::threads::bound_openmp_spinning();
     match run_with(registry) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`sfess-agent inspect ... | head -c 10`) is not worth a message.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         // Ignore a failure to write to stderr: there is nowhere left to report it.
-        Err(error) => match error.downcast_ref::<crate::signals::Interrupted>() {
+        Err(error) => match error.downcast_ref::<crate::run::signals::Interrupted>() {
             // Stopped by a signal, cleanly: where it stands, and 128 + the signal.
             Some(interrupted) => {
                 let _ = writeln!(std::io::stderr(), "{}: {interrupted}", program_name());
@@ -509,7 +509,8 @@ pub fn main_with(registry: Registry) -> std::process::ExitCode {
             }
             None => {
                 // One line, with the whole cause chain, without libtorch's C++ stack.
-                let _ = writeln!(std::io::stderr(), "error: {}", crate::messages::one_line(&format!("{error:#}")));
+                let _ =
+                    writeln!(std::io::stderr(), "error: {}", crate::system::messages::one_line(&format!("{error:#}")));
                 ExitCode::FAILURE
             }
         },
@@ -540,7 +541,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 pub fn run_with(registry: Registry) -> anyhow::Result<()> {
     let cli =
         Cli::parse_from(with_env_options(&registry, std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
-    crate::threads::configure(cli.threads)?;
+    crate::system::threads::configure(cli.threads)?;
     let interrupt = Interrupt::install().context("installing the handlers of SIGINT and SIGTERM")?;
     stop_with_the_parent_compare(&interrupt);
     execute(&cli, &Arc::new(registry), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
@@ -603,10 +604,10 @@ pub fn data_sets_needed(registry: &Registry, args: &[String]) -> Vec<&'static st
     let Ok(cli) = Cli::try_parse_from(args) else { return Vec::new() };
     let env = match &cli.command {
         Command::Train(train) => match &train.resume {
-            Some(dir) => crate::run_folder::read_config(dir, registry).map(|c| c.env).ok(),
+            Some(dir) => crate::run::read_config(dir, registry).map(|c| c.env).ok(),
             None => train.resolve(None, registry).map(|c| c.env).ok(),
         },
-        Command::Eval(eval) => crate::run_folder::read_config(&eval.run, registry).map(|c| c.env).ok(),
+        Command::Eval(eval) => crate::run::read_config(&eval.run, registry).map(|c| c.env).ok(),
         Command::Compare(compare) => Some(compare.env.clone()),
         _ => None,
     };
@@ -619,7 +620,8 @@ pub fn data_sets_needed(registry: &Registry, args: &[String]) -> Vec<&'static st
 /// on as an orphan that a rerun of the comparison would race with (if compare is gone
 /// already, the run stops before it starts).
 fn stop_with_the_parent_compare(interrupt: &Interrupt) {
-    let Some(parent) = std::env::var(crate::compare::PARENT_ENV).ok().and_then(|pid| pid.parse::<i32>().ok()) else {
+    let Some(parent) = std::env::var(crate::commands::compare::PARENT_ENV).ok().and_then(|pid| pid.parse::<i32>().ok())
+    else {
         return;
     };
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
@@ -702,12 +704,12 @@ pub fn execute(
             let (dir, summary) = match &args.resume {
                 Some(dir) => {
                     args.refuse_changes_to(dir, cli.device, registry)?;
-                    (dir.clone(), crate::run_folder::resume(dir, args.task.steps, &options)?)
+                    (dir.clone(), crate::run::resume(dir, args.task.steps, &options)?)
                 }
                 None => {
                     let config = args.resolve(cli.device, registry)?;
-                    let dir = args.out.clone().unwrap_or_else(|| crate::run_folder::default_run_dir(&config));
-                    let summary = crate::run_folder::train(&config, &dir, &options)?;
+                    let dir = args.out.clone().unwrap_or_else(|| crate::run::default_run_dir(&config));
+                    let summary = crate::run::train(&config, &dir, &options)?;
                     (dir, summary)
                 }
             };
@@ -731,7 +733,7 @@ pub fn execute(
             Ok(())
         }
         Command::Eval(args) => {
-            let metrics = crate::run_folder::evaluate_run(&args.run, registry)?;
+            let metrics = crate::run::evaluate_run(&args.run, registry)?;
             let text = serde_json::to_string(&metrics)? + "\n";
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
             Ok(())
@@ -742,8 +744,8 @@ pub fn execute(
                 !args.seeds.is_empty() && !args.estimators.is_empty(),
                 "--seeds and --estimators must not be empty"
             );
-            let estimators = crate::compare::estimators_for(registry.get(&args.env)?, &args.estimators)?;
-            let plan = crate::compare::Plan {
+            let estimators = crate::commands::compare::estimators_for(registry.get(&args.env)?, &args.estimators)?;
+            let plan = crate::commands::compare::Plan {
                 env: args.env.clone(),
                 estimators,
                 seeds: args.seeds.clone(),
@@ -751,32 +753,32 @@ pub fn execute(
                 out: args.out.clone(),
                 task: args.task.clone(),
                 device: cli.device().to_string(),
-                threads_per_run: crate::threads::share(
-                    cli.threads.unwrap_or_else(crate::threads::available_cpus),
+                threads_per_run: crate::system::threads::share(
+                    cli.threads.unwrap_or_else(crate::system::threads::available_cpus),
                     args.jobs,
                 ),
                 interrupt: Interrupt::of_process(),
                 registry: Arc::clone(registry),
             };
-            let table = crate::compare::compare(&plan)?;
+            let table = crate::commands::compare::compare(&plan)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Report(args) => {
-            let table = crate::compare::report(&args.dir, registry)?;
+            let table = crate::commands::compare::report(&args.dir, registry)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Envs(args) => {
             let text = match &args.name {
-                Some(name) => crate::runner::environment_page(registry, name)?,
-                None => crate::runner::environments_table(registry),
+                Some(name) => crate::train::experiment::environment_page(registry, name)?,
+                None => crate::train::experiment::environments_table(registry),
             };
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
         Command::Estimators(args) => {
-            let table = crate::estimators::properties_table(&args.options)?;
+            let table = crate::train::estimators::properties_table(&args.options)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
@@ -786,7 +788,7 @@ pub fn execute(
             Ok(())
         }
         Command::Toy(args) => {
-            let text = crate::toy::command(args, cli.device().resolve()?)?;
+            let text = crate::commands::toy::command(args, cli.device().resolve()?)?;
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the result")?;
             Ok(())
         }
@@ -914,7 +916,7 @@ mod tests {
         let train = train_args(&[&["train"][..], &given].concat());
         let options = train.resolve(None, &Registry::shipped()).unwrap().estimator_options;
         assert_eq!((options.imle_lambda, options.imle_temperature), (5.0, 0.5));
-        assert_eq!(options.imle_noise, crate::estimators::ImleNoiseName::Gumbel);
+        assert_eq!(options.imle_noise, crate::train::estimators::ImleNoiseName::Gumbel);
         assert_eq!(train.task.to_flags(), given);
         let cli = parse(&[&["compare", "--env", "vae-mnist", "--out", "x"][..], &given].concat()).unwrap();
         let Command::Compare(compare) = cli.command else { panic!("not compare") };

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sfess_envs::registry::{EnvEntry, EnvOptions, MAX_ROWS, MAX_WIDTH, OptionKind, Registry};
 
-use crate::device::DeviceSpec;
-use crate::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
+use crate::system::device::DeviceSpec;
+use crate::train::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
 
 /// Most samples per row, `--samples`.
 pub const MAX_SAMPLES: usize = 10_000;

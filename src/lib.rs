@@ -1,28 +1,27 @@
 //! # sfess-agent: score-function estimators for k-subset sampling
 //!
-//! The library behind the `sfess-agent` binary: its command line ([`cli`]), the
-//! `--device` option ([`device`]) and the `inspect` command ([`inspect`]). The numerics
-//! live in `sfess-agents` (the policy side) and `sfess-envs` (the reward side).
+//! The library behind the `sfess-agent` binary. A run's data flows one way:
+//!
+//! 1. [`cli`]: the command line (and [`cli::main_with`], for a user's own binary with its
+//!    own environments);
+//! 2. [`config`]: the run's configuration ([`config::TrainConfig`], `config.json`);
+//! 3. the registry of environments, in `sfess-envs` ([`sfess_envs::registry`]);
+//! 4. [`train`]: the experiment built from both (environment, policy, estimator) and the
+//!    policy-gradient trainer;
+//! 5. [`run`]: the run folder around it (checkpoints, metrics, locks, signals).
+//!
+//! Beside them: [`commands`] (`compare`, `report`, `bench`, `inspect`, `toy`), [`plot`]
+//! (every figure), [`system`] (devices, threads, messages). The numerics live in
+//! `sfess-agents` (the policy side) and `sfess-envs` (the reward side).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod agent;
-pub mod bench;
-pub mod checkpoint;
 pub mod cli;
-pub mod compare;
+pub mod commands;
 pub mod config;
-pub mod device;
-pub mod estimators;
-pub mod files;
-pub mod inspect;
-pub mod lock;
-pub mod messages;
 pub mod plot;
-pub mod policy;
-pub mod run_folder;
-pub mod runner;
-pub mod signals;
-pub mod threads;
-pub mod toy;
-pub mod trainer;
+pub mod run;
+pub mod system;
+pub mod train;
+
+pub use train::{Agent, AgentOptions};

@@ -246,7 +246,7 @@ fn usage_errors() {
 /// The library (not just the binary) is usable from tests and other tools.
 #[test]
 fn inspect_as_a_library() {
-    use sfess_agent::inspect::{InspectOptions, SampleOptions, inspect};
+    use sfess_agent::commands::inspect::{InspectOptions, SampleOptions, inspect};
     use sfess_agents::{Normalizer, Sampler};
     let options = InspectOptions {
         logits: ETA.to_vec(),

@@ -1,9 +1,9 @@
 //! Custom reward environments through the library: the closure form learns, the policy
 //! flag picks logits or an MLP, and black boxes refuse the pathwise estimators.
 
-use sfess_agent::agent::{Agent, AgentOptions};
 use sfess_agent::config::PolicyName;
-use sfess_agent::estimators::EstimatorName;
+use sfess_agent::train::agent::{Agent, AgentOptions};
+use sfess_agent::train::estimators::EstimatorName;
 use sfess_envs::custom::RewardEnv;
 use sfess_envs::{KHotSpace, Phase};
 use tch::{Kind, Tensor};

@@ -64,14 +64,29 @@ fn a_users_binary_trains_resumes_and_evaluates_its_own_environments() {
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("line-cover-straight/summary.json")).unwrap())
             .unwrap();
-    assert!(summary["test"]["distance"].as_f64().unwrap() < summary["baselines"]["random"].as_f64().unwrap(), "{summary}");
+    assert!(
+        summary["test"]["distance"].as_f64().unwrap() < summary["baselines"]["random"].as_f64().unwrap(),
+        "{summary}"
+    );
     // Its options are checked like the shipped ones'.
     fails_with(
-        &own(&["train", "--env", "hidden-values", "--env-option", "noise=-1", "--out", tmp.path().join("x").to_str().unwrap()]),
+        &own(&[
+            "train",
+            "--env",
+            "hidden-values",
+            "--env-option",
+            "noise=-1",
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+        ]),
         "hidden-values option noise: must be positive and at most 100, got -1",
     );
     let page = own(&["envs", "line-cover"]);
-    assert!(stdout(&page).contains("| targets | integer 1..=100000 | 64 | targets drawn per step |"), "{}", stderr(&page));
+    assert!(
+        stdout(&page).contains("| targets | integer 1..=100000 | 64 | targets drawn per step |"),
+        "{}",
+        stderr(&page)
+    );
     // The shipped environments are there too.
     assert!(stdout(&own(&["envs"])).lines().any(|l| l.starts_with("| knn-mnist |")));
 }
@@ -81,15 +96,31 @@ fn a_users_binary_compares_two_estimators_over_two_seeds_on_its_environment() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cmp");
     let args = [
-        "compare", "--env", "line-cover", "--estimators", "sfess,sfess-vr", "--seeds", "0,1", "--steps", "40",
-        "--eval-every", "20", "--jobs", "2", "--device", "cpu", "--out", out.to_str().unwrap(),
+        "compare",
+        "--env",
+        "line-cover",
+        "--estimators",
+        "sfess,sfess-vr",
+        "--seeds",
+        "0,1",
+        "--steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--jobs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let output = own(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     let table = stdout(&output);
     assert!(table.starts_with("line-cover — test distance (lower is better)"), "{table}");
     for estimator in ["sfess", "sfess-vr"] {
-        let row = table.lines().find(|l| l.starts_with(&format!("| {estimator} |"))).unwrap_or_else(|| panic!("{table}"));
+        let row =
+            table.lines().find(|l| l.starts_with(&format!("| {estimator} |"))).unwrap_or_else(|| panic!("{table}"));
         assert_eq!(row.split(" | ").nth(2), Some("2"), "two seeds: {row}");
         for seed in [0, 1] {
             assert!(out.join(format!("{estimator}-seed{seed}/summary.json")).exists());

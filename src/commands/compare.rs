@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::TaskOptions;
 use crate::config::TrainConfig;
-use crate::device::DeviceSpec;
-use crate::estimators::EstimatorName;
-use crate::files::write_atomically;
-use crate::lock::FolderLock;
-use crate::run_folder::{Record, SUMMARY, Summary};
-use crate::signals::{Interrupt, Interrupted};
+use crate::run::files::write_atomically;
+use crate::run::lock::FolderLock;
+use crate::run::signals::{Interrupt, Interrupted};
+use crate::run::{Record, SUMMARY, Summary};
+use crate::system::device::DeviceSpec;
+use crate::train::estimators::EstimatorName;
 use sfess_envs::registry::{EnvEntry, Registry};
 
 /// Which pair a run folder holds, written by `compare` before the run starts.
@@ -68,7 +68,7 @@ pub struct Plan {
     pub task: TaskOptions,
     /// `--device` for every run.
     pub device: String,
-    /// `--threads` for every run: its share of the CPUs (see [`crate::threads::share`]).
+    /// `--threads` for every run: its share of the CPUs (see [`crate::system::threads::share`]).
     pub threads_per_run: usize,
     /// Set by SIGINT or SIGTERM: forwarded to the running children.
     pub interrupt: Interrupt,
@@ -230,7 +230,7 @@ fn refuse_another_request(plan: &Plan) -> anyhow::Result<()> {
             differing.push(format!("{} (a run of {})", dir.display(), pair.env));
             continue;
         }
-        let Ok(recorded) = crate::run_folder::read_config(&dir, &plan.registry) else { continue };
+        let Ok(recorded) = crate::run::read_config(&dir, &plan.registry) else { continue };
         let recorded = recorded.with_absolute_paths(&plan.registry)?.resolved(&plan.registry)?;
         if let Some(changed) =
             crate::config::changed_flags(&recorded, &plan.config_of(pair.estimator, pair.seed)?, "it")
@@ -270,7 +270,7 @@ fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<PairOutcome>
     // (which forwards it once: a second signal would stop the child at once, without its
     // checkpoint); if compare dies without forwarding, the child gets SIGTERM (see `cli`).
     command.process_group(0).env(PARENT_ENV, std::process::id().to_string());
-    if crate::run_folder::run_file_in(&dir).is_some() {
+    if crate::run::run_file_in(&dir).is_some() {
         // A resumed run keeps its configuration (checked against this request already).
         command.arg("--resume").arg(&dir);
     } else {
@@ -312,7 +312,7 @@ fn run_pair(exe: &Path, plan: &Plan, pair: &Pair) -> anyhow::Result<PairOutcome>
         return Ok(PairOutcome::Stopped);
     }
     let reason = match (stderr.lines().rev().find(|l| !l.trim().is_empty()), status.signal()) {
-        (_, Some(signal)) => format!("killed by {} (signal {signal})", crate::signals::signal_name(signal)),
+        (_, Some(signal)) => format!("killed by {} (signal {signal})", crate::run::signals::signal_name(signal)),
         (Some(line), None) => line.trim_start_matches("error: ").to_owned(),
         (None, None) => format!("it exited with {status} and no message"),
     };
@@ -395,10 +395,10 @@ fn read_runs(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<RunData>> {
         let entry = registry
             .get(&pair.env)
             .with_context(|| format!("{}: report it with the binary that registered {}", path.display(), pair.env))?;
-        let config = crate::run_folder::read_config(&path, registry).ok();
+        let config = crate::run::read_config(&path, registry).ok();
         let k = config.as_ref().and_then(|c| c.subset_size(registry).ok()).unwrap_or(entry.default_k);
         let metric = entry.metric.key.as_str();
-        let validation = std::fs::read_to_string(path.join(crate::run_folder::METRICS))
+        let validation = std::fs::read_to_string(path.join(crate::run::METRICS))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Record>(l).ok())

@@ -1,7 +1,7 @@
 //! The training loop as a library, for your own environment: [`Agent`].
 //!
 //! ```no_run
-//! use sfess_agent::agent::{Agent, AgentOptions};
+//! use sfess_agent::train::agent::{Agent, AgentOptions};
 //! use sfess_envs::{KHotSpace, Phase, custom::RewardEnv};
 //! use tch::Tensor;
 //!
@@ -20,9 +20,9 @@ use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
 use crate::config::PolicyName;
-use crate::estimators::{self, EstimatorName, EstimatorOptions};
-use crate::runner::Experiment;
-use crate::trainer::{Adam, StepReport};
+use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
+use crate::train::experiment::Experiment;
+use crate::train::trainer::{Adam, StepReport};
 
 /// How an [`Agent`] learns.
 #[derive(Debug, Clone)]

@@ -21,9 +21,9 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::files::write_atomically;
-use crate::messages::one_line;
-use crate::trainer::Adam;
+use crate::run::files::write_atomically;
+use crate::system::messages::one_line;
+use crate::train::trainer::Adam;
 
 /// The checkpoint layout written by this version.
 const FORMAT: i64 = 2;

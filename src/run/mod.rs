@@ -7,11 +7,11 @@
 //!   "elapsed_seconds"}` (the mean training loss every `min(100, eval_every)` steps,
 //!   validation every `eval_every` and before the first step, test at the end), appended a
 //!   whole batch of lines at a time;
-//! - `checkpoint.ot`: see [`crate::checkpoint`]; rewritten atomically at every validation
+//! - `checkpoint.ot`: see [`crate::run::checkpoint`]; rewritten atomically at every validation
 //!   and when a signal stops the run;
 //! - `summary.json` once the run is complete:
 //!   `{"env", "estimator", "seed", "steps", "device", "seconds_per_step", "test": {METRIC: VALUE}}`;
-//! - `.lock`: see [`crate::lock`]; one process at a time writes to the folder.
+//! - `.lock`: see [`crate::run::lock`]; one process at a time writes to the folder.
 //!
 //! # Guarantees
 //! - A run stopped by SIGINT or SIGTERM writes its checkpoint at the step it reached, and
@@ -23,6 +23,11 @@
 //!   stays whole.
 //! - A new run that fails before its first checkpoint removes what it wrote, so that the
 //!   corrected command can use the same folder.
+
+pub mod checkpoint;
+pub mod files;
+pub mod lock;
+pub mod signals;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,14 +42,14 @@ use sfess_envs::registry::Registry;
 use sfess_envs::{EnvError, Phase};
 use tch::Tensor;
 
-use crate::checkpoint::{self, Progress, WindowSums};
 use crate::config::TrainConfig;
-use crate::device::device_name;
-use crate::files::write_atomically;
-use crate::lock::FolderLock;
-use crate::runner::Experiment;
-use crate::signals::{Interrupt, Interrupted};
-use crate::trainer::{Adam, StepReport};
+use crate::system::device::device_name;
+use crate::train::experiment::Experiment;
+use crate::train::trainer::{Adam, StepReport};
+use checkpoint::{Progress, WindowSums};
+use files::write_atomically;
+use lock::FolderLock;
+use signals::{Interrupt, Interrupted};
 
 /// File names inside a run folder.
 pub const CONFIG: &str = "config.json";

@@ -19,7 +19,7 @@ use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
-use crate::estimators::NormalizerName;
+use crate::train::estimators::NormalizerName;
 use sfess_envs::registry::Registry;
 
 /// Where a benchmark ran.
@@ -46,7 +46,7 @@ impl Machine {
             text.lines()
                 .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
         });
-        Self { device: crate::device::device_name(device), gpu, cpu, threads: rayon::current_num_threads() }
+        Self { device: crate::system::device::device_name(device), gpu, cpu, threads: rayon::current_num_threads() }
     }
 
     /// One line for the top of a report.
@@ -470,7 +470,7 @@ pub fn train_steps(bench: &TrainBench) -> anyhow::Result<TrainReport> {
     let mut measurements = Vec::new();
     for (index, TrainTask { name: task, .. }) in TRAIN_TASKS.iter().enumerate() {
         let mut command = std::process::Command::new(&exe);
-        command.arg("--device").arg(crate::device::device_name(bench.device));
+        command.arg("--device").arg(crate::system::device::device_name(bench.device));
         command.arg("--threads").arg(rayon::current_num_threads().to_string());
         command.args([
             "bench",
@@ -512,7 +512,7 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
     let mut config = TrainConfig {
         env: env.to_owned(),
         data_dir: bench.data_dir.clone(),
-        device: crate::device::device_name(device),
+        device: crate::system::device::device_name(device),
         ..TrainConfig::default()
     };
     config.estimator_options.normalizer = bench.normalizer;
@@ -521,7 +521,7 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
         config.set_option("items", n.into());
         config.k = Some(k);
     }
-    let mut experiment = crate::runner::Experiment::build(&config, &registry)?;
+    let mut experiment = crate::train::experiment::Experiment::build(&config, &registry)?;
     let mut optimizer = experiment.optimizer(config.lr(&registry)?, config.beta1, config.beta2)?;
     let mut step = 0u64;
     let (median, _, _) = time(budget, device, || {

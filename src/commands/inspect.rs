@@ -15,7 +15,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::device::device_name;
+use crate::system::device::device_name;
 
 /// At most this many entries (samples × items) are drawn by one call to the sampler, so
 /// that memory stays bounded however many samples are asked for.

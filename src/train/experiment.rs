@@ -1,5 +1,5 @@
 //! An experiment: the environment, the policy and the estimator built from a
-//! [`TrainConfig`] (the run folder around it is [`crate::run_folder`]'s).
+//! [`TrainConfig`] (the run folder around it is [`crate::run`]'s).
 
 use std::collections::BTreeMap;
 
@@ -14,11 +14,11 @@ use sfess_envs::{EnvSpec, Environment, Phase};
 use tch::{Device, Tensor};
 
 use crate::config::{PolicyName, TrainConfig};
-use crate::device::DeviceSpec;
-use crate::estimators::{self, EstimatorOptions};
-use crate::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
-use crate::signals::Interrupt;
-use crate::trainer::{Adam, StepReport, train_step};
+use crate::run::signals::Interrupt;
+use crate::system::device::DeviceSpec;
+use crate::train::estimators::{self, EstimatorOptions};
+use crate::train::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
+use crate::train::trainer::{Adam, StepReport, train_step};
 
 /// Everything a run trains: the environment, the policy, the estimator.
 pub struct Experiment {

@@ -11,7 +11,7 @@ use sfess_agents::GradientEstimator;
 use sfess_envs::Environment;
 use tch::{Kind, Tensor};
 
-use crate::policy::Policy;
+use crate::train::policy::Policy;
 
 /// Adam (Kingma & Ba 2015) exactly as `torch.optim.Adam`, with its moments kept in the
 /// open so that checkpoints hold them:

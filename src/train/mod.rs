@@ -1,0 +1,12 @@
+//! Learning: an [`Experiment`] (environment, policy, estimator) built from a configuration
+//! and the registry, the policy-gradient [`trainer`], the policies and the estimators, and
+//! [`Agent`], the training loop as a library.
+
+pub mod agent;
+pub mod estimators;
+pub mod experiment;
+pub mod policy;
+pub mod trainer;
+
+pub use agent::{Agent, AgentOptions};
+pub use experiment::Experiment;
