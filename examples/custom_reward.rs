@@ -2,8 +2,11 @@
 //! values, seeing only a noisy score of each subset tried.
 //!
 //!     cargo run --release --example custom_reward [STEPS]
-use sfess_agent::train::agent::{Agent, AgentOptions};
-use sfess_envs::{KHotSpace, Phase, custom::RewardEnv};
+use sfess_agent::{Agent, AgentOptions};
+use sfess_envs::{
+    KHotSpace, Phase,
+    custom::{Call, RewardEnv},
+};
 use tch::{Device, Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
@@ -11,13 +14,15 @@ fn main() -> anyhow::Result<()> {
     let steps: u64 = std::env::args().nth(1).map_or(Ok(500), |s| s.parse())?;
     tch::manual_seed(7);
     let hidden = Tensor::randn([n], (Kind::Float, Device::Cpu));
-    let values = hidden.shallow_clone();
-    // The reward of each subset (a row of `actions`, [batch, n]): its values' sum plus noise.
-    let reward = move |actions: &Tensor| {
+    let (values, exact) = (hidden.shallow_clone(), hidden.shallow_clone());
+    // The reward of each subset (a row of `actions`, [batch, n]): its values' sum plus noise,
+    // drawn from the step's own generator (so the same seed gives the same run).
+    let reward = move |actions: &Tensor, call: &mut Call| {
         let sum = actions.mv(&values);
-        &sum + sum.randn_like() * 0.5
+        &sum + call.normal_like(&sum) * 0.5
     };
-    let env = RewardEnv::new("hidden-values", KHotSpace::new(n as usize, k)?, reward);
+    let env = RewardEnv::with_call("hidden-values", KHotSpace::new(n as usize, k)?, reward)
+        .evaluate_with(move |actions: &Tensor, _: &mut Call| actions.mv(&exact)); // evaluation: no noise
     let mut agent = Agent::new(env, AgentOptions::default())?;
     println!("random subsets score {:.2}", agent.baselines(Phase::Test)?["random"]);
     for _ in 0..5 {
