@@ -8,7 +8,7 @@
 //!         --seeds 0,1 --steps 1000 --out runs/line-cover
 //!
 //! - `hidden-values` is a closure: the reward of a subset is the sum of its items' hidden
-//!   values plus noise.
+//!   values plus noise from the generator it is given; evaluation scores without noise.
 //! - `line-cover` implements [`Environment`]: choose k of n sites on a line so that the
 //!   targets drawn each step are near a chosen site.
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use sfess_envs::custom::RewardEnv;
+use sfess_envs::custom::{Call, RewardEnv};
 use sfess_envs::env::random_subsets;
 use sfess_envs::registry::{EnvEntry, Make, OptionSpec, Registry, Shape};
 use sfess_envs::{EnvError, EnvSpec, Environment, EvalPolicy, KHotSpace, Observation, Phase, Transition};
@@ -47,11 +47,15 @@ fn hidden_values() -> EnvEntry {
         let values: Vec<f32> = (0..space.n()).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
         let values = Tensor::from_slice(&values);
         let noise = make.options.number("noise")?;
-        let reward = move |actions: &Tensor| {
+        // The noise comes from the generator the closure is given (seeded by the run's seed
+        // and the step), so a resumed run repeats it exactly; evaluation is noise-free.
+        let exact = values.shallow_clone();
+        let reward = move |actions: &Tensor, call: &mut Call<'_>| {
             let sum = actions.mv(&values);
-            &sum + sum.randn_like() * noise
+            &sum + call.normal_like(&sum) * noise
         };
-        Ok(Box::new(RewardEnv::new(make.name, space, reward)))
+        let env = RewardEnv::with_call(make.name, space, reward).evaluate_with(move |actions, _| actions.mv(&exact));
+        Ok(Box::new(env))
     })
     .default_k(5)
     .option(OptionSpec::count("n", 40, 1, 100_000, "items"))

@@ -4,7 +4,7 @@
 //! random sensors.
 //!
 //!     cargo run --release --example sensor_placement [STEPS]
-use sfess_agent::train::agent::{Agent, AgentOptions};
+use sfess_agent::{Agent, AgentOptions};
 use sfess_envs::Phase;
 use sfess_envs::sensor::{Fields, SensorConfig, SensorPlacement};
 use tch::Device;

@@ -22,3 +22,11 @@ cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 exa
     --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json
 cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
     --n 20 --k 3 --context-dim 4 --policy mlp --batch-size 32 --steps 20 --eval-every 10 --out "$scratch/ctx" --json
+
+# A crate of your own (examples/own-crate, outside the workspace), built as a user builds it:
+# on its own, in a target folder of its own, and run without LD_LIBRARY_PATH (its build.rs,
+# sfess-link, writes libtorch's folder into the binary). Release: no debug info, so this second
+# build of tch and sfess-agent stays small on CI's disk.
+echo "== own crate"
+CARGO_TARGET_DIR="$root/target/own-crate" cargo build --release --quiet --manifest-path examples/own-crate/Cargo.toml
+env -u LD_LIBRARY_PATH "$root/target/own-crate/release/own-crate" 100

@@ -8,6 +8,8 @@
 //!   where the run stands ([`Progress`]);
 //! - `window.*`: the training-loss window in progress (its sums, first step and length), so
 //!   that the loss record after a resumption averages the same steps as without it;
+//! - `shape.NAME` (optional): integers a loader must match, such as an
+//!   [`Agent`](crate::train::agent::Agent)'s `n` and `k` (see [`save_with_shape`]);
 //! - `meta.format` (2) and `meta.checksum`: SHA-256 over every other tensor's name, type,
 //!   shape and bytes, verified on load (a flipped byte or an edited step is refused).
 //!
@@ -76,7 +78,25 @@ pub struct WindowSums {
 /// # Errors
 /// libtorch errors; the file cannot be written (a full disk), the previous one intact.
 pub fn save(path: &Path, progress: &Progress, variables: &[(String, Tensor)], optimizer: &Adam) -> anyhow::Result<()> {
+    save_with_shape(path, progress, variables, optimizer, &[])
+}
+
+/// As [`save`], with `shape`: named integers that [`load_with_shape`] requires to be equal
+/// (what the variables' shapes alone do not tell, such as the `k` of a k-subset policy).
+///
+/// # Errors
+/// As [`save`].
+pub fn save_with_shape(
+    path: &Path,
+    progress: &Progress,
+    variables: &[(String, Tensor)],
+    optimizer: &Adam,
+    shape: &[(&str, i64)],
+) -> anyhow::Result<()> {
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, value) in shape {
+        tensors.push((format!("shape.{name}"), Tensor::from_slice(&[*value])));
+    }
     // Copies: each variable is a view into the optimiser's flat buffer.
     for (name, variable) in variables {
         tensors.push((format!("var.{name}"), variable.f_detach_copy()?));
@@ -114,16 +134,54 @@ pub fn save(path: &Path, progress: &Progress, variables: &[(String, Tensor)], op
 /// The file is missing, truncated, corrupt (checksum), holds NaN or infinite values, or
 /// does not match the run's variables; each in one line.
 pub fn load(path: &Path, variables: &[(String, Tensor)], optimizer: &mut Adam) -> anyhow::Result<Progress> {
+    load_with_shape(path, variables, optimizer, &[])
+}
+
+/// As [`load`], after checking that the checkpoint's `shape` values (see
+/// [`save_with_shape`]) are those given. Nothing is changed unless every check passes:
+/// the shape values, and each variable and moment present with the variable's shape.
+///
+/// # Errors
+/// As [`load`]; a checkpoint without the shape values, or with others, in one line naming
+/// both.
+pub fn load_with_shape(
+    path: &Path,
+    variables: &[(String, Tensor)],
+    optimizer: &mut Adam,
+    shape: &[(&str, i64)],
+) -> anyhow::Result<Progress> {
     let tensors = read(path, variables.first().map_or(Device::Cpu, |(_, t)| t.device()))?;
     let corrupt = |problem: String| anyhow::anyhow!("the checkpoint {} {problem}", path.display());
-    for (name, variable) in variables {
-        let key = format!("var.{name}");
-        let saved = tensors.get(&key).ok_or_else(|| corrupt(format!("has no {key}")))?;
-        if saved.size() != variable.size() {
-            return Err(corrupt(format!("has {key} of shape {:?}, the run's is {:?}", saved.size(), variable.size())));
+    if !shape.is_empty() {
+        let list = |values: &[(&str, Option<i64>)]| {
+            let shown = |v: &Option<i64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            values.iter().map(|(name, v)| format!("{name} = {}", shown(v))).collect::<Vec<_>>().join(", ")
+        };
+        let mut saved = Vec::new();
+        for (name, _) in shape {
+            let value = tensors.get(&format!("shape.{name}")).map(|t| t.f_int64_value(&[0])).transpose()?;
+            saved.push((*name, value));
         }
+        let wanted: Vec<(&str, Option<i64>)> = shape.iter().map(|(n, v)| (*n, Some(*v))).collect();
+        if saved != wanted {
+            return Err(corrupt(format!("is of another shape: it has {}, this one {}", list(&saved), list(&wanted))));
+        }
+    }
+    for (name, variable) in variables {
+        for key in [format!("var.{name}"), format!("adam.m.{name}"), format!("adam.v.{name}")] {
+            let saved = tensors.get(&key).ok_or_else(|| corrupt(format!("has no {key}")))?;
+            if saved.size() != variable.size() {
+                return Err(corrupt(format!(
+                    "has {key} of shape {:?}, the run's is {:?}",
+                    saved.size(),
+                    variable.size()
+                )));
+            }
+        }
+    }
+    for (name, variable) in variables {
         let mut variable = variable.shallow_clone();
-        tch::no_grad(|| variable.f_copy_(saved))?;
+        tch::no_grad(|| variable.f_copy_(&tensors[&format!("var.{name}")]))?;
     }
     let int = |name: &str| -> anyhow::Result<u64> {
         let value = tensors.get(name).ok_or_else(|| corrupt(format!("has no {name}")))?.f_int64_value(&[0])?;

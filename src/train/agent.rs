@@ -1,7 +1,7 @@
 //! The training loop as a library, for your own environment: [`Agent`].
 //!
 //! ```no_run
-//! use sfess_agent::train::agent::{Agent, AgentOptions};
+//! use sfess_agent::{Agent, AgentOptions};
 //! use sfess_envs::{KHotSpace, Phase, custom::RewardEnv};
 //! use tch::Tensor;
 //!
@@ -12,20 +12,42 @@
 //! println!("{:?} scores {:?}", agent.best_subset()?, agent.evaluate(Phase::Test)?);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! # Saving, loading, run folders
+//! [`Agent::save`] writes a checkpoint ([`crate::run::checkpoint`]'s format: the policy's and the
+//! environment's variables, Adam's moments and step count, the agent's step, its time and
+//! its training-loss window, with `n` and `k`); [`Agent::load`] restores it into an agent
+//! built with the same environment and options, which then continues exactly as the agent
+//! that saved it: every draw of the policy at step `t` is seeded by `(seed, t)` (an
+//! environment's own noise repeats too when it draws it from the seed
+//! `Environment::reset_step` gives it; a closure calling `randn_like` does not). [`Agent::write_run_folder`] writes an ordinary run folder
+//! ([`crate::run`]), and [`Agent::load_run_folder`] continues from one.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context;
 use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
+use crate::run::checkpoint::{self, Progress, WindowSums};
 use crate::config::PolicyName;
+use crate::system::device::device_name;
 use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
+use crate::run::files::write_atomically;
+use crate::run::{self as run_folder, Record, Summary};
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
 
+/// Steps between the agent's training-loss records (as a run folder's, at most).
+pub const LOSS_EVERY: u64 = 100;
+
+/// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
+pub const AGENT_RUN: &str = "agent";
+
 /// How an [`Agent`] learns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct AgentOptions {
     /// Gradient estimator (`sfess-vr`; only `sfess` and `sfess-vr` train on a black box).
     pub estimator: EstimatorName,
@@ -42,7 +64,12 @@ pub struct AgentOptions {
     /// Seed of the initialisation and of every draw (0).
     pub seed: u64,
     /// Where the policy lives (the CPU).
+    #[serde(serialize_with = "serialize_device")]
     pub device: Device,
+}
+
+fn serialize_device<S: serde::Serializer>(device: &Device, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&device_name(*device))
 }
 
 impl Default for AgentOptions {
@@ -64,9 +91,17 @@ impl Default for AgentOptions {
 pub struct Agent {
     experiment: Experiment,
     optimizer: Adam,
-    seed: u64,
-    samples: usize,
+    options: AgentOptions,
+    learning_rate: f64,
     steps: u64,
+    /// Seconds in [`Agent::step`].
+    training_seconds: f64,
+    /// Seconds in [`Agent::step`] and [`Agent::evaluate`].
+    elapsed_seconds: f64,
+    /// The training-loss window in progress (its sums).
+    window: WindowSums,
+    /// Every record so far: training-loss means, and each evaluation's metrics.
+    records: Vec<Record>,
 }
 
 impl Agent {
@@ -92,7 +127,17 @@ impl Agent {
             options.device,
         )?;
         let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999)?;
-        Ok(Self { experiment, optimizer, seed: options.seed, samples: options.samples, steps: 0 })
+        Ok(Self {
+            experiment,
+            optimizer,
+            options,
+            learning_rate,
+            steps: 0,
+            training_seconds: 0.0,
+            elapsed_seconds: 0.0,
+            window: WindowSums::default(),
+            records: Vec::new(),
+        })
     }
 
     /// One training step. Its `loss` is minus the mean reward of the step's samples.
@@ -101,14 +146,48 @@ impl Agent {
     /// Whatever the environment, the policy or the estimator fails with; a non-finite loss.
     pub fn step(&mut self) -> anyhow::Result<StepReport> {
         let step = self.steps;
+        let started = Instant::now();
         let report = self
             .experiment
-            .train_step(step, self.seed, self.samples, &mut self.optimizer)
+            .train_step(step, self.options.seed, self.options.samples, &mut self.optimizer)
             .with_context(|| format!("training step {step}"))?;
         self.steps += 1;
         let loss = report.loss_value()?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.training_seconds += seconds;
+        self.elapsed_seconds += seconds;
         anyhow::ensure!(loss.is_finite(), "training step {step}: the loss became {loss}");
+        self.record_step(step, loss, &report.info);
         Ok(report)
+    }
+
+    /// Adds step `step` to the training-loss window, and records the window's means every
+    /// [`LOSS_EVERY`] steps.
+    fn record_step(&mut self, step: u64, loss: f64, info: &BTreeMap<String, f64>) {
+        let window = &mut self.window;
+        if window.steps == 0 {
+            window.first = step;
+        }
+        window.steps += 1;
+        *window.loss.get_or_insert(0.0) += loss;
+        for (name, value) in info {
+            *window.info.entry(format!("info.{name}")).or_default() += value;
+        }
+        let done = step + 1;
+        if done.is_multiple_of(LOSS_EVERY) {
+            let window = std::mem::take(&mut self.window);
+            let steps = window.steps as f64;
+            let means = window.loss.map(|sum| ("loss".to_owned(), sum)).into_iter().chain(window.info);
+            for (metric, sum) in means {
+                self.records.push(Record {
+                    step: done,
+                    split: "train".into(),
+                    metric,
+                    value: sum / steps,
+                    elapsed_seconds: self.elapsed_seconds,
+                });
+            }
+        }
     }
 
     /// `steps` training steps; returns the mean reward of each step's samples.
@@ -129,7 +208,32 @@ impl Agent {
     /// # Errors
     /// Whatever the environment fails with.
     pub fn evaluate(&mut self, phase: Phase) -> anyhow::Result<BTreeMap<String, f64>> {
-        self.experiment.evaluate(phase)
+        let started = Instant::now();
+        let metrics = self.experiment.evaluate(phase)?;
+        self.elapsed_seconds += started.elapsed().as_secs_f64();
+        self.record(phase.name(), &metrics);
+        Ok(metrics)
+    }
+
+    /// Records `metrics` of `split` at the current step, in place of any earlier record of
+    /// the same step, split and metric.
+    fn record(&mut self, split: &str, metrics: &BTreeMap<String, f64>) {
+        let step = self.steps;
+        self.records.retain(|r| !(r.step == step && r.split == split && metrics.contains_key(&r.metric)));
+        self.records.extend(metrics.iter().map(|(metric, value)| Record {
+            step,
+            split: split.into(),
+            metric: metric.clone(),
+            value: *value,
+            elapsed_seconds: self.elapsed_seconds,
+        }));
+    }
+
+    /// Every record so far, as a run folder's `metrics.jsonl` holds them: the mean training
+    /// loss (and the environment's `info.NAME`) of each [`LOSS_EVERY`] steps, and the
+    /// metrics of each [`Agent::evaluate`] at the step it was called.
+    pub fn records(&self) -> &[Record] {
+        &self.records
     }
 
     /// The environment's untrained baselines on `phase` (random subsets, classical methods).
@@ -154,5 +258,278 @@ impl Agent {
     /// The experiment: environment, policy and estimator.
     pub fn experiment(&mut self) -> &mut Experiment {
         &mut self.experiment
+    }
+
+    /// What a checkpoint of this agent must match besides its variables' shapes.
+    fn shape(&self) -> [(&'static str, i64); 2] {
+        let space = self.experiment.env.spec().space;
+        [("n", space.n() as i64), ("k", space.k() as i64)]
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            step: self.steps,
+            training_seconds: self.training_seconds,
+            elapsed_seconds: self.elapsed_seconds,
+            validation_due: false,
+            window: self.window.clone(),
+        }
+    }
+
+    /// Writes a checkpoint of the agent at `path` (atomically: a failed write leaves the
+    /// previous file whole): every variable of the policy and the environment, Adam's
+    /// moments and step count, the agent's step, its seconds and its training-loss window in
+    /// progress, and the environment's `n` and `k`. The records ([`Agent::records`]) are
+    /// not in it; [`Agent::write_run_folder`] writes them too.
+    ///
+    /// # Errors
+    /// libtorch errors; the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref();
+        checkpoint::save_with_shape(
+            path,
+            &self.progress(),
+            &self.experiment.variables(),
+            &self.optimizer,
+            &self.shape(),
+        )
+        .with_context(|| format!("saving the agent at step {}", self.steps))
+    }
+
+    /// Restores a checkpoint of [`Agent::save`] into this agent, which must have been built
+    /// with the same kind of environment and policy. With the same options (seed, estimator,
+    /// samples, learning rate) it then trains exactly as the agent that saved it would have;
+    /// the options themselves are this agent's. The records so far are dropped (they belong
+    /// to the run before; [`Agent::load_run_folder`] keeps a run folder's).
+    ///
+    /// # Errors
+    /// The file is missing, corrupt or holds non-finite values; it is of another `n` or `k`
+    /// or of other variables (another policy, a differently shaped environment); each in
+    /// one line. The agent is then unchanged.
+    pub fn load(&mut self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref();
+        let shape = self.shape();
+        let progress = checkpoint::load_with_shape(path, &self.experiment.variables(), &mut self.optimizer, &shape)
+            .with_context(|| format!("loading {} into the agent", path.display()))?;
+        self.steps = progress.step;
+        self.training_seconds = progress.training_seconds;
+        self.elapsed_seconds = progress.elapsed_seconds;
+        self.window = progress.window;
+        self.records.clear();
+        Ok(())
+    }
+
+    /// Writes (or rewrites) `dir` as a run folder of the agent at its current step
+    /// (see [`crate::run`]):
+    /// - `checkpoint.ot`: as [`Agent::save`];
+    /// - `metrics.jsonl`: [`Agent::records`], then the test metrics and baselines of now
+    ///   (split `test`, the baselines as `baseline.NAME`), as `sfess-agent train` ends;
+    /// - `summary.json`: [`Summary`] of now (`env` is the environment's name);
+    /// - `config.json`: what is true of an agent, not a `sfess-agent train` configuration:
+    ///   `{"kind": "agent", "env", "n", "k", "steps", "learning_rate", "options"}`. A user's
+    ///   environment (a closure) has no name the command line could rebuild it from, so
+    ///   `sfess-agent train --resume` and `eval --run` refuse such a folder; `compare`'s
+    ///   summaries and the metrics are read as any run's.
+    ///
+    /// Returns the summary.
+    ///
+    /// # Errors
+    /// `dir` holds a run of `sfess-agent train` (not an agent's); the environment fails to
+    /// evaluate; a file cannot be written.
+    pub fn write_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<Summary> {
+        let dir = dir.as_ref();
+        if let Some(file) = run_folder::run_file_in(dir) {
+            let config: Option<serde_json::Value> = std::fs::read_to_string(dir.join(run_folder::CONFIG))
+                .ok()
+                .and_then(|text| serde_json::from_str(&text).ok());
+            let is_agents = config.as_ref().and_then(|c| c.get("kind")).and_then(|k| k.as_str()) == Some(AGENT_RUN);
+            anyhow::ensure!(
+                is_agents,
+                "{} already holds a run that is not an agent's (its {file}); choose another folder",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
+        let test = self.evaluate(Phase::Test)?;
+        let baselines = self.experiment.env.baselines(Phase::Test)?;
+        let as_records: BTreeMap<String, f64> =
+            baselines.iter().map(|(name, value)| (format!("baseline.{name}"), *value)).collect();
+        self.record("test", &as_records);
+        let spec = self.experiment.env.spec();
+        let config = serde_json::json!({
+            "kind": AGENT_RUN,
+            "env": spec.name,
+            "n": spec.space.n(),
+            "k": spec.space.k(),
+            "steps": self.steps,
+            "learning_rate": self.learning_rate,
+            "options": self.options,
+        });
+        write_atomically(&dir.join(run_folder::CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
+        let mut metrics = String::new();
+        for record in &self.records {
+            metrics += &(serde_json::to_string(record)? + "\n");
+        }
+        write_atomically(&dir.join(run_folder::METRICS), metrics.as_bytes())?;
+        self.save(dir.join(run_folder::CHECKPOINT))?;
+        let summary = Summary {
+            env: spec.name.clone(),
+            estimator: self.options.estimator.as_str().to_owned(),
+            seed: self.options.seed,
+            steps: self.steps,
+            device: device_name(self.options.device),
+            seconds_per_step: if self.steps == 0 { 0.0 } else { self.training_seconds / self.steps as f64 },
+            test,
+            baselines,
+        };
+        write_atomically(&dir.join(run_folder::SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+        Ok(summary)
+    }
+
+    /// Continues from the run folder `dir` of [`Agent::write_run_folder`]: loads its
+    /// checkpoint (as [`Agent::load`]) and keeps the records of its `metrics.jsonl` up to
+    /// the checkpoint's step.
+    ///
+    /// # Errors
+    /// As [`Agent::load`]; a `metrics.jsonl` line that is not a record.
+    pub fn load_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<()> {
+        let dir = dir.as_ref();
+        let path = dir.join(run_folder::METRICS);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let records = text
+            .lines()
+            .enumerate()
+            .map(|(index, line)| {
+                serde_json::from_str::<Record>(line)
+                    .with_context(|| format!("{} line {} is not a metrics record", path.display(), index + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.load(dir.join(run_folder::CHECKPOINT))?;
+        let step = self.steps;
+        self.records = records.into_iter().filter(|r| r.step <= step).collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sfess_envs::KHotSpace;
+    use sfess_envs::custom::RewardEnv;
+    use tch::Tensor;
+
+    use super::*;
+
+    /// An agent learning which `k` of `n` items have the highest hidden values.
+    fn agent(n: usize, k: usize) -> Agent {
+        let values: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let values = Tensor::from_slice(&values);
+        let env = RewardEnv::new("hidden-values", KHotSpace::new(n, k).unwrap(), move |a: &Tensor| a.mv(&values));
+        Agent::new(env, AgentOptions::default()).unwrap()
+    }
+
+    /// Every variable's values, in name order.
+    fn variables(agent: &mut Agent) -> Vec<(String, Tensor)> {
+        agent.experiment().variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+    }
+
+    fn assert_same(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+        assert_eq!(a.len(), b.len());
+        for ((name_a, a), (name_b, b)) in a.iter().zip(b) {
+            assert_eq!(name_a, name_b);
+            assert!(a.equal(b), "{name_a} differs: {a} against {b}");
+        }
+    }
+
+    #[test]
+    fn a_loaded_agent_trains_exactly_as_the_one_that_saved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.ot");
+        let mut first = agent(12, 3);
+        first.train(20).unwrap();
+        first.save(&path).unwrap();
+        let a = first.train(20).unwrap();
+        let a_variables = variables(&mut first);
+
+        let mut second = agent(12, 3);
+        second.load(&path).unwrap();
+        assert_eq!(second.steps(), 20);
+        let b = second.train(20).unwrap();
+        let b_variables = variables(&mut second);
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_same(&a_variables, &b_variables);
+        assert_eq!(second.steps(), 40);
+
+        // Without the checkpoint the same 20 steps differ (the test can tell).
+        let mut fresh = agent(12, 3);
+        assert_ne!(fresh.train(20).unwrap(), b);
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_n_or_k_is_refused_and_leaves_the_agent_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.ot");
+        agent(12, 3).save(&path).unwrap();
+        for (n, k, expected) in [
+            (12, 4, "is of another shape: it has n = 12, k = 3, this one n = 12, k = 4"),
+            (10, 3, "is of another shape: it has n = 12, k = 3, this one n = 10, k = 3"),
+        ] {
+            let mut other = agent(n, k);
+            other.train(3).unwrap();
+            let before = variables(&mut other);
+            let message = format!("{:#}", other.load(&path).unwrap_err());
+            assert!(message.contains(expected) && message.contains("agent.ot"), "{message}");
+            assert_eq!(other.steps(), 3);
+            assert_same(&before, &variables(&mut other));
+        }
+    }
+
+    #[test]
+    fn a_run_folder_is_written_and_continued() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let mut first = agent(12, 3);
+        first.train(2 * LOSS_EVERY).unwrap();
+        let summary = first.write_run_folder(&dir).unwrap();
+        assert_eq!(
+            (summary.env.as_str(), summary.steps, summary.estimator.as_str()),
+            ("hidden-values", 200, "sfess-vr")
+        );
+        assert!(summary.test["reward"] > summary.baselines["random"], "{summary:?}");
+        let read: Summary =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(run_folder::SUMMARY)).unwrap()).unwrap();
+        assert_eq!(read, summary);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(run_folder::CONFIG)).unwrap()).unwrap();
+        assert_eq!(
+            (config["kind"].as_str(), config["n"].as_u64(), config["k"].as_u64()),
+            (Some("agent"), Some(12), Some(3))
+        );
+        let metrics = std::fs::read_to_string(dir.join(run_folder::METRICS)).unwrap();
+        let records: Vec<Record> = metrics.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        let keys: Vec<(u64, &str, &str)> =
+            records.iter().map(|r| (r.step, r.split.as_str(), r.metric.as_str())).collect();
+        assert_eq!(
+            keys,
+            [(100, "train", "loss"), (200, "train", "loss"), (200, "test", "reward"), (200, "test", "baseline.random")]
+        );
+        // Rewriting it later is allowed; a folder of `sfess-agent train` is not.
+        first.train(1).unwrap();
+        first.write_run_folder(&dir).unwrap();
+        let mut second = agent(12, 3);
+        second.load_run_folder(&dir).unwrap();
+        assert_eq!(second.steps(), 201);
+        assert_eq!(second.records().len(), 6);
+        let other = tmp.path().join("cli-run");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join(run_folder::CONFIG), "{\"env\": \"knn\"}").unwrap();
+        let message = format!("{:#}", second.write_run_folder(&other).unwrap_err());
+        assert!(message.contains("not an agent's"), "{message}");
     }
 }

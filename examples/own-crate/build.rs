@@ -1,0 +1,3 @@
+fn main() {
+    sfess_link::link_libtorch();
+}
