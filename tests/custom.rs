@@ -2,8 +2,8 @@
 //! flag picks logits or an MLP, and black boxes refuse the pathwise estimators.
 
 use sfess_agent::config::PolicyName;
-use sfess_agent::{Agent, AgentOptions};
 use sfess_agent::train::estimators::EstimatorName;
+use sfess_agent::{Agent, AgentOptions};
 use sfess_envs::custom::RewardEnv;
 use sfess_envs::{KHotSpace, Phase};
 use tch::{Kind, Tensor};

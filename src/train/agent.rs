@@ -31,12 +31,12 @@ use anyhow::Context;
 use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
-use crate::run::checkpoint::{self, Progress, WindowSums};
 use crate::config::PolicyName;
-use crate::system::device::device_name;
-use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
+use crate::run::checkpoint::{self, Progress, WindowSums};
 use crate::run::files::write_atomically;
 use crate::run::{self as run_folder, Record, Summary};
+use crate::system::device::device_name;
+use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
 
