@@ -197,3 +197,58 @@ fn an_mlp_policy_learns_the_contexts_a_reward_command_supplies() {
     let logits = train("logits");
     assert!(logits["test"]["reward"].as_f64().unwrap() < 0.5 * optimal, "{logits}");
 }
+
+/// The records of `dir`'s `metrics.jsonl` after step `after`, without their clocks.
+fn records_after(dir: &Path, after: u64) -> Vec<(u64, String, String, f64)> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|r| r["step"].as_u64().unwrap() > after)
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap().to_owned();
+            (r["step"].as_u64().unwrap(), text("split"), text("metric"), r["value"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// A noisy reward command whose noise comes from each request's `seed` (the sum of the
+/// indices / 100 plus Gaussian noise of 0.1), logging the request's step (`info.step`)
+/// and answering the baseline request with a baseline of its own (`best`, the best
+/// subset's reward): a run resumed from a checkpoint sees exactly the rewards a straight
+/// run sees.
+#[test]
+fn a_noisy_reward_seeded_by_the_request_resumes_to_the_straight_runs_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("noisy.py");
+    std::fs::write(
+        &script,
+        "import json, random, sys\n\
+         for line in sys.stdin:\n    \
+             r = json.loads(line)\n    \
+             noise = random.Random(r['seed'])\n    \
+             answer = {'rewards': [sum(a) / 100 + noise.gauss(0, 0.1) for a in r['actions']]}\n    \
+             if r['phase'] == 'train':\n        \
+                 answer['info'] = {'step': r['step']}\n    \
+             if r.get('baseline') == 'random':\n        \
+                 answer['baselines'] = {'best': sum(range(r['n'] - r['k'], r['n'])) / 100}\n    \
+             print(json.dumps(answer), flush=True)\n",
+    )
+    .unwrap();
+    let command = format!("python3 {}", script.display());
+    let flags =
+        |steps: u64| format!("--n 20 --k 3 --steps {steps} --eval-every 5 --samples 8 --seed 11 --quiet --json");
+    let straight = dir.path().join("straight");
+    let summary = json(&train_cmd(&flags(40), &command, &straight));
+    assert_eq!(summary["baselines"]["best"], 0.54, "the command's own baseline: {summary}");
+    assert!(summary["baselines"]["random"].is_f64(), "{summary}");
+
+    let resumed = dir.path().join("resumed");
+    json(&train_cmd(&flags(20), &command, &resumed));
+    json(&run(&["train", "--resume", resumed.to_str().unwrap(), "--steps", "40", "--quiet", "--json"]));
+    let (expected, got) = (records_after(&straight, 20), records_after(&resumed, 20));
+    // Steps 21–40: train records every 5 steps (loss, info.step), validations, the test.
+    assert!(expected.iter().any(|r| r.2 == "info.step" && r.3 == 22.0), "the mean step of 20..25: {expected:?}");
+    assert!(expected.iter().any(|r| r.1 == "test" && r.2 == "baseline.best"), "{expected:?}");
+    assert_eq!(got, expected, "the resumed run's records after step 20");
+}

@@ -17,14 +17,25 @@
 //! environment writes **one line** of JSON to the command's stdin (and flushes it):
 //!
 //! ```text
-//! {"line":12,"phase":"train","request":"rewards","n":100,"k":10,"actions":[[3,17,42,...],[...],...]}
+//! {"line":12,"phase":"train","request":"rewards","step":300,"seed":4503599627370495,"n":100,"k":10,"actions":[[3,17,42,...],[...],...]}
 //! ```
 //!
 //! - `line` counts the requests from 1;
 //! - `phase` is `train` (a training step), `validation` or `test` (evaluation of the
-//!   policy's top-k subset, and the random-subset baseline);
+//!   policy's top-k subset, and the baselines);
 //! - `request` is `rewards` (in contextual mode it can also be `contexts`, below); a
 //!   command that only scores subsets can ignore it, as any field it does not know;
+//! - `step` (training requests only): the training step, from 0;
+//! - `seed`: an integer in `[0, 2^53)` (exact in every JSON parser) for the command's own
+//!   noise. In training it depends on the run's seed and the step alone, the same for
+//!   every request of the step: a command that draws its noise from it (in Python,
+//!   `random.Random(request["seed"])`) gives the same rewards to a run resumed from a
+//!   checkpoint as to a straight one. Evaluation requests carry a fixed seed per phase, 1
+//!   for `validation` and 2 for `test`, and no `step`. (A library caller that calls
+//!   [`Environment::reset`] instead of [`Environment::reset_step`] sends a seed drawn
+//!   from its generator and no `step`; a `step` with no `reset` before it sends neither.)
+//! - `baseline` (only in the request for the random-subset baseline): `"random"`, see
+//!   [Baselines](#baselines);
 //! - `n` and `k`: the number of items and the subset size;
 //! - `actions`: one entry per sampled action, the sorted 0-based indices of its `k` items.
 //!
@@ -59,6 +70,49 @@
 //!     print(json.dumps([float(sum(a)) for a in actions]), flush=True)
 //! ```
 //!
+//! and a noisy one that repeats exactly on resume (its noise comes from `seed`):
+//!
+//! ```text
+//! import json, random, sys
+//! for line in sys.stdin:
+//!     request = json.loads(line)
+//!     noise = random.Random(request["seed"])
+//!     print(json.dumps([sum(a) + noise.gauss(0, 1) for a in request["actions"]]), flush=True)
+//! ```
+//!
+//! # Baselines
+//!
+//! At the end of a run the environment measures its baselines on the test phase (they go
+//! to `summary.json` and to `compare`'s table). It always has `random`: the mean reward of
+//! 32 random subsets (from a fixed seed), sent as one rewards request marked
+//! `"baseline":"random"`:
+//!
+//! ```text
+//! {"line":901,"phase":"test","request":"rewards","baseline":"random","seed":2,"n":100,"k":10,"actions":[...]}
+//! ```
+//!
+//! A command can add its own baselines (the score of a classical method, such as greedy)
+//! to its answer to that request, as an object `baselines` of names to numbers:
+//!
+//! ```text
+//! {"rewards": [0.5, 0.25, ...], "baselines": {"greedy": 0.83, "local-search": 0.86}}
+//! ```
+//!
+//! A command that knows nothing of baselines answers as to any rewards request and only
+//! `random` is reported. The names must be 1 to 64 ASCII letters, digits, `_` or `-` (they
+//! become keys, `baseline.NAME` in `metrics.jsonl`), other than `random`, and the values
+//! finite numbers; `baselines` in the answer to any other request is an error (so that
+//! baselines sent where they would never be read are not silently lost). In contextual
+//! mode the baseline request follows the held-out contexts of the phase, so a command's
+//! baseline can be its method's mean over those contexts.
+//!
+//! # Its name
+//!
+//! The option `name` (default `cmd`; [`ExternalReward::with_name`] in code) renames the
+//! environment: errors, messages and the run's summary call it by that name, such as
+//! `--env-option name=facility-location`. It must be 1 to 64 ASCII letters, digits, `_`
+//! or `-`.
+//!
 //! # Contextual mode
 //!
 //! With `rows = R` contexts of `d` numbers, the command chooses the contexts as well as
@@ -68,7 +122,7 @@
 //! 1. **Contexts.** Each training step starts (`reset`) with
 //!
 //!    ```text
-//!    {"line":7,"phase":"train","request":"contexts","rows":4,"seed":2718281828459045}
+//!    {"line":7,"phase":"train","request":"contexts","step":3,"seed":2718281828459045,"rows":4}
 //!    ```
 //!
 //!    and the command answers exactly `R` rows of exactly `d` numbers, finite in f32:
@@ -77,15 +131,16 @@
 //!    {"contexts": [[0.1, -0.5, 0.3], [0.9, 0.0, 0.2], [0.4, 0.4, -0.1], [0.0, 1.0, 0.0]]}
 //!    ```
 //!
-//!    `seed` is an integer in `[0, 2^53)` (exact in every JSON parser) drawn from the run's
-//!    generator: a command that draws its contexts from it makes the run reproducible.
+//!    `step` and `seed` are the training step's, as above (the step's rewards request
+//!    carries the same): a command that draws its contexts from `seed` makes the run
+//!    reproducible, resumed or not.
 //!    The command must remember the contexts it sent last: the next rewards request
 //!    scores actions for them. The policy sees them as one observation input `[R, d]`.
 //! 2. **Rewards.** The training step's `S` sampled actions for each context come in one
 //!    request with the number of rows,
 //!
 //!    ```text
-//!    {"line":8,"phase":"train","request":"rewards","n":20,"k":3,"rows":4,"actions":[[...],...]}
+//!    {"line":8,"phase":"train","request":"rewards","step":3,"seed":2718281828459045,"n":20,"k":3,"rows":4,"actions":[[...],...]}
 //!    ```
 //!
 //!    holding `S·R` actions in sample-major order: entry `i` is an action for context row
@@ -95,18 +150,19 @@
 //! Evaluation and the baseline use held-out contexts: a contexts request with `phase`
 //! `validation` or `test` and a fixed `seed` (1 for validation, 2 for test, so a command
 //! that draws from the seed gives the same held-out contexts at every evaluation), then
-//! one rewards request with that phase: the policy's top-k subset for each row (the
-//! metric `reward` is the mean over the rows), or 32 random subsets per row, sample-major,
-//! from a fixed seed (the baseline `random` is their mean reward).
+//! one rewards request with that phase and seed: the policy's top-k subset for each row
+//! (the metric `reward` is the mean over the rows), or 32 random subsets per row,
+//! sample-major, from a fixed seed (the baseline `random` is their mean reward).
 //!
 //! An evaluation replaces the command's last contexts, so a training `step` needs a new
 //! `reset` after one (`step` before any `reset` is [`EnvError::NotReset`]).
 //!
 //! # Failures
 //!
-//! A working folder that does not exist is an [`EnvError::Config`] when the environment is
-//! made. Each later failure is an [`EnvError::RewardProcess`] naming the command and the
-//! request line, and leaves no process behind:
+//! A working folder that does not exist, or a `name` that is not a key, is an
+//! [`EnvError::Config`] when the environment is made. Each later failure is an
+//! [`EnvError::RewardProcess`] naming the command and the request line, and leaves no
+//! process behind:
 //!
 //! - the command exits (or closes its stdout) before answering — for example `sh`'s exit
 //!   status 127 for a command that is not found: the message gives the exit status and
@@ -116,6 +172,10 @@
 //! - more than [`MAX_ANSWER_BYTES`] (16 MiB) on stdout without an end of line (`the
 //!   reward process wrote more than 16 MiB without ending its answer line`): the command
 //!   is killed, and no more than that limit (and one 64 KiB read) is ever held;
+//! - baselines that are not an object of names to finite numbers (`baseline "greedy" is
+//!   null, not a finite number`), a name that cannot be a key (`the baseline name "a.b"
+//!   has the character '.'`) or is `random`, or `baselines` in an answer to a request
+//!   other than the baseline request: the message quotes the start of the answer;
 //! - an answer that is not JSON, not of the forms above, with the wrong number of
 //!   rewards, or with an entry that is not a finite number (`reward 1 is null, not a
 //!   finite number`) or is outside the range of f32 (`reward 2 is 1e39, outside the range
@@ -164,7 +224,7 @@ use serde_json::Value;
 use tch::Tensor;
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_lists,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, chosen_lists,
     random_subsets,
 };
 use crate::space::KHotSpace;
@@ -195,6 +255,26 @@ const POLL: Duration = Duration::from_millis(5);
 const RANDOM_SUBSETS: usize = 32;
 /// Seed of the random subsets of the `random` baseline.
 const RANDOM_SEED: u64 = 0x5FE5_5EED;
+/// The name of the random-subset baseline, which a command's own baselines cannot take.
+const RANDOM_BASELINE: &str = "random";
+/// The longest name of an environment or a command's baseline.
+const MAX_KEY_CHARS: usize = 64;
+
+/// Checks that `name` can be a key (of `baselines`, `baseline.NAME` in the metrics, a
+/// folder or a table column): 1 to [`MAX_KEY_CHARS`] ASCII letters, digits, `_` or `-`.
+/// What is wrong, otherwise.
+fn check_key(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    if name.chars().count() > MAX_KEY_CHARS {
+        return Err(format!("is longer than {MAX_KEY_CHARS} characters"));
+    }
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        Some(c) => Err(format!("has the character {c:?}; use ASCII letters, digits, '_' and '-'")),
+        None => Ok(()),
+    }
+}
 
 /// The `seed` of the held-out contexts of `phase` (contextual mode).
 fn held_out_seed(phase: Phase) -> u64 {
@@ -244,6 +324,38 @@ pub struct ExternalReward {
     /// Whether the command's last contexts are training contexts from a `reset` (contextual
     /// mode): `step` scores actions for them.
     training_contexts: bool,
+    /// The step and seed of the current training step, which its requests carry; `None`
+    /// before the first `reset`.
+    step_seed: Option<RequestSeed>,
+}
+
+/// The `step` (training requests after [`Environment::reset_step`] only) and `seed` a
+/// request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RequestSeed {
+    step: Option<u64>,
+    /// In `[0, 2^53)`.
+    seed: u64,
+}
+
+impl RequestSeed {
+    /// The fields `"step":T,"seed":S` (or `"seed":S`), each after a comma.
+    fn fields(self) -> String {
+        match self.step {
+            Some(step) => format!(",\"step\":{step},\"seed\":{}", self.seed),
+            None => format!(",\"seed\":{}", self.seed),
+        }
+    }
+
+    /// The fixed seed of `phase`'s evaluation requests (1 validation, 2 test), no step.
+    fn held_out(phase: Phase) -> Self {
+        Self { step: None, seed: held_out_seed(phase) }
+    }
+}
+
+/// `seed` cut to 53 bits (its high bits), exact as a JSON number in every language.
+fn json_seed(seed: u64) -> u64 {
+    seed >> 11
 }
 
 impl ExternalReward {
@@ -369,7 +481,23 @@ impl ExternalReward {
             failure: None,
             context_dim,
             training_contexts: false,
+            step_seed: None,
         })
+    }
+
+    /// Renames the environment: its [`EnvSpec::name`] (which errors, messages and the
+    /// run's summary use) becomes `name` instead of `cmd`, as the option `name` does.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for a name that is not 1 to 64 ASCII letters, digits, `_` or
+    /// `-` (it may name folders and table columns).
+    pub fn with_name(mut self, name: &str) -> Result<Self, EnvError> {
+        check_key(name).map_err(|problem| EnvError::Config {
+            env: self.spec.name.clone(),
+            problem: format!("the name {}: {problem}", Value::from(name)),
+        })?;
+        self.spec.name = name.to_owned();
+        Ok(self)
     }
 
     /// The child's process id (the `sh` that runs the command; also its process group id).
@@ -384,8 +512,15 @@ impl ExternalReward {
         self.interrupt = Some(flag);
     }
 
-    /// Sends `actions` with `phase` as one rewards request and returns the command's answer.
-    fn request_rewards(&mut self, phase: &str, actions: &[Vec<usize>]) -> Result<Answer, EnvError> {
+    /// Sends `actions` with `phase` and `seed` as one rewards request (marked `"baseline":
+    /// "random"` when `baseline`) and returns the command's answer.
+    fn request_rewards(
+        &mut self,
+        phase: &str,
+        seed: Option<RequestSeed>,
+        actions: &[Vec<usize>],
+        baseline: bool,
+    ) -> Result<Answer, EnvError> {
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
         let actions_json = serde_json::to_string(actions)
             .map_err(|e| self.error(self.line + 1, format!("writing the request: {e}")))?;
@@ -393,20 +528,22 @@ impl ExternalReward {
             Some(_) => format!(",\"rows\":{}", self.spec.rows),
             None => String::new(),
         };
+        let seed = seed.map(RequestSeed::fields).unwrap_or_default();
+        let marker = if baseline { ",\"baseline\":\"random\"" } else { "" };
         let fields = format!(
-            "\"phase\":{},\"request\":\"rewards\",\"n\":{n},\"k\":{k}{rows},\"actions\":{actions_json}",
+            "\"phase\":{},\"request\":\"rewards\"{marker}{seed},\"n\":{n},\"k\":{k}{rows},\"actions\":{actions_json}",
             Value::from(phase)
         );
         let expected = actions.len();
-        self.request(&fields, |text| parse_answer(text, expected))
+        self.request(&fields, |text| parse_answer(text, expected, baseline))
     }
 
     /// Asks the command for `rows` contexts for `phase` with `seed`: the tensor `[rows, d]`
     /// (f32, on the CPU). Contextual mode only.
-    fn request_contexts(&mut self, phase: &str, seed: u64) -> Result<Tensor, EnvError> {
+    fn request_contexts(&mut self, phase: &str, seed: RequestSeed) -> Result<Tensor, EnvError> {
         let (rows, dim) = (self.spec.rows, self.spec.observation_dim);
         let fields =
-            format!("\"phase\":{},\"request\":\"contexts\",\"rows\":{rows},\"seed\":{seed}", Value::from(phase));
+            format!("\"phase\":{},\"request\":\"contexts\"{},\"rows\":{rows}", Value::from(phase), seed.fields());
         let values = self.request(&fields, |text| parse_contexts(text, rows, dim))?;
         Ok(Tensor::from_slice(&values).f_view([rows as i64, dim as i64])?)
     }
@@ -430,6 +567,19 @@ impl ExternalReward {
         outcome.map_err(|failure| self.fail(line, failure))
     }
 
+    /// Starts a training step whose requests carry `seed`: in contextual mode, asks for its
+    /// contexts.
+    fn start_step(&mut self, seed: RequestSeed) -> Result<Observation, EnvError> {
+        self.step_seed = Some(seed);
+        if self.context_dim.is_none() {
+            return Ok(Observation { inputs: Vec::new() });
+        }
+        self.training_contexts = false;
+        let contexts = self.request_contexts("train", seed)?;
+        self.training_contexts = true;
+        Ok(Observation { inputs: vec![contexts] })
+    }
+
     /// The held-out contexts of `phase` as an observation (contextual mode), or no inputs.
     fn held_out_observation(&mut self, phase: Phase) -> Result<Observation, EnvError> {
         if self.context_dim.is_none() {
@@ -437,7 +587,7 @@ impl ExternalReward {
         }
         // The command's last contexts are about to be the held-out ones.
         self.training_contexts = false;
-        let contexts = self.request_contexts(phase.name(), held_out_seed(phase))?;
+        let contexts = self.request_contexts(phase.name(), RequestSeed::held_out(phase))?;
         Ok(Observation { inputs: vec![contexts] })
     }
 
@@ -497,30 +647,34 @@ impl Environment for ExternalReward {
     }
 
     /// Inputs: none for one global subset (nothing is sent to the command); in contextual
-    /// mode, the `[rows, d]` contexts the command answers to a `train` contexts request
-    /// with a seed drawn from `rng`.
+    /// mode, the `[rows, d]` contexts the command answers to a `train` contexts request.
+    /// The step's requests carry a `seed` drawn from `rng` (53 bits) and no `step`; the
+    /// trainer calls [`reset_step`](Self::reset_step) instead.
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
-        if self.context_dim.is_none() {
-            return Ok(Observation { inputs: Vec::new() });
-        }
-        self.training_contexts = false;
-        // 53 bits: exact as a JSON number in every language.
-        let seed = rng.next_u64() >> 11;
-        let contexts = self.request_contexts("train", seed)?;
-        self.training_contexts = true;
-        Ok(Observation { inputs: vec![contexts] })
+        let seed = json_seed(rng.next_u64());
+        self.start_step(RequestSeed { step: None, seed })
+    }
+
+    /// As [`reset`](Self::reset), but the step's requests (`contexts` in contextual mode,
+    /// then `rewards`) carry `"step": step.step` and `"seed"`: `step.seed` cut to 53 bits,
+    /// a function of the run's seed and the step alone. Nothing is drawn from `rng`, so a
+    /// command that draws its noise (and its contexts) from `seed` repeats exactly when a run
+    /// resumes.
+    fn reset_step(&mut self, step: StepSeed, _rng: &mut dyn Rng) -> Result<Observation, EnvError> {
+        self.start_step(RequestSeed { step: Some(step.step), seed: json_seed(step.seed) })
     }
 
     /// Sends the `S·rows` actions `[S, rows, n]` (sample-major) as one `train` rewards
-    /// request; rewards `[S, rows]` (f32, on the actions' device) and the answer's `info`.
+    /// request, with the step and seed of the last `reset`; rewards `[S, rows]` (f32, on the
+    /// actions' device) and the answer's `info`.
     fn step(&mut self, actions: &Tensor) -> Result<Transition, EnvError> {
         let samples = check_actions(&self.spec, actions)?;
         if self.context_dim.is_some() && !self.training_contexts {
-            return Err(EnvError::NotReset { env: NAME.to_owned() });
+            return Err(EnvError::NotReset { env: self.spec.name.clone() });
         }
         let rows = self.spec.rows;
         let subsets = chosen_lists(&self.spec, actions)?;
-        let answer = self.request_rewards("train", &subsets)?;
+        let answer = self.request_rewards("train", self.step_seed, &subsets, false)?;
         let rewards: Vec<f32> = answer.rewards.iter().map(|&r| r as f32).collect();
         let rewards = Tensor::from_slice(&rewards).f_view([samples, rows as i64])?.f_to_device(actions.device())?;
         Ok(Transition { rewards, terminated: true, truncated: false, info: answer.info })
@@ -537,7 +691,7 @@ impl Environment for ExternalReward {
             return Err(EnvError::Policy(format!("the action has shape {:?}, expected [{rows}, {n}]", action.size())));
         }
         let subsets = chosen_lists(&self.spec, &action)?;
-        let answer = self.request_rewards(phase.name(), &subsets)?;
+        let answer = self.request_rewards(phase.name(), Some(RequestSeed::held_out(phase)), &subsets, false)?;
         let mean = answer.rewards.iter().sum::<f64>() / rows as f64;
         let mut metrics = answer.info;
         metrics.insert("reward".to_owned(), mean);
@@ -545,16 +699,19 @@ impl Environment for ExternalReward {
     }
 
     /// `random`: the mean reward of 32 uniformly random k-subsets (from a fixed seed), sent
-    /// as one request with `phase`; in contextual mode, 32 per row of the held-out contexts
-    /// of `phase`, sample-major.
+    /// as one request with `phase` and `"baseline": "random"`; in contextual mode, 32 per
+    /// row of the held-out contexts of `phase`, sample-major. Then the command's own
+    /// baselines, the `baselines` of its answer (see the module docs).
     fn baselines(&mut self, phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
         self.held_out_observation(phase)?;
         let (n, k, rows) = (self.spec.space.n(), self.spec.space.k(), self.spec.rows);
         let mut subsets = random_subsets(RANDOM_SEED, RANDOM_SUBSETS * rows, n, k);
         subsets.iter_mut().for_each(|subset| subset.sort_unstable());
-        let answer = self.request_rewards(phase.name(), &subsets)?;
+        let answer = self.request_rewards(phase.name(), Some(RequestSeed::held_out(phase)), &subsets, true)?;
         let mean = answer.rewards.iter().sum::<f64>() / subsets.len() as f64;
-        Ok(BTreeMap::from([("random".to_owned(), mean)]))
+        let mut baselines = answer.baselines;
+        baselines.insert(RANDOM_BASELINE.to_owned(), mean);
+        Ok(baselines)
     }
 }
 
@@ -568,28 +725,31 @@ impl Drop for ExternalReward {
     }
 }
 
-/// A parsed answer: one reward per action, and the diagnostics.
+/// A parsed answer: one reward per action, the diagnostics, and the command's baselines.
 #[derive(Debug, Clone, PartialEq)]
 struct Answer {
     rewards: Vec<f64>,
     info: BTreeMap<String, f64>,
+    /// The command's own baselines (only in the answer to the baseline request).
+    baselines: BTreeMap<String, f64>,
 }
 
 /// Parses an answer line: a JSON array of `expected` numbers finite in f32, or an object
-/// `{"rewards": [...], "info": {"name": number, ...}}` (`info` optional). The error
-/// says what is wrong and quotes the start of the line.
-fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
+/// `{"rewards": [...], "info": {"name": number, ...}}` (`info` optional); the answer to
+/// the baseline request (`baseline` true) may also have `"baselines": {"name": number,
+/// ...}`. The error says what is wrong and quotes the start of the line.
+fn parse_answer(text: &str, expected: usize, baseline: bool) -> Result<Answer, String> {
     // The usual answer, an array of numbers, without a `Value` (32 bytes) per number; the
     // general path below says what is wrong with any other.
     if let Ok(rewards) = serde_json::from_str::<Vec<f64>>(text)
         && rewards.len() == expected
         && rewards.iter().all(|&x| fits_f32(x))
     {
-        return Ok(Answer { rewards, info: BTreeMap::new() });
+        return Ok(Answer { rewards, info: BTreeMap::new(), baselines: BTreeMap::new() });
     }
     let value: Value = serde_json::from_str(text).map_err(|e| not_json(&e, text))?;
-    let (items, info) = match &value {
-        Value::Array(items) => (items, BTreeMap::new()),
+    let (items, info, baselines) = match &value {
+        Value::Array(items) => (items, BTreeMap::new(), BTreeMap::new()),
         Value::Object(map) => {
             let Some(Value::Array(items)) = map.get("rewards") else {
                 return Err(format!("the answer is an object without a \"rewards\" array: {}", quote(text)));
@@ -605,7 +765,18 @@ fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(format!("the answer's \"info\" is not an object of numbers: {}", quote(text))),
             };
-            (items, info)
+            let baselines = match map.get("baselines") {
+                None | Some(Value::Null) => BTreeMap::new(),
+                Some(_) if !baseline => {
+                    return Err(format!(
+                        "\"baselines\" belong in the answer to the baseline request (the one with \"baseline\": \
+                         \"random\"), not in this one: {}",
+                        quote(text)
+                    ));
+                }
+                Some(value) => parse_baselines(value).map_err(|why| format!("{why}: {}", quote(text)))?,
+            };
+            (items, info, baselines)
         }
         _ => {
             return Err(format!(
@@ -622,7 +793,30 @@ fn parse_answer(text: &str, expected: usize) -> Result<Answer, String> {
         .enumerate()
         .map(|(i, v)| f32_number(v).map_err(|why| format!("reward {i} is {why}: {}", quote(text))))
         .collect::<Result<_, _>>()?;
-    Ok(Answer { rewards, info })
+    Ok(Answer { rewards, info, baselines })
+}
+
+/// Parses a command's `baselines`: an object of names (as [`check_key`] accepts, other than
+/// `random`) to finite numbers; what is wrong, otherwise.
+fn parse_baselines(value: &Value) -> Result<BTreeMap<String, f64>, String> {
+    let Value::Object(map) = value else {
+        return Err(format!("the answer's \"baselines\" is {}, not an object of names to numbers", short(value)));
+    };
+    map.iter()
+        .map(|(name, v)| {
+            check_key(name).map_err(|why| format!("the baseline name {} {why}", Value::from(name.as_str())))?;
+            if name == RANDOM_BASELINE {
+                return Err(format!(
+                    "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean reward of the random subsets); \
+                     choose another"
+                ));
+            }
+            match v.as_f64() {
+                Some(x) if x.is_finite() => Ok((name.clone(), x)),
+                _ => Err(format!("baseline \"{name}\" is {}, not a finite number", short(v))),
+            }
+        })
+        .collect()
 }
 
 /// Parses the answer to a contexts request: an object `{"contexts": [[x, ...], ...]}`
@@ -1012,7 +1206,7 @@ pub fn entry() -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_ITEMS, MAX_WIDTH, OptionSpec, Shape};
     EnvEntry::new(
         "cmd",
-        "your reward command (option command) scores the subsets over JSON lines; baseline: random",
+        "your reward command (option command) scores the subsets over JSON lines; baselines: random and the command's own",
         |make| {
             let options = make.options;
             let n = options.count("n")?;
@@ -1029,7 +1223,7 @@ pub fn entry() -> crate::registry::EnvEntry {
                 None => ExternalReward::with_command(command, space)?,
             };
             env.set_interrupt(make.interrupt.clone());
-            Ok(Box::new(env))
+            Ok(Box::new(env.with_name(options.text("name")?)?))
         },
     )
     .default_k(10)
@@ -1039,6 +1233,7 @@ pub fn entry() -> crate::registry::EnvEntry {
     .option(OptionSpec::optional_count("context-dim", 1, MAX_WIDTH, "the command also supplies contexts of this many numbers, --batch-size of them per step, one subset each (pair with --policy mlp)").legacy_flag("--context-dim"))
     .option(OptionSpec::positive("timeout", 60.0, MAX_REWARD_TIMEOUT, "seconds to wait for each answer of the command").legacy_flag("--reward-timeout"))
     .option(OptionSpec::folder("dir", ".", "the folder the command runs in (a new run records it absolute)").legacy_flag("--reward-dir"))
+    .option(OptionSpec::text("name", Some(NAME), "the environment's name in messages, the run's folder and summary, and compare's table (ASCII letters, digits, _ and -)"))
     .baseline("random")
     .shape(|make| {
         let rows = if make.options.optional_count("context-dim")?.is_some() { make.batch_size } else { 1 };
@@ -1055,30 +1250,78 @@ mod tests {
 
     #[test]
     fn parses_arrays_and_objects_with_info() {
-        let answer = parse_answer("[0.5, -2, 1e3]", 3).unwrap();
+        let answer = parse_answer("[0.5, -2, 1e3]", 3, false).unwrap();
         assert_eq!(answer.rewards, vec![0.5, -2.0, 1000.0]);
         assert!(answer.info.is_empty());
-        let answer = parse_answer(r#"{"rewards": [1], "info": {"acc": 0.25, "n": 3}}"#, 1).unwrap();
+        let answer = parse_answer(r#"{"rewards": [1], "info": {"acc": 0.25, "n": 3}}"#, 1, false).unwrap();
         assert_eq!(answer.rewards, vec![1.0]);
         assert_eq!(answer.info, BTreeMap::from([("acc".to_owned(), 0.25), ("n".to_owned(), 3.0)]));
-        assert_eq!(parse_answer(r#"{"rewards": [], "info": null}"#, 0).unwrap().rewards, Vec::<f64>::new());
+        assert_eq!(parse_answer(r#"{"rewards": [], "info": null}"#, 0, false).unwrap().rewards, Vec::<f64>::new());
     }
 
     #[test]
     fn rejects_malformed_answers_saying_why() {
-        let err = |text: &str, expected| parse_answer(text, expected).unwrap_err();
+        let err = |text: &str, expected| parse_answer(text, expected, false).unwrap_err();
         assert!(err("not json", 1).contains("not JSON") && err("not json", 1).contains("'not json'"));
         assert!(err(r#"[1, "a"]"#, 2).contains(r#"reward 1 is "a""#));
         assert!(err("[null]", 1).contains("reward 0 is null"));
         assert!(err(r#"["NaN"]"#, 1).contains("not a finite number"));
         assert!(err("[1, 2, 1e39]", 3).contains("reward 2 is 1e39, outside the range of f32 (±3.4e38)"));
         assert!(err(r#"{"rewards": [-1e39]}"#, 1).contains("reward 0 is -1e39, outside the range of f32"));
-        assert_eq!(parse_answer("[3e38, -3e38]", 2).unwrap().rewards, vec![3e38, -3e38]);
+        assert_eq!(parse_answer("[3e38, -3e38]", 2, false).unwrap().rewards, vec![3e38, -3e38]);
         assert!(err("[1, 2]", 3).contains("2 rewards for 3 actions"));
         assert!(err("3", 1).contains("must be a JSON array"));
         assert!(err(r#"{"reward": [1]}"#, 1).contains("without a \"rewards\" array"));
         assert!(err(r#"{"rewards": [1], "info": {"a": "b"}}"#, 1).contains("info \"a\""));
         assert!(err(r#"{"rewards": [1], "info": [1]}"#, 1).contains("\"info\" is not an object"));
+    }
+
+    #[test]
+    fn the_baseline_answer_may_carry_the_commands_baselines() {
+        let text = r#"{"rewards": [1, 2], "baselines": {"greedy": 0.75, "qr_2": -3}}"#;
+        let answer = parse_answer(text, 2, true).unwrap();
+        assert_eq!(answer.baselines, BTreeMap::from([("greedy".to_owned(), 0.75), ("qr_2".to_owned(), -3.0)]));
+        assert!(parse_answer("[1]", 1, true).unwrap().baselines.is_empty());
+        assert!(parse_answer(r#"{"rewards": [1], "baselines": null}"#, 1, true).unwrap().baselines.is_empty());
+        // Anywhere else they are a mistake, said as such.
+        let err = parse_answer(text, 2, false).unwrap_err();
+        assert!(err.contains("\"baselines\" belong in the answer to the baseline request"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_baselines_saying_why() {
+        let err = |baselines: &str| {
+            parse_answer(&format!(r#"{{"rewards": [1], "baselines": {baselines}}}"#), 1, true).unwrap_err()
+        };
+        assert!(err("[0.5]").contains("\"baselines\" is [0.5], not an object of names to numbers"));
+        assert!(err(r#"{"greedy": "0.5"}"#).contains(r#"baseline "greedy" is "0.5", not a finite number"#));
+        assert!(err(r#"{"greedy": null}"#).contains(r#"baseline "greedy" is null, not a finite number"#));
+        assert!(err(r#"{"": 1}"#).contains(r#"the baseline name "" is empty"#));
+        assert!(err(r#"{"a.b": 1}"#).contains(r#"the baseline name "a.b" has the character '.'"#));
+        assert!(err(r#"{"a b": 1}"#).contains("has the character ' '"));
+        assert!(err(&format!(r#"{{"{}": 1}}"#, "x".repeat(65))).contains("is longer than 64 characters"));
+        assert!(err(r#"{"random": 1}"#).contains("\"random\" is taken"));
+        assert!(err(r#"{"greedy": 1, "bad/name": 2}"#).contains("'{\"rewards\": [1]"), "the answer is quoted");
+    }
+
+    #[test]
+    fn keys_are_ascii_words_with_underscores_and_dashes() {
+        for good in ["cmd", "facility-location", "greedy_2", "A", &"x".repeat(64)] {
+            assert_eq!(check_key(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a.b", "a/b", "é", "a b", "tab\t", &"x".repeat(65)] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_seeds_are_53_bit_fields() {
+        assert_eq!(json_seed(u64::MAX), (1 << 53) - 1);
+        assert_eq!(json_seed(1 << 11), 1);
+        assert_eq!(RequestSeed { step: Some(300), seed: 7 }.fields(), ",\"step\":300,\"seed\":7");
+        assert_eq!(RequestSeed { step: None, seed: 7 }.fields(), ",\"seed\":7");
+        assert_eq!(RequestSeed::held_out(Phase::Validation).fields(), ",\"seed\":1");
+        assert_eq!(RequestSeed::held_out(Phase::Test).fields(), ",\"seed\":2");
     }
 
     #[test]

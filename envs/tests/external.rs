@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sfess_envs::external::{ExternalReward, MAX_ANSWER_BYTES, RewardCommand};
-use sfess_envs::{EnvError, Environment, EvalPolicy, FixedAction, KHotSpace, Observation, Phase};
+use sfess_envs::{EnvError, Environment, EvalPolicy, FixedAction, KHotSpace, Observation, Phase, StepSeed};
 use tch::{Device, Kind, Tensor};
 
 /// Timeout for children that do answer: generous, as tests run in parallel on 2 cores.
@@ -185,10 +185,18 @@ fn a_working_command_scores_steps_evaluations_and_baselines() {
         assert_eq!(request["line"], i as u64 + 1);
         assert_eq!(request["request"], "rewards", "every request says what it asks for");
         assert_eq!((request["n"].as_u64(), request["k"].as_u64()), (Some(10), Some(3)));
-        assert!(request.get("rows").is_none() && request.get("seed").is_none(), "{request}");
+        assert!(request.get("rows").is_none() && request.get("step").is_none(), "{request}");
     }
     let phases: Vec<_> = requests.iter().map(|r| r["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, ["train", "train", "validation", "test", "test"]);
+    // `reset` (not `reset_step`): the steps carry a seed from the generator, evaluations
+    // their phase's; only the baseline request is marked.
+    let seed = requests[0]["seed"].as_u64().unwrap();
+    assert!(seed < 1 << 53 && seed > 1 << 40, "{seed}");
+    let seeds: Vec<_> = requests.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [seed, seed, 1, 2, 2]);
+    let marked: Vec<_> = requests.iter().map(|r| r.get("baseline").and_then(|b| b.as_str())).collect();
+    assert_eq!(marked, [None, None, None, Some("random"), Some("random")]);
     assert_eq!(requests[0]["actions"], serde_json::json!([[0, 1, 2], [3, 5, 9], [2, 4, 8], [1, 6, 7]]));
     assert_eq!(requests[2]["actions"], serde_json::json!([[1, 3, 8]]));
     // The baseline is the mean reward of the 32 subsets it sent, all distinct sets of k.
@@ -689,8 +697,12 @@ fn contextual_round_trip_of_contexts_rewards_evaluation_and_baselines() {
         assert_eq!(request["rows"], 2, "{request}");
         match request["request"].as_str() {
             Some("contexts") => assert!(request.get("actions").is_none() && request.get("n").is_none()),
-            _ => assert!(request.get("seed").is_none() && request["n"] == 6 && request["k"] == 2, "{request}"),
+            _ => {
+                assert!(request["n"] == 6 && request["k"] == 2, "{request}");
+                assert_eq!(request["seed"], requests[i - 1]["seed"], "a rewards request has its contexts' seed");
+            }
         }
+        assert!(request.get("step").is_none(), "reset, not reset_step: {request}");
     }
     assert_eq!(requests[3]["seed"], seed, "the same generator, the same seed");
     let seeds: Vec<_> = [4, 6, 8, 10, 12].iter().map(|&i| requests[i]["seed"].as_u64().unwrap()).collect();
@@ -827,4 +839,184 @@ fn the_contextual_example_script_runs() {
     let child = env.child_id();
     drop(env);
     assert_reaped(child);
+}
+
+/// `StepSeed { step, seed }`.
+fn step_seed(step: u64, seed: u64) -> StepSeed {
+    StepSeed { step, seed }
+}
+
+#[test]
+fn training_requests_carry_the_step_and_its_seed_not_the_generators() {
+    let scorer = Scorer::new();
+    let (n, k) = (10, 3);
+    let mut env = ExternalReward::new(&scorer.command(), space(n, k), TIMEOUT).unwrap();
+    let subsets: [&[i64]; 2] = [&[0, 1, 2], &[3, 5, 9]];
+    // The same step with two different generators, twice; then the next step.
+    let (first, second) = (u64::MAX - 12345, 0x0123_4567_89AB_CDEF);
+    let mut rng = seeded(1);
+    assert!(env.reset_step(step_seed(300, first), &mut rng).unwrap().inputs.is_empty());
+    env.step(&actions(n as i64, &subsets)).unwrap();
+    env.step(&actions(n as i64, &subsets)).unwrap();
+    assert_eq!(rand::Rng::next_u64(&mut rng), rand::Rng::next_u64(&mut seeded(1)), "nothing drawn");
+    env.reset_step(step_seed(300, first), &mut seeded(99)).unwrap();
+    env.step(&actions(n as i64, &subsets)).unwrap();
+    env.reset_step(step_seed(301, second), &mut seeded(1)).unwrap();
+    env.step(&actions(n as i64, &subsets)).unwrap();
+    // Evaluations carry their phase's fixed seed and no step, whatever the step before.
+    let policy = FixedPolicy { action: actions(n as i64, &[&[1, 3, 8]]).view([1, n as i64]) };
+    env.evaluate(Phase::Validation, &policy).unwrap();
+    env.evaluate(Phase::Test, &policy).unwrap();
+    env.baselines(Phase::Validation).unwrap();
+    env.baselines(Phase::Test).unwrap();
+
+    let requests = scorer.requests();
+    let fields: Vec<_> =
+        requests.iter().map(|r| (r["phase"].as_str().unwrap(), r["step"].as_u64(), r["seed"].as_u64())).collect();
+    let (a, b) = (first >> 11, second >> 11);
+    assert!(a < 1 << 53 && a > 1 << 52, "the high 53 bits: {a}");
+    #[rustfmt::skip]
+    assert_eq!(fields, [
+        ("train", Some(300), Some(a)), ("train", Some(300), Some(a)), ("train", Some(300), Some(a)),
+        ("train", Some(301), Some(b)),
+        ("validation", None, Some(1)), ("test", None, Some(2)), ("validation", None, Some(1)), ("test", None, Some(2)),
+    ]);
+    for request in &requests {
+        assert_eq!(request["request"], "rewards");
+        let seed = &request["seed"];
+        assert!(seed.is_u64() && !seed.is_f64(), "an integer in JSON: {request}");
+    }
+}
+
+#[test]
+fn contextual_requests_carry_the_step_and_its_seed() {
+    let (dir, command) = context_scorer();
+    let (n, k, rows, dim) = (6, 2, 2, 3);
+    let mut env = ExternalReward::contextual(&command, space(n, k), rows, dim, TIMEOUT).unwrap();
+    let seed = 0xDEAD_BEEF_0000_0000_u64 + 4321;
+    let subsets: Vec<Vec<&[i64]>> = vec![vec![&[0, 1], &[2, 5]]];
+    let mut contexts = Vec::new();
+    for rng_seed in [7, 8] {
+        let observation = env.reset_step(step_seed(12, seed), &mut seeded(rng_seed)).unwrap();
+        contexts.push(values(&observation.inputs[0]));
+        env.step(&contextual_actions(n as i64, &subsets)).unwrap();
+    }
+    assert_eq!(contexts[0], expected_contexts(rows, 0.0, seed >> 11), "the contexts come from the step's seed");
+    assert_eq!(contexts[1], contexts[0], "the same step, the same contexts, whatever the generator");
+    let requests = context_requests(&dir);
+    assert_eq!(requests.len(), 4);
+    for request in &requests {
+        assert_eq!((request["step"].as_u64(), request["seed"].as_u64()), (Some(12), Some(seed >> 11)), "{request}");
+    }
+}
+
+/// A command that scores a subset by the sum of its items and answers the baseline
+/// request (`"baseline": "random"`) with `baselines` (a JSON object, as Python writes it)
+/// in its answer; `always` puts them in every answer.
+fn baseline_scorer(baselines: &str, always: bool) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import json, sys\n\
+         for line in sys.stdin:\n    \
+             r = json.loads(line)\n    \
+             answer = {{'rewards': [float(sum(a)) for a in r['actions']]}}\n    \
+             if {always} or r.get('baseline') == 'random':\n        \
+                 answer['baselines'] = {baselines}\n    \
+             print(json.dumps(answer), flush=True)\n",
+        always = if always { "True" } else { "False" },
+    );
+    std::fs::write(dir.path().join("baselines.py"), script).unwrap();
+    let command = format!("python3 '{}'", dir.path().join("baselines.py").display());
+    (dir, command)
+}
+
+#[test]
+fn a_commands_baselines_join_the_random_one() {
+    let (_dir, command) = baseline_scorer("{'greedy': 0.83, 'local-search_2': -1e300}", false);
+    let mut env = ExternalReward::new(&command, space(5, 2), TIMEOUT).unwrap();
+    env.reset_step(step_seed(0, 0), &mut seeded(0)).unwrap();
+    env.step(&actions(5, &[&[0, 1]])).unwrap();
+    let policy = FixedPolicy { action: actions(5, &[&[3, 4]]).view([1, 5]) };
+    assert_eq!(env.evaluate(Phase::Test, &policy).unwrap()["reward"], 7.0);
+    let baselines = env.baselines(Phase::Test).unwrap();
+    assert_eq!(baselines.keys().collect::<Vec<_>>(), ["greedy", "local-search_2", "random"]);
+    assert_eq!((baselines["greedy"], baselines["local-search_2"]), (0.83, -1e300));
+    assert!(baselines["random"] > 1.0 && baselines["random"] < 7.0, "{baselines:?}");
+}
+
+#[test]
+fn bad_baselines_are_errors_that_say_why() {
+    let failure = |baselines: &str, always: bool| {
+        let (_dir, command) = baseline_scorer(baselines, always);
+        let mut env = ExternalReward::new(&command, space(5, 2), TIMEOUT).unwrap();
+        let policy = FixedPolicy { action: actions(5, &[&[3, 4]]).view([1, 5]) };
+        let err = env.evaluate(Phase::Test, &policy).and_then(|_| env.baselines(Phase::Test)).unwrap_err();
+        assert!(matches!(err, EnvError::RewardProcess { .. }), "{err:?}");
+        let text = err.to_string();
+        // The environment is dead after it.
+        assert!(env.baselines(Phase::Test).is_err());
+        text
+    };
+    let text = failure("{'greedy': None}", false);
+    assert!(text.contains(r#"baseline "greedy" is null, not a finite number"#), "{text}");
+    assert!(text.contains("line 2"), "the baseline request is line 2: {text}");
+    let text = failure("{'greedy': 'high'}", false);
+    assert!(text.contains(r#"baseline "greedy" is "high", not a finite number"#), "{text}");
+    let text = failure("[0.5]", false);
+    assert!(text.contains(r#""baselines" is [0.5], not an object of names to numbers"#), "{text}");
+    let text = failure("{'my greedy': 1}", false);
+    assert!(text.contains(r#"the baseline name "my greedy" has the character ' '"#), "{text}");
+    let text = failure("{'random': 1}", false);
+    assert!(text.contains(r#"the baseline name "random" is taken"#), "{text}");
+    // In the answer to the evaluation (line 1), where they would be lost.
+    let text = failure("{'greedy': 1}", true);
+    assert!(text.contains("line 1") && text.contains(r#""baselines" belong in the answer to the baseline request"#));
+}
+
+#[test]
+fn commands_that_know_nothing_of_the_new_fields_keep_working() {
+    // The minimal reward of the module docs: reads "actions", ignores the rest.
+    let script = "import json, sys\nfor request in sys.stdin:\n    actions = json.loads(request)['actions']\n    \
+                  print(json.dumps([float(sum(a)) for a in actions]), flush=True)\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("minimal.py"), script).unwrap();
+    let command = format!("python3 '{}'", dir.path().join("minimal.py").display());
+    let mut env = ExternalReward::new(&command, space(5, 2), TIMEOUT).unwrap();
+    env.reset_step(step_seed(3, 42), &mut seeded(0)).unwrap();
+    assert_eq!(values(&env.step(&actions(5, &[&[0, 4]])).unwrap().rewards), [4.0]);
+    let baselines = env.baselines(Phase::Test).unwrap();
+    assert_eq!(baselines.keys().collect::<Vec<_>>(), ["random"]);
+}
+
+#[test]
+fn the_name_option_renames_the_spec_and_its_errors() {
+    let (_dir, command) = context_scorer();
+    let env = ExternalReward::contextual(&command, space(6, 2), 2, 3, TIMEOUT).unwrap();
+    let mut env = env.with_name("facility-location").unwrap();
+    assert_eq!(env.spec().name, "facility-location");
+    let err = env.step(&contextual_actions(6, &[vec![&[0, 1], &[2, 5]]])).unwrap_err();
+    assert!(matches!(&err, EnvError::NotReset { env } if env == "facility-location"), "{err:?}");
+
+    for bad in ["", "a b", "a/b", "dots.not.allowed"] {
+        let env = ExternalReward::new("cat", space(3, 1), TIMEOUT).unwrap();
+        let err = env.with_name(bad).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(&err, EnvError::Config { env, .. } if env == "cmd"), "{err:?}");
+        assert!(text.contains(&format!("the name \"{bad}\"")), "{text}");
+    }
+
+    // Through the registry: the option `name`, default `cmd`.
+    let entry = sfess_envs::external::entry();
+    let make = |given: serde_json::Value| {
+        let given: BTreeMap<String, serde_json::Value> = serde_json::from_value(given).unwrap();
+        let options = entry.options_from(&given).unwrap();
+        entry.make(entry.settings(2, 1, 0, Device::Cpu, &options)).map(|env| env.spec().name.clone())
+    };
+    assert_eq!(make(serde_json::json!({"command": "cat", "n": 5})).unwrap(), "cmd");
+    assert_eq!(
+        make(serde_json::json!({"command": "cat", "n": 5, "name": "greedy-vs-policy"})).unwrap(),
+        "greedy-vs-policy"
+    );
+    let err = make(serde_json::json!({"command": "cat", "n": 5, "name": "bad name"})).unwrap_err();
+    assert!(err.to_string().contains("the name \"bad name\""), "{err}");
 }
