@@ -358,7 +358,7 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
         ("knn-fashion", 10, "Fashion-MNIST", "yes", "candidates, embedding-dim"),
         ("feature-selection-mnist", 50, "MNIST", "yes", "none"),
         ("vae-fashion", 5, "Fashion-MNIST", "yes", "groups, items"),
-        ("cmd", 10, "none", "no (black box)", "command, n, context-dim, timeout, dir"),
+        ("cmd", 10, "none", "no (black box)", "command, n, context-dim, timeout, dir, name"),
         ("sensor-placement-synthetic", 20, "none", "no (black box)", "modes"),
         ("feature-selection-knn-mnist", 50, "MNIST", "no (black box)", "neighbours, references"),
         ("max-coverage", 5, "none", "no (black box)", "n, elements, seed"),
