@@ -32,16 +32,14 @@ use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
 use crate::config::PolicyName;
-use crate::run::checkpoint::{self, Progress, WindowSums};
+use crate::run::checkpoint::{self, Progress};
 use crate::run::files::write_atomically;
-use crate::run::{self as run_folder, Record, Summary};
+use crate::run::window::TrainWindow;
+use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
 use crate::system::device::device_name;
 use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
-
-/// Steps between the agent's training-loss records (as a run folder's, at most).
-pub const LOSS_EVERY: u64 = 100;
 
 /// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
 pub const AGENT_RUN: &str = "agent";
@@ -98,8 +96,8 @@ pub struct Agent {
     training_seconds: f64,
     /// Seconds in [`Agent::step`] and [`Agent::evaluate`].
     elapsed_seconds: f64,
-    /// The training-loss window in progress (its sums).
-    window: WindowSums,
+    /// The training-loss window in progress.
+    window: TrainWindow,
     /// Every record so far: training-loss means, and each evaluation's metrics.
     records: Vec<Record>,
 }
@@ -135,7 +133,7 @@ impl Agent {
             steps: 0,
             training_seconds: 0.0,
             elapsed_seconds: 0.0,
-            window: WindowSums::default(),
+            window: TrainWindow::default(),
             records: Vec::new(),
         })
     }
@@ -157,37 +155,19 @@ impl Agent {
         self.training_seconds += seconds;
         self.elapsed_seconds += seconds;
         anyhow::ensure!(loss.is_finite(), "training step {step}: the loss became {loss}");
-        self.record_step(step, loss, &report.info);
-        Ok(report)
-    }
-
-    /// Adds step `step` to the training-loss window, and records the window's means every
-    /// [`LOSS_EVERY`] steps.
-    fn record_step(&mut self, step: u64, loss: f64, info: &BTreeMap<String, f64>) {
-        let window = &mut self.window;
-        if window.steps == 0 {
-            window.first = step;
-        }
-        window.steps += 1;
-        *window.loss.get_or_insert(0.0) += loss;
-        for (name, value) in info {
-            *window.info.entry(format!("info.{name}")).or_default() += value;
-        }
+        self.window.add(step, &report)?;
         let done = step + 1;
         if done.is_multiple_of(LOSS_EVERY) {
-            let window = std::mem::take(&mut self.window);
-            let steps = window.steps as f64;
-            let means = window.loss.map(|sum| ("loss".to_owned(), sum)).into_iter().chain(window.info);
-            for (metric, sum) in means {
-                self.records.push(Record {
-                    step: done,
-                    split: "train".into(),
-                    metric,
-                    value: sum / steps,
-                    elapsed_seconds: self.elapsed_seconds,
-                });
-            }
+            let means = self.window.take()?;
+            self.records.extend(means.into_iter().map(|(metric, value)| Record {
+                step: done,
+                split: "train".into(),
+                metric,
+                value,
+                elapsed_seconds: self.elapsed_seconds,
+            }));
         }
+        Ok(report)
     }
 
     /// `steps` training steps; returns the mean reward of each step's samples.
@@ -266,14 +246,14 @@ impl Agent {
         [("n", space.n() as i64), ("k", space.k() as i64)]
     }
 
-    fn progress(&self) -> Progress {
-        Progress {
+    fn progress(&self) -> anyhow::Result<Progress> {
+        Ok(Progress {
             step: self.steps,
             training_seconds: self.training_seconds,
             elapsed_seconds: self.elapsed_seconds,
             validation_due: false,
-            window: self.window.clone(),
-        }
+            window: self.window.sums()?,
+        })
     }
 
     /// Writes a checkpoint of the agent at `path` (atomically: a failed write leaves the
@@ -288,7 +268,7 @@ impl Agent {
         let path = path.as_ref();
         checkpoint::save_with_shape(
             path,
-            &self.progress(),
+            &self.progress()?,
             &self.experiment.variables(),
             &self.optimizer,
             &self.shape(),
@@ -314,7 +294,7 @@ impl Agent {
         self.steps = progress.step;
         self.training_seconds = progress.training_seconds;
         self.elapsed_seconds = progress.elapsed_seconds;
-        self.window = progress.window;
+        self.window = TrainWindow::restore(&progress.window, self.options.device)?;
         self.records.clear();
         Ok(())
     }
