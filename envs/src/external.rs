@@ -110,8 +110,8 @@
 //!
 //! The option `name` (default `cmd`; [`ExternalReward::with_name`] in code) renames the
 //! environment: errors, messages and the run's summary call it by that name, such as
-//! `--env-option name=facility-location`. It must be 1 to 64 ASCII letters, digits, `_`
-//! or `-`.
+//! `--env-option name=facility-location`. It follows the rule of every environment's name:
+//! lowercase letters, digits, `-` and `_`, starting with a letter.
 //!
 //! # Contextual mode
 //!
@@ -489,10 +489,11 @@ impl ExternalReward {
     /// run's summary use) becomes `name` instead of `cmd`, as the option `name` does.
     ///
     /// # Errors
-    /// [`EnvError::Config`] for a name that is not 1 to 64 ASCII letters, digits, `_` or
-    /// `-` (it may name folders and table columns).
+    /// [`EnvError::Config`] for a name that breaks [`crate::registry::check_name`]'s rule
+    /// (it names folders and table columns).
     pub fn with_name(mut self, name: &str) -> Result<Self, EnvError> {
-        check_key(name).map_err(|problem| EnvError::Config {
+        // The rule of every environment's name (it names a folder and a command-line value).
+        crate::registry::check_name("environment name", name).map_err(|problem| EnvError::Config {
             env: self.spec.name.clone(),
             problem: format!("the name {}: {problem}", Value::from(name)),
         })?;
@@ -1233,7 +1234,7 @@ pub fn entry() -> crate::registry::EnvEntry {
     .option(OptionSpec::optional_count("context-dim", 1, MAX_WIDTH, "the command also supplies contexts of this many numbers, --batch-size of them per step, one subset each (pair with --policy mlp)").legacy_flag("--context-dim"))
     .option(OptionSpec::positive("timeout", 60.0, MAX_REWARD_TIMEOUT, "seconds to wait for each answer of the command").legacy_flag("--reward-timeout"))
     .option(OptionSpec::folder("dir", ".", "the folder the command runs in (a new run records it absolute)").legacy_flag("--reward-dir"))
-    .option(OptionSpec::text("name", Some(NAME), "the environment's name in messages, the run's folder and summary, and compare's table (ASCII letters, digits, _ and -)"))
+    .option(OptionSpec::text("name", Some(NAME), "the environment's name in messages, the run's folder and summary, and compare's table (lowercase letters, digits, - and _, starting with a letter)"))
     .baseline("random")
     .shape(|make| {
         let rows = if make.options.optional_count("context-dim")?.is_some() { make.batch_size } else { 1 };

@@ -28,7 +28,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -698,8 +697,12 @@ pub fn paper_rows(rows: [(f64, f64); 6]) -> Vec<(&'static str, f64, f64)> {
         .collect()
 }
 
-/// Checks that `name` is usable on a command line and as a folder name.
-fn check_name(what: &'static str, name: &str) -> Result<(), RegistryError> {
+/// Checks that `name` (`what`: "environment name", "option name") is usable on a command
+/// line and as a folder name: lowercase letters, digits, `-` and `_`, starting with a letter.
+///
+/// # Errors
+/// [`RegistryError::BadName`].
+pub fn check_name(what: &'static str, name: &str) -> Result<(), RegistryError> {
     let mut chars = name.chars();
     let good = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -793,14 +796,6 @@ impl Registry {
         }
         flags
     }
-}
-
-/// A folder option's value as an absolute path (relative ones against the current folder).
-///
-/// # Errors
-/// The current folder cannot be read.
-pub fn absolute_folder(value: &str) -> std::io::Result<PathBuf> {
-    std::path::absolute(value)
 }
 
 #[cfg(test)]
