@@ -170,39 +170,29 @@ impl TrainConfig {
     /// # Errors
     /// Not JSON, or not a configuration (unknown keys, wrong types).
     pub fn from_json(text: &str, registry: &Registry) -> anyhow::Result<Self> {
+        let is_legacy = |key: &str| {
+            registry.entries().iter().flat_map(|e| &e.options).any(|o| o.legacy_key().as_deref() == Some(key))
+        };
         let mut value: Value = serde_json::from_str(text)?;
+        let mut moved = Vec::new();
         if let Value::Object(map) = &mut value {
             let known = serde_json::to_value(TrainConfig::default())?;
-            let env = map.get("env").and_then(Value::as_str).unwrap_or("knn-mnist").to_owned();
-            let legacy: Vec<String> = map
-                .keys()
-                .filter(|key| known.get(key.as_str()).is_none())
-                .filter(|key| {
-                    registry.entries().iter().flat_map(|e| &e.options).any(|o| o.legacy_key().as_ref() == Some(*key))
-                })
-                .cloned()
-                .collect();
-            for key in legacy {
-                let old = map.remove(&key).unwrap_or(Value::Null);
-                let Ok(entry) = registry.get(&env) else { continue };
-                let Some(option) = entry.options.iter().find(|o| o.legacy_key().as_ref() == Some(&key)) else {
-                    continue;
-                };
-                // An unset optional value (`"n": null`) keeps the option's default.
-                if old.is_null() {
-                    continue;
-                }
-                let sections = map.entry("env_options").or_insert_with(|| Value::Object(Default::default()));
-                if let Some(section) = sections
-                    .as_object_mut()
-                    .map(|s| s.entry(env.clone()).or_insert_with(|| Value::Object(Default::default())))
-                    && let Some(section) = section.as_object_mut()
-                {
-                    section.entry(option.name.clone()).or_insert(old);
-                }
+            let keys: Vec<String> =
+                map.keys().filter(|k| known.get(k.as_str()).is_none() && is_legacy(k)).cloned().collect();
+            moved.extend(keys.into_iter().filter_map(|key| map.remove(&key).map(|old| (key, old))));
+        }
+        let mut config: TrainConfig = serde_json::from_value(value)?;
+        let Ok(entry) = registry.get(&config.env) else { return Ok(config) };
+        for (key, old) in moved {
+            // Other environments' keys were never read by this run, and an unset optional
+            // value (`"n": null`) keeps the option's default.
+            if let Some(option) = entry.options.iter().find(|o| o.legacy_key().as_deref() == Some(key.as_str()))
+                && !old.is_null()
+            {
+                config.env_options.entry(config.env.clone()).or_default().entry(option.name.clone()).or_insert(old);
             }
         }
-        Ok(serde_json::from_value(value)?)
+        Ok(config)
     }
 
     /// The entry of the environment.
@@ -267,11 +257,10 @@ impl TrainConfig {
     /// # Errors
     /// As [`check`](Self::check).
     pub fn resolved(&self, registry: &Registry) -> anyhow::Result<TrainConfig> {
-        self.check(registry)?;
+        let options = self.checked(registry)?;
         let mut config = self.clone();
         config.learning_rate = Some(self.lr(registry)?);
         config.k = Some(self.subset_size(registry)?);
-        let options = self.options(registry)?;
         config.env_options = BTreeMap::from([(self.env.clone(), options.values().clone())]);
         Ok(config)
     }
@@ -304,6 +293,11 @@ impl TrainConfig {
     /// # Errors
     /// The first value out of range, naming its flag or option.
     pub fn check(&self, registry: &Registry) -> anyhow::Result<()> {
+        self.checked(registry).map(drop)
+    }
+
+    /// [`check`](Self::check), giving the environment's checked options.
+    fn checked(&self, registry: &Registry) -> anyhow::Result<EnvOptions> {
         let entry = self.entry(registry)?;
         for (name, section) in &self.env_options {
             // Sections of other environments may be there (one file for several); they must
@@ -362,7 +356,7 @@ impl TrainConfig {
                 shape.rows
             );
         }
-        Ok(())
+        Ok(options)
     }
 }
 

@@ -88,15 +88,12 @@ impl Experiment {
         // The paper's networks are created before the environment's (both draw from
         // libtorch's generator, in this order); a chosen policy needs the built
         // environment's spec.
-        let (env, policy) = match entry.network_of(&make)? {
-            Network::Choice => {
+        let (env, policy) = match paper_network(entry.network_of(&make)?, k, device) {
+            Some(policy) => (entry.make(make)?, policy),
+            None => {
                 let env = entry.make(make)?;
                 let policy = policy_for(env.spec(), config.policy, config.hidden, device)?;
                 (env, policy)
-            }
-            network => {
-                let policy = paper_network(network, k, device);
-                (entry.make(make)?, policy)
             }
         };
         Self::assemble(env, policy, estimator, config.samples, device)
@@ -218,16 +215,16 @@ fn policy_for(spec: &EnvSpec, policy: PolicyName, hidden: usize, device: Device)
     })
 }
 
-/// The network of one of the paper's tasks.
-fn paper_network(network: Network, k: usize, device: Device) -> Box<dyn Policy> {
+/// The network of one of the paper's tasks, or `None` for the user's choice (`--policy`),
+/// which needs the built environment's spec.
+fn paper_network(network: Network, k: usize, device: Device) -> Option<Box<dyn Policy>> {
     let k = k as i64;
-    match network {
+    Some(match network {
         Network::KnnEmbedding { embedding } => Box::new(KnnEmbedding::new(device, 784, embedding as i64, k)),
         Network::VaeEncoder { groups, items } => Box::new(VaeEncoder::new(device, groups as i64, items as i64, k)),
         Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)),
-        // Built by the caller from the environment's spec.
-        Network::Choice => Box::new(GlobalLogits::new(device, 1, 1)),
-    }
+        Network::Choice => return None,
+    })
 }
 
 /// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE,
