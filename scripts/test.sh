@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs libtorch if it is missing (once, into a
-# per-user cache), then checks formatting and lints (every feature, the Gymnasium adapter
+# per-user cache) and Slurm's packages if they are missing, then checks formatting and lints (every feature, the Gymnasium adapter
 # included), runs every test and doctest, and runs each example briefly.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
+# Slurm's packages, for the tests that run sweeps on a real single-node cluster (tests/slurm.rs).
+scripts/slurm-cluster.sh install
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 cargo test --workspace --all-features

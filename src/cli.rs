@@ -66,9 +66,13 @@ pub enum Command {
     /// List the environments (metric, whether the loss is differentiable, options), or with
     /// a NAME one environment's defaults and options.
     Envs(EnvsArgs),
-    /// Run several estimators over several seeds on one environment and tabulate them.
+    /// Run several estimators over several seeds on one environment and tabulate them (a
+    /// sweep over estimator × seed).
     Compare(Box<CompareArgs>),
-    /// Rebuild a comparison's tables and figures from its run folders alone.
+    /// Run a grid of runs from a sweep file (TOML or JSON), here or on Slurm; `sweep status
+    /// DIR` and `sweep cancel DIR` follow and stop it.
+    Sweep(Box<SweepArgs>),
+    /// Rebuild a sweep's or a comparison's tables and figures from its run folders alone.
     Report(ReportArgs),
     /// The toy problem with known gradients (paper Section 4.1): bias, variance and error
     /// of every estimator (Figure 2), or with --vr-sweep the error of SFESS + VR against
@@ -78,6 +82,175 @@ pub enum Command {
     /// the `sfess-agent` wrapper knows what to fetch first.
     #[command(hide = true)]
     DataSets(DataSetsArgs),
+    /// One task of a sweep: what a sweep's local pool and its Slurm array job run.
+    #[command(hide = true)]
+    SweepTask(SweepTaskArgs),
+}
+
+/// Arguments of `sweep-task`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepTaskArgs {
+    /// The sweep's folder.
+    pub dir: PathBuf,
+    /// The task's name (its run folder inside DIR).
+    pub name: String,
+}
+
+/// Where the runs of `compare` and `sweep` go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum SchedulerName {
+    /// Processes on this machine, `--jobs` at a time.
+    #[default]
+    Local,
+    /// One Slurm array job (`sbatch --array`), and the report after it.
+    Slurm,
+}
+
+/// How `compare` and `sweep` run their tasks.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SchedulerArgs {
+    /// Where the runs go.
+    #[arg(long, value_enum, default_value_t = SchedulerName::Local)]
+    pub scheduler: SchedulerName,
+    /// Runs at a time: local processes (each gets its share of the CPUs), or the Slurm
+    /// array's limit (`%J`) [default: 1 locally; Slurm's own limit].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// On Slurm: follow the jobs with a progress bar until the report is written, then
+    /// print the tables (locally the command always waits).
+    #[arg(long)]
+    pub wait: bool,
+    /// Slurm: the partition.
+    #[arg(long, help_heading = "Slurm")]
+    pub partition: Option<String>,
+    /// Slurm: each task's time limit (sbatch's format: `MINUTES`, `HH:MM:SS`, `D-HH`).
+    #[arg(long, help_heading = "Slurm")]
+    pub time: Option<String>,
+    /// Slurm: CPUs per task (the run sizes its threads to them).
+    #[arg(long, help_heading = "Slurm")]
+    pub cpus_per_task: Option<usize>,
+    /// Slurm: memory per task (`8G`).
+    #[arg(long, help_heading = "Slurm")]
+    pub mem: Option<String>,
+    /// Slurm: GPUs per task (`1`, `a100:1`).
+    #[arg(long, help_heading = "Slurm")]
+    pub gpus: Option<String>,
+    /// Slurm: the account charged.
+    #[arg(long, help_heading = "Slurm")]
+    pub account: Option<String>,
+    /// Slurm: the quality of service.
+    #[arg(long, help_heading = "Slurm")]
+    pub qos: Option<String>,
+    /// Slurm: any other sbatch argument, verbatim, for the tasks and the report job
+    /// (repeatable): `--sbatch-arg=--constraint=v100`.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = "Slurm")]
+    pub sbatch_args: Vec<String>,
+    /// Slurm: seconds before its time limit at which a task checkpoints and requeues
+    /// itself (Slurm may signal up to a minute earlier).
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", help_heading = "Slurm")]
+    pub signal_before: u64,
+}
+
+impl SchedulerArgs {
+    /// The scheduler these arguments ask for; `threads` is `--threads` (else every CPU),
+    /// shared among the local jobs.
+    ///
+    /// # Errors
+    /// `--jobs 0`; Slurm's options without `--scheduler slurm`.
+    pub fn scheduler(
+        &self,
+        command: &'static str,
+        threads: Option<usize>,
+        quiet: bool,
+    ) -> anyhow::Result<crate::sweep::Scheduler> {
+        use crate::sweep::{Scheduler, local::Pool, slurm::SlurmOptions};
+        anyhow::ensure!(self.jobs.is_none_or(|jobs| jobs >= 1), "--jobs must be at least 1");
+        let options = SlurmOptions {
+            jobs: self.jobs,
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            gpus: self.gpus.clone(),
+            account: self.account.clone(),
+            qos: self.qos.clone(),
+            sbatch_args: self.sbatch_args.clone(),
+            signal_before: self.signal_before,
+        };
+        match self.scheduler {
+            SchedulerName::Slurm => {
+                anyhow::ensure!(self.cpus_per_task.is_none_or(|c| c >= 1), "--cpus-per-task must be at least 1");
+                Ok(Scheduler::Slurm { options, wait: self.wait, quiet })
+            }
+            SchedulerName::Local => {
+                let given = SlurmOptions { jobs: None, signal_before: 120, ..options };
+                if given != (SlurmOptions { signal_before: 120, ..SlurmOptions::default() }) || self.wait {
+                    anyhow::bail!(
+                        "--partition, --time, --cpus-per-task, --mem, --gpus, --account, --qos, --sbatch-arg, \
+                         --signal-before and --wait apply to --scheduler slurm"
+                    );
+                }
+                let jobs = self.jobs.unwrap_or(1);
+                let threads = threads.unwrap_or_else(crate::system::threads::available_cpus);
+                Ok(Scheduler::Local(Pool {
+                    jobs,
+                    threads_per_run: crate::system::threads::share(threads, jobs),
+                    interrupt: Interrupt::of_process(),
+                    command,
+                }))
+            }
+        }
+    }
+}
+
+/// Arguments of `sweep`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SweepArgs {
+    /// `status` or `cancel` of a sweep folder.
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
+    /// The sweep file: TOML or JSON (see the README's Sweeps, and sweeps/*.toml).
+    #[arg(required = true)]
+    pub file: Option<PathBuf>,
+    /// The sweep's folder: one run folder per combination, and the report.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Where and how the runs go.
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+    /// No progress bar while following.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `sweep status` and `sweep cancel`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SweepAction {
+    /// Where each task of a sweep stands: done, running, pending, stopped, failed (with why).
+    Status(SweepStatusArgs),
+    /// Cancel a sweep's Slurm jobs (its runs keep their checkpoints; submit again to resume).
+    Cancel(SweepDirArgs),
+}
+
+/// Arguments of `sweep status`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepStatusArgs {
+    /// The sweep's folder.
+    pub dir: PathBuf,
+    /// Follow with a progress bar until the report is written, then print the tables.
+    #[arg(long)]
+    pub wait: bool,
+    /// The status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A sweep's folder.
+#[derive(Debug, Clone, Args)]
+pub struct SweepDirArgs {
+    /// The sweep's folder.
+    pub dir: PathBuf,
 }
 
 /// Arguments of `envs`.
@@ -328,21 +501,21 @@ pub struct CompareArgs {
     /// Seeds, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2, 3, 4])]
     pub seeds: Vec<u64>,
-    /// Runs at a time.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
     /// Output folder: one run folder per (estimator, seed), and the tables and figures.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The task's options, passed to every run.
     #[command(flatten)]
     pub task: TaskOptions,
+    /// Where and how the runs go.
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
 }
 
 /// Arguments of `report`.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// The comparison's output folder.
+    /// The sweep's or comparison's folder.
     pub dir: PathBuf,
 }
 
@@ -602,25 +775,36 @@ fn parse_env_option(text: &str) -> Result<(String, String), String> {
 pub fn data_sets_needed(registry: &Registry, args: &[String]) -> Vec<&'static str> {
     let args = with_env_options(registry, std::iter::once("sfess-agent".to_owned()).chain(args.iter().cloned()));
     let Ok(cli) = Cli::try_parse_from(args) else { return Vec::new() };
-    let env = match &cli.command {
+    let envs: Vec<String> = match &cli.command {
         Command::Train(train) => match &train.resume {
-            Some(dir) => crate::run::read_config(dir, registry).map(|c| c.env).ok(),
-            None => train.resolve(None, registry).map(|c| c.env).ok(),
+            Some(dir) => crate::run::read_config(dir, registry).map(|c| c.env).into_iter().collect(),
+            None => train.resolve(None, registry).map(|c| c.env).into_iter().collect(),
         },
-        Command::Eval(eval) => crate::run::read_config(&eval.run, registry).map(|c| c.env).ok(),
-        Command::Compare(compare) => Some(compare.env.clone()),
-        _ => None,
+        Command::Eval(eval) => crate::run::read_config(&eval.run, registry).map(|c| c.env).into_iter().collect(),
+        Command::Compare(compare) => vec![compare.env.clone()],
+        Command::Sweep(sweep) => match (&sweep.action, &sweep.file) {
+            (None, Some(file)) => crate::sweep::spec::SweepSpec::read(file)
+                .and_then(|spec| spec.combinations(registry))
+                .map(|tasks| tasks.into_iter().map(|t| t.config.env).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     };
-    env.and_then(|env| registry.get(&env).ok().and_then(|entry| entry.data))
-        .map(|set| vec![set.dir_name()])
-        .unwrap_or_default()
+    let mut sets = Vec::new();
+    for set in envs.iter().filter_map(|env| registry.get(env).ok().and_then(|entry| entry.data)) {
+        if !sets.contains(&set.dir_name()) {
+            sets.push(set.dir_name());
+        }
+    }
+    sets
 }
 
 /// A `train` started by `compare` gets SIGTERM when its compare dies, so that no run goes
 /// on as an orphan that a rerun of the comparison would race with (if compare is gone
 /// already, the run stops before it starts).
 fn stop_with_the_parent_compare(interrupt: &Interrupt) {
-    let Some(parent) = std::env::var(crate::commands::compare::PARENT_ENV).ok().and_then(|pid| pid.parse::<i32>().ok())
+    let Some(parent) = std::env::var(crate::sweep::local::PARENT_ENV).ok().and_then(|pid| pid.parse::<i32>().ok())
     else {
         return;
     };
@@ -739,33 +923,71 @@ pub fn execute(
             Ok(())
         }
         Command::Compare(args) => {
-            anyhow::ensure!(args.jobs >= 1, "--jobs must be at least 1");
+            let scheduler = args.scheduler.scheduler("compare", cli.threads, false)?;
             anyhow::ensure!(
                 !args.seeds.is_empty() && !args.estimators.is_empty(),
                 "--seeds and --estimators must not be empty"
             );
             let estimators = crate::commands::compare::estimators_for(registry.get(&args.env)?, &args.estimators)?;
-            let plan = crate::commands::compare::Plan {
-                env: args.env.clone(),
-                estimators,
-                seeds: args.seeds.clone(),
-                jobs: args.jobs,
+            let spec =
+                crate::commands::compare::sweep_of(&args.env, &estimators, &args.seeds, &args.task, &cli.device())?;
+            let request = crate::sweep::Request {
                 out: args.out.clone(),
-                task: args.task.clone(),
-                device: cli.device().to_string(),
-                threads_per_run: crate::system::threads::share(
-                    cli.threads.unwrap_or_else(crate::system::threads::available_cpus),
-                    args.jobs,
-                ),
+                description: spec.description.clone(),
+                tasks: spec.combinations(registry)?,
+                command: "compare",
+            };
+            write_tables(crate::sweep::execute(&request, &scheduler, registry)?, stdout)
+        }
+        Command::Sweep(args) => match (&args.action, &args.file, &args.out) {
+            (Some(SweepAction::Status(status)), _, _) => {
+                let text = if status.wait {
+                    crate::sweep::status::wait(&status.dir, false)?;
+                    std::fs::read_to_string(status.dir.join("table.md"))
+                        .with_context(|| format!("reading {}", status.dir.join("table.md").display()))?
+                } else {
+                    let current = crate::sweep::status::status(&status.dir)?;
+                    if status.json { serde_json::to_string(&current)? + "\n" } else { current.text() }
+                };
+                stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the status")
+            }
+            (Some(SweepAction::Cancel(cancel)), _, _) => {
+                let ids = crate::sweep::slurm::cancel(&cancel.dir)?;
+                let text = if ids.is_empty() {
+                    format!("no job of {} is queued or running\n", cancel.dir.display())
+                } else {
+                    format!(
+                        "cancelled Slurm jobs {}; the runs keep their checkpoints: submit the sweep again to resume them\n",
+                        ids.join(", ")
+                    )
+                };
+                stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the result")
+            }
+            (None, Some(file), Some(out)) => {
+                let scheduler = args.scheduler.scheduler("sweep", cli.threads, args.quiet)?;
+                let spec = crate::sweep::spec::SweepSpec::read(file)?;
+                let request = crate::sweep::Request {
+                    out: out.clone(),
+                    description: spec.description.clone(),
+                    tasks: spec.combinations(registry).with_context(|| format!("the sweep file {}", file.display()))?,
+                    command: "sweep",
+                };
+                write_tables(crate::sweep::execute(&request, &scheduler, registry)?, stdout)
+            }
+            // clap requires FILE and --out without a subcommand.
+            (None, _, _) => anyhow::bail!("sweep needs a sweep file and --out DIR"),
+        },
+        Command::SweepTask(args) => {
+            let options = RunOptions {
+                verbosity: Verbosity::Quiet,
                 interrupt: Interrupt::of_process(),
+                holder: std::env::args().collect::<Vec<_>>().join(" "),
                 registry: Arc::clone(registry),
             };
-            let table = crate::commands::compare::compare(&plan)?;
-            stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
-            Ok(())
+            crate::sweep::run_task(&args.dir, &args.name, &options).map(drop)
         }
         Command::Report(args) => {
-            let table = crate::commands::compare::report(&args.dir, registry)?;
+            let table = crate::commands::report::report(&args.dir, registry)?;
             stdout.write_all(table.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
             Ok(())
         }
@@ -792,6 +1014,14 @@ pub fn execute(
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the result")?;
             Ok(())
         }
+    }
+}
+
+/// The tables of a sweep that ended, on `stdout` (nothing for one that goes on in Slurm).
+fn write_tables(tables: Option<String>, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    match tables {
+        Some(tables) => stdout.write_all(tables.as_bytes()).and_then(|()| stdout.flush()).context("writing the table"),
+        None => Ok(()),
     }
 }
 

@@ -181,7 +181,8 @@ impl TrainConfig {
                 map.keys().filter(|k| known.get(k.as_str()).is_none() && is_legacy(k)).cloned().collect();
             moved.extend(keys.into_iter().filter_map(|key| map.remove(&key).map(|old| (key, old))));
         }
-        let mut config: TrainConfig = serde_json::from_value(value)?;
+        // The path of a value of the wrong type (`steps: invalid type: string "many", ...`).
+        let mut config: TrainConfig = serde_path_to_error::deserialize(value)?;
         let Ok(entry) = registry.get(&config.env) else { return Ok(config) };
         for (key, old) in moved {
             // Other environments' keys were never read by this run, and an unset optional

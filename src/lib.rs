@@ -10,7 +10,8 @@
 //!    policy-gradient trainer;
 //! 5. [`run`]: the run folder around it (checkpoints, metrics, locks, signals).
 //!
-//! Beside them: [`commands`] (`compare`, `report`, `bench`, `inspect`, `toy`), [`plot`]
+//! Beside them: [`sweep`] (grids of runs, on this machine or as Slurm array jobs),
+//! [`commands`] (`compare`, `report`, `bench`, `inspect`, `toy`), [`plot`]
 //! (every figure), [`system`] (devices, threads, messages). The numerics live in
 //! `sfess-agents` (the policy side) and `sfess-envs` (the reward side).
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod plot;
 pub mod run;
+pub mod sweep;
 pub mod system;
 pub mod train;
 

@@ -252,6 +252,9 @@ pub struct CurvePanel {
     pub y_label: String,
     /// The curves.
     pub curves: Vec<Curve>,
+    /// Horizontal dashed lines across the whole axis: `(legend name, value)` (methods
+    /// that do not train, such as a random subset).
+    pub baselines: Vec<(String, f64)>,
 }
 
 /// Lines with one-standard-deviation bands, as `stem.svg` and `stem.png`.
@@ -272,12 +275,16 @@ const CURVE_PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Greys and a dark olive for the dashed baselines, apart from the curves' colours.
+const BASELINE_PALETTE: [RGBColor; 3] = [RGBColor(90, 90, 90), RGBColor(150, 150, 150), RGBColor(110, 110, 40)];
+
 fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePanel) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let all = panel.curves.iter().flat_map(|c| c.points.iter());
     let (x_max, lo, hi) = all.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), p| {
         (x.max(p.0), lo.min(p.1 - p.2), hi.max(p.1 + p.2))
     });
+    let (lo, hi) = panel.baselines.iter().fold((lo, hi), |(lo, hi), b| (lo.min(b.1), hi.max(b.1)));
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let mut chart = ChartBuilder::on(&root)
         .caption(&panel.title, ("sans-serif", 20))
@@ -307,6 +314,14 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
             .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
             .map_err(plot_error)?
             .label(&curve.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    for (i, (name, value)) in panel.baselines.iter().enumerate() {
+        let color = BASELINE_PALETTE[i % BASELINE_PALETTE.len()];
+        chart
+            .draw_series(DashedLineSeries::new([(0.0, *value), (x_max, *value)], 8, 5, color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)?;

@@ -204,7 +204,7 @@ fn records_after(dir: &Path, after: u64) -> Vec<(u64, String, String, f64)> {
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .filter(|r| r["step"].as_u64().unwrap() > after)
+        .filter(|r| r["step"].as_u64().unwrap() > after && r["metric"] != "seconds_per_step")
         .map(|r| {
             let text = |key: &str| r[key].as_str().unwrap().to_owned();
             (r["step"].as_u64().unwrap(), text("split"), text("metric"), r["value"].as_f64().unwrap())

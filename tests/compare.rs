@@ -63,7 +63,7 @@ fn compare_tabulates_the_run_folders_and_resumes() {
     // As in the paper, sfess-vr draws --samples per row and the others one.
     let samples = |name: &str| read_json(&out.join(format!("{name}-seed0/config.json")))["samples"].as_u64();
     assert_eq!((samples("sfess-vr"), samples("sfess")), (Some(4), Some(1)));
-    for row in summary["estimators"].as_array().unwrap() {
+    for row in summary["groups"][0]["estimators"].as_array().unwrap() {
         let name = row["estimator"].as_str().unwrap();
         let values: Vec<f64> = [0, 1]
             .iter()
@@ -102,7 +102,7 @@ fn a_failed_run_is_reported_and_the_others_complete() {
     let line = table.lines().find(|l| l.starts_with("| sfess-vr |")).unwrap();
     assert!(line.contains("seed 0 failed") && line.contains("at least 2 samples"), "{line}");
     let summary = read_json(&out.join("summary.json"));
-    let rows = summary["estimators"].as_array().unwrap();
+    let rows = summary["groups"][0]["estimators"].as_array().unwrap();
     let sfess = rows.iter().find(|r| r["estimator"] == "sfess").unwrap();
     assert_eq!(sfess["seeds"], serde_json::json!([0, 1]));
     let vr = rows.iter().find(|r| r["estimator"] == "sfess-vr").unwrap();
@@ -146,7 +146,6 @@ fn a_comparison_refuses_a_request_that_does_not_match_its_folder() {
     // A pair folder trained by hand with another learning rate is named.
     let pair = out.join("sfess-seed1");
     std::fs::create_dir_all(&pair).unwrap();
-    std::fs::write(pair.join("pair.json"), r#"{"env": "max-coverage", "estimator": "sfess", "seed": 1}"#).unwrap();
     let by_hand = run(&[
         "train",
         "--env",

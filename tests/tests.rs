@@ -9,4 +9,6 @@ mod fuzz;
 mod own_env;
 mod run_folder;
 mod settings;
+mod slurm;
+mod sweep;
 mod train;

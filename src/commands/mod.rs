@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod compare;
 pub mod inspect;
+pub mod report;
 pub mod toy;

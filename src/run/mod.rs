@@ -4,9 +4,10 @@
 //! - `config.json`: the resolved configuration, written once when the run starts (a resumed
 //!   run that is extended rewrites only its `steps`);
 //! - `metrics.jsonl`: one JSON object per line, `{"step", "split", "metric", "value",
-//!   "elapsed_seconds"}` (the mean training loss every `min(100, eval_every)` steps,
-//!   validation every `eval_every` and before the first step, test at the end), appended a
-//!   whole batch of lines at a time;
+//!   "elapsed_seconds"}` (the mean training loss and `seconds_per_step`, the mean seconds
+//!   of the window's steps, every `min(100, eval_every)` steps; validation every
+//!   `eval_every` and before the first step; test at the end), appended a whole batch of
+//!   lines at a time;
 //! - `checkpoint.ot`: see [`crate::run::checkpoint`]; rewritten atomically at every validation
 //!   and when a signal stops the run;
 //! - `summary.json` once the run is complete:
@@ -16,7 +17,7 @@
 //! # Guarantees
 //! - A run stopped by SIGINT or SIGTERM writes its checkpoint at the step it reached, and
 //!   its resumption writes exactly the records the uninterrupted run would have (only the
-//!   `elapsed_seconds` differ). A run killed outright resumes from its last checkpoint, with
+//!   clocks differ: `elapsed_seconds` and the `seconds_per_step` records). A run killed outright resumes from its last checkpoint, with
 //!   the same records too.
 //! - A write that fails (a full disk) is an error naming the file and the step; a failed
 //!   append of metrics is cut back to the last whole line, and the previous checkpoint
@@ -66,6 +67,10 @@ const RUN_FILES: [&str; 4] = [CONFIG, METRICS, CHECKPOINT, SUMMARY];
 
 /// Steps between training-loss records.
 pub const LOSS_EVERY: u64 = 100;
+
+/// The training record of the mean wall-clock seconds of a loss window's steps (what
+/// `report` takes the median of).
+pub const SECONDS_PER_STEP: &str = "seconds_per_step";
 
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -275,6 +280,8 @@ struct Run<'a> {
     /// When this process started training, and the current segment between validations.
     started: Instant,
     segment: Instant,
+    /// Seconds and steps of the current loss window trained by this process.
+    window_clock: (f64, u64),
     bar: ProgressBar,
 }
 
@@ -322,6 +329,7 @@ impl<'a> Run<'a> {
             fresh,
             started: now,
             segment: now,
+            window_clock: (0.0, 0),
             bar,
         })
     }
@@ -356,7 +364,10 @@ impl<'a> Run<'a> {
                 return Err(self.stop_for_signal());
             }
             let step = self.progress.step;
+            let step_started = Instant::now();
             let report = self.experiment.train_step(step, self.config.seed, self.config.samples, &mut self.optimizer);
+            self.window_clock.0 += step_started.elapsed().as_secs_f64();
+            self.window_clock.1 += 1;
             let report = match report {
                 Ok(report) => report,
                 // The step was abandoned before its update: the run stands at `step`.
@@ -369,7 +380,13 @@ impl<'a> Run<'a> {
             let done = step + 1;
             self.progress.step = done;
             if done.is_multiple_of(loss_every) || done == self.config.steps {
-                let means = self.window.take()?;
+                let mut means = self.window.take()?;
+                // The clock of the window's steps in this process (a clock: it is the one
+                // record a resumed run does not repeat exactly).
+                let (seconds, steps) = std::mem::take(&mut self.window_clock);
+                if steps > 0 {
+                    means.insert(SECONDS_PER_STEP.to_owned(), seconds / steps as f64);
+                }
                 self.log.append(done, "train", &means, self.elapsed())?;
             }
             if done.is_multiple_of(self.config.eval_every) || done == self.config.steps {

@@ -1,14 +1,15 @@
-//! SIGINT and SIGTERM as a request to stop cleanly.
+//! SIGINT, SIGTERM and SIGUSR1 as a request to stop cleanly.
 //!
 //! The first signal only sets a flag ([`Interrupt`]); the run loop sees it between steps,
 //! writes its checkpoint and returns [`Interrupted`], which the binary turns into exit code
-//! 128 + the signal (130 for SIGINT, 143 for SIGTERM). A second signal ends the process at
-//! once with that code, for when stopping cleanly takes too long.
+//! 128 + the signal (130 for SIGINT, 143 for SIGTERM, 138 for SIGUSR1: the signal Slurm
+//! sends before a time limit, which a sweep's task script turns into a requeue). A second
+//! signal ends the process at once with that code, for when stopping cleanly takes too long.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 /// The handlers' flag, once installed.
 static INSTALLED: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
@@ -28,8 +29,8 @@ impl Interrupt {
         Self::default()
     }
 
-    /// Installs the handlers of SIGINT and SIGTERM: the first sets the flag, a second
-    /// exits at once with 128 + its number.
+    /// Installs the handlers of SIGINT, SIGTERM and SIGUSR1: the first sets the flag, a
+    /// second exits at once with 128 + its number.
     ///
     /// # Errors
     /// The handlers cannot be installed.
@@ -38,7 +39,7 @@ impl Interrupt {
             return Ok(installed.clone());
         }
         let interrupt = Self::new();
-        for signal in [SIGINT, SIGTERM] {
+        for signal in [SIGINT, SIGTERM, SIGUSR1] {
             // Registered first, so that it sees the flag as it was before this signal.
             signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&interrupt.flag))?;
             signal_hook::flag::register_usize(signal, Arc::clone(&interrupt.signal), signal as usize)?;

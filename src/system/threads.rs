@@ -11,7 +11,8 @@
 //!   step took 7.4–7.5 ms with the default and 6.5–7.1 ms with 10,000 spins, in alternating
 //!   `bench train` runs here);
 //! - processes that share a machine share its CPUs: `compare --jobs J` gives each of its
-//!   `J` children `--threads ⌊N / J⌋` ([`share`]).
+//!   `J` children `--threads ⌊N / J⌋` ([`share`]), and a Slurm task uses the CPUs it was
+//!   given (`SLURM_CPUS_PER_TASK`, else its affinity).
 
 use std::ffi::OsString;
 
@@ -23,9 +24,17 @@ pub const SPIN_COUNT: &str = "10000";
 /// Most threads `--threads` may ask for.
 pub const MAX_THREADS: usize = 4096;
 
-/// The CPUs this process may use (at least 1).
+/// The CPUs this process may use (at least 1): its affinity mask and cgroup quota, and in
+/// a Slurm task no more than `SLURM_CPUS_PER_TASK` (set when the job asked
+/// `--cpus-per-task`).
 pub fn available_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    let affinity = std::thread::available_parallelism().map_or(1, usize::from);
+    slurm_cpus(std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref()).map_or(affinity, |cpus| cpus.min(affinity))
+}
+
+/// `SLURM_CPUS_PER_TASK` as a count (it is a plain number; anything else is ignored).
+fn slurm_cpus(value: Option<&str>) -> Option<usize> {
+    value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|&cpus| cpus >= 1)
 }
 
 /// Re-executes this program with [`SPIN_COUNT_VARIABLE`] set to [`SPIN_COUNT`] unless it
@@ -90,6 +99,15 @@ mod tests {
         assert_eq!(share(2, 3), 1);
         assert_eq!(share(7, 2), 3);
         assert_eq!(share(4, 0), 4);
+    }
+
+    #[test]
+    fn a_slurm_task_reads_its_cpus() {
+        assert_eq!(slurm_cpus(Some("4")), Some(4));
+        assert_eq!(slurm_cpus(Some(" 2\n")), Some(2));
+        assert_eq!(slurm_cpus(Some("0")), None);
+        assert_eq!(slurm_cpus(Some("2(x3)")), None);
+        assert_eq!(slurm_cpus(None), None);
     }
 
     #[test]

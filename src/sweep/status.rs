@@ -1,0 +1,274 @@
+//! `sfess-agent sweep status DIR`: where each task stands, from its run folder first (what
+//! a task wrote is the truth on every cluster) and from the scheduler second (waiting,
+//! running, and why a task ended without writing anything); `--wait` follows it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::slurm::{self, JobState, Submission};
+use super::{FAILED, SweepRecord};
+use crate::run::{Record, SUMMARY};
+
+/// Where one task stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum TaskState {
+    /// Complete.
+    Done,
+    /// Failed; the reason is its `failed.txt` (or Slurm's).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Running, at this step (0 while it starts).
+    Running {
+        /// The last step it recorded.
+        step: u64,
+    },
+    /// Waiting in the scheduler's queue.
+    Pending {
+        /// The scheduler's reason, and the step a requeued run stands at.
+        reason: String,
+    },
+    /// Started and stopped (a signal, a kill, a cancel): a resubmission resumes it.
+    Stopped {
+        /// The step of its last record.
+        step: u64,
+        /// What the scheduler says, if anything.
+        reason: String,
+    },
+    /// Never started.
+    NotStarted,
+}
+
+impl TaskState {
+    fn word(&self) -> &'static str {
+        match self {
+            TaskState::Done => "done",
+            TaskState::Failed { .. } => "failed",
+            TaskState::Running { .. } => "running",
+            TaskState::Pending { .. } => "pending",
+            TaskState::Stopped { .. } => "stopped",
+            TaskState::NotStarted => "not started",
+        }
+    }
+}
+
+/// The sweep's tasks and their states.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepStatus {
+    /// `(task name, state)` in the sweep's order.
+    pub tasks: Vec<(String, TaskState)>,
+    /// The latest report job and whether it has ended (Slurm sweeps).
+    pub report: Option<ReportJob>,
+}
+
+/// The report job of the latest submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportJob {
+    /// Its id.
+    pub id: String,
+    /// Its exit status, once it has written it.
+    pub exit: Option<i32>,
+    /// Whether Slurm still queues or runs it.
+    pub active: bool,
+}
+
+/// The last step a run folder recorded (0 for none).
+fn last_step(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(crate::run::METRICS))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .map(|r| r.step)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether a process on this machine holds the folder's lock (the lock file names a live
+/// pid). Read, not locked: a status must never make a starting run fail.
+fn held_here(dir: &Path) -> bool {
+    let text = std::fs::read_to_string(dir.join(crate::run::lock::LOCK)).unwrap_or_default();
+    let pid =
+        text.strip_prefix("pid ").and_then(|rest| rest.split(',').next()).and_then(|p| p.trim().parse::<u32>().ok());
+    pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The state of every task of the sweep in `out`.
+///
+/// # Errors
+/// No sweep in `out`; the scheduler's commands fail (a Slurm sweep).
+pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
+    let record = SweepRecord::read(out)?;
+    let submissions = slurm::submissions(out)?;
+    let jobs: BTreeMap<String, JobState> =
+        if submissions.is_empty() { BTreeMap::new() } else { slurm::job_states(&submissions)? };
+    let scheduled = slurm::task_states(&submissions, &jobs);
+    let submitted: Vec<usize> = submissions.iter().flat_map(|s| s.tasks.iter().copied()).collect();
+    let mut tasks = Vec::new();
+    for (index, task) in record.tasks.iter().enumerate() {
+        let dir = out.join(&task.name);
+        let started = crate::run::run_file_in(&dir).is_some();
+        let slurm = scheduled.get(&index).map(|(_, state)| state);
+        let state = if dir.join(SUMMARY).exists() {
+            TaskState::Done
+        } else if let Ok(reason) = std::fs::read_to_string(dir.join(FAILED)) {
+            TaskState::Failed { reason: reason.trim().to_owned() }
+        } else {
+            match slurm {
+                Some(job) if job.state == "RUNNING" || job.state == "COMPLETING" => {
+                    TaskState::Running { step: last_step(&dir) }
+                }
+                Some(job) if job.is_active() => {
+                    let at = if started { format!(", requeued at step {}", last_step(&dir)) } else { String::new() };
+                    TaskState::Pending { reason: format!("{} ({}){at}", job.state.to_lowercase(), job.reason) }
+                }
+                _ if held_here(&dir) => TaskState::Running { step: last_step(&dir) },
+                Some(job) if job.state == "FAILED" || job.state == "OUT_OF_MEMORY" || job.state == "NODE_FAIL" => {
+                    TaskState::Failed { reason: format!("Slurm: {} ({})", job.state, job.reason) }
+                }
+                Some(job) if started => {
+                    TaskState::Stopped { step: last_step(&dir), reason: format!("Slurm: {}", job.state) }
+                }
+                Some(job) if job.state == "CANCELLED" => {
+                    TaskState::Stopped { step: 0, reason: "Slurm: CANCELLED before it started".to_owned() }
+                }
+                Some(job) if job.state != "COMPLETED" => {
+                    TaskState::Failed { reason: format!("Slurm: {} ({}) before it started", job.state, job.reason) }
+                }
+                _ if started => TaskState::Stopped { step: last_step(&dir), reason: String::new() },
+                _ if submitted.contains(&index) => {
+                    TaskState::Failed { reason: "it ended without starting (see its log in slurm/logs)".to_owned() }
+                }
+                _ => TaskState::NotStarted,
+            }
+        };
+        tasks.push((task.name.clone(), state));
+    }
+    let report = submissions.last().filter(|s| !s.report.is_empty()).map(|s: &Submission| {
+        let exit = std::fs::read_to_string(slurm::report_exit_file(out, &s.report))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        ReportJob { id: s.report.clone(), exit, active: jobs.get(&s.report).is_some_and(JobState::is_active) }
+    });
+    Ok(SweepStatus { tasks, report })
+}
+
+impl SweepStatus {
+    /// How many tasks are in each state: `4 done, 1 running, 1 failed`.
+    pub fn counts(&self) -> String {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for (_, state) in &self.tasks {
+            match counts.iter_mut().find(|(word, _)| *word == state.word()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((state.word(), 1)),
+            }
+        }
+        counts.iter().map(|(word, n)| format!("{n} {word}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Tasks that ended: done or failed.
+    pub fn ended(&self) -> usize {
+        self.tasks.iter().filter(|(_, s)| matches!(s, TaskState::Done | TaskState::Failed { .. })).count()
+    }
+
+    /// The status as text: the counts, then one line per task.
+    pub fn text(&self) -> String {
+        let width = self.tasks.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let mut text = format!("{} tasks: {}\n", self.tasks.len(), self.counts());
+        for (name, state) in &self.tasks {
+            let detail = match state {
+                TaskState::Done | TaskState::NotStarted => String::new(),
+                TaskState::Failed { reason } => format!(": {reason}"),
+                TaskState::Running { step } => format!(" at step {step}"),
+                TaskState::Pending { reason } => format!(": {reason}"),
+                TaskState::Stopped { step, reason } if reason.is_empty() => {
+                    format!(" at step {step}; submit again to resume it")
+                }
+                TaskState::Stopped { step, reason } => format!(" at step {step} ({reason}); submit again to resume it"),
+            };
+            text += &format!("  {name:width$}  {}{detail}\n", state.word());
+        }
+        if let Some(report) = &self.report {
+            text += &match (report.exit, report.active) {
+                (Some(0), _) => format!("report: written by job {}\n", report.id),
+                (Some(code), _) => {
+                    format!("report: job {} failed with exit status {code} (see slurm/logs)\n", report.id)
+                }
+                (None, true) => format!("report: job {} waits for the tasks\n", report.id),
+                (None, false) => format!("report: job {} ended without writing the report\n", report.id),
+            };
+        }
+        text
+    }
+}
+
+/// The pause between two looks at a followed sweep.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+
+/// Follows the sweep in `out` with a progress bar until its latest report job has ended.
+///
+/// # Errors
+/// The status cannot be read; the report job ended without writing the report, or failed.
+pub fn wait(out: &Path, quiet: bool) -> anyhow::Result<SweepStatus> {
+    let first = status(out)?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(first.tasks.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} tasks ended  {elapsed}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut current = first;
+    loop {
+        bar.set_position(current.ended() as u64);
+        bar.set_message(current.counts());
+        match &current.report {
+            None => break,
+            Some(report) if report.exit.is_some() => break,
+            Some(report) if !report.active => {
+                // It may have written its status just after the look.
+                std::thread::sleep(FOLLOW_EVERY);
+                let again = status(out)?;
+                if again.report.as_ref().is_some_and(|r| r.exit.is_some()) {
+                    current = again;
+                    break;
+                }
+                bar.abandon();
+                anyhow::bail!(
+                    "the report job {} of {} ended without writing the report (cancelled?): {}",
+                    report.id,
+                    out.display(),
+                    again.counts()
+                );
+            }
+            Some(_) => {}
+        }
+        if let Some(signal) = crate::run::signals::Interrupt::of_process().received() {
+            bar.abandon();
+            let where_ = format!(
+                "while following {}; the jobs go on: follow again with sfess-agent sweep status {} --wait",
+                out.display(),
+                out.display()
+            );
+            return Err(crate::run::signals::Interrupted { signal, what: "sweep".into(), where_ }.into());
+        }
+        std::thread::sleep(FOLLOW_EVERY);
+        current = status(out).with_context(|| format!("following {}", out.display()))?;
+    }
+    bar.finish_and_clear();
+    if let Some(report) = &current.report
+        && let Some(code) = report.exit
+    {
+        anyhow::ensure!(
+            code == 0,
+            "the report job {} failed with exit status {code} (see {}/slurm/logs)",
+            report.id,
+            out.display()
+        );
+    }
+    Ok(current)
+}

@@ -1,0 +1,113 @@
+//! `sweep FILE --out DIR` on this machine: a grid becomes run folders named by its values,
+//! the report has one table per configuration, `sweep status` reads the folders, and a bad
+//! file is refused before anything is written.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{fails_with, run, stderr, stdout};
+
+fn write(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+const GRID: &str = r#"
+description = "two set counts, two estimators, two seeds"
+[fixed]
+env = "max-coverage"
+steps = 40
+eval_every = 20
+[grid]
+options.n = [30, 40]
+estimator = ["sfess-vr", "sfess"]
+seed = [0, 1]
+[estimators.sfess]
+samples = 1
+"#;
+
+#[test]
+fn a_sweep_runs_its_grid_into_named_run_folders_and_reports_each_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("grid.toml"), GRID);
+    let out = tmp.path().join("out");
+    let output = run(&["sweep", &file, "--out", out.to_str().unwrap(), "--jobs", "2", "--device", "cpu"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tables = stdout(&output);
+    assert!(tables.contains("## max-coverage, n 30") && tables.contains("## max-coverage, n 40"), "{tables}");
+    let mut values = Vec::new();
+    for n in [30, 40] {
+        for (estimator, samples) in [("sfess-vr", 32), ("sfess", 1)] {
+            for seed in [0, 1] {
+                let dir = out.join(format!("n{n}-{estimator}-seed{seed}"));
+                let config: Value =
+                    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+                assert_eq!(
+                    (
+                        config["env_options"]["max-coverage"]["n"].as_u64(),
+                        config["samples"].as_u64(),
+                        config["seed"].as_u64()
+                    ),
+                    (Some(n), Some(samples), Some(seed)),
+                    "{config}"
+                );
+                let summary: Value =
+                    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+                values.push((n, estimator, summary["test"]["coverage"].as_f64().unwrap()));
+            }
+        }
+    }
+    // Each table's mean is the mean of its own runs.
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let groups = summary["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for group in groups {
+        let n: u64 = group["values"]["options.n"].as_str().unwrap().parse().unwrap();
+        for row in group["estimators"].as_array().unwrap() {
+            let mine: Vec<f64> = values.iter().filter(|v| v.0 == n && v.1 == row["estimator"]).map(|v| v.2).collect();
+            assert!((row["mean"].as_f64().unwrap() - (mine[0] + mine[1]) / 2.0).abs() < 1e-12, "{row}");
+            assert_eq!(row["steps"], serde_json::json!([40]));
+        }
+    }
+    for figure in ["curves", "curves-evaluations", "curves-seconds", "speed"] {
+        assert!(out.join(format!("max-coverage-n-30-{figure}.png")).exists(), "{figure}");
+    }
+    // The folders say where each task stands.
+    let status = run(&["sweep", "status", out.to_str().unwrap()]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).starts_with("8 tasks: 8 done\n"), "{}", stdout(&status));
+    // The same request again runs nothing; one that changes a task is refused by name.
+    let again = run(&["sweep", &file, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    assert!(stderr(&again).contains("8 runs complete already, 0 to run"), "{}", stderr(&again));
+    let longer = write(&tmp.path().join("longer.toml"), &GRID.replace("steps = 40", "steps = 50"));
+    fails_with(
+        &run(&["sweep", &longer, "--out", out.to_str().unwrap(), "--device", "cpu"]),
+        "n30-sfess-vr-seed0 (--steps (it has 40, asked 50))",
+    );
+}
+
+#[test]
+fn a_bad_sweep_file_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cases = [
+        ("unknown.toml", GRID.replace("[fixed]", "[fixed]\nstepz = 3"), "unknown field `stepz`"),
+        ("empty.toml", "[grid]\n".to_owned(), "the grid is empty"),
+        ("type.toml", GRID.replace("seed = [0, 1]", "seed = [0, \"one\"]"), "seed: invalid type: string \"one\""),
+        ("range.toml", GRID.replace("options.n = [30, 40]", "options.n = [30, 0]"), "combination n0-sfess-vr-seed0"),
+        ("twice.toml", GRID.replace("seed = [0, 1]", "seed = [0, 0]"), "grid.seed gives 0 twice"),
+        ("grid.yaml", GRID.to_owned(), "a sweep file is TOML (.toml) or JSON (.json)"),
+    ];
+    for (name, text, phrase) in cases {
+        let file = write(&tmp.path().join(name), &text);
+        fails_with(&run(&["sweep", &file, "--out", out.to_str().unwrap()]), phrase);
+        assert!(!out.exists(), "{name} created the sweep folder");
+    }
+    let file = write(&tmp.path().join("grid.toml"), GRID);
+    fails_with(
+        &run(&["sweep", &file, "--out", out.to_str().unwrap(), "--partition", "gpu"]),
+        "apply to --scheduler slurm",
+    );
+    fails_with(&run(&["sweep", "status", tmp.path().to_str().unwrap()]), "holds no sweep");
+}
