@@ -180,6 +180,22 @@ fn resume_takes_the_runs_configuration_and_only_extends_it() {
     assert_eq!(config["steps"], 6000);
 }
 
+/// A complete run whose last step falls inside a loss window and off the validation
+/// schedule (1,550 steps: windows of 100, validations every 1,500), extended to 3,000
+/// steps, has exactly the records of the straight 3,000-step run: its cut-short window
+/// continues, and the records only its end wrote (that window's loss, the validation and
+/// the test at step 1,550) are gone.
+#[test]
+fn a_complete_run_extended_from_inside_a_window_is_the_straight_longer_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = straight(tmp.path(), "1550");
+    let short = records(&dir);
+    assert!(short.iter().any(|r| r.0 == 1550 && r.1 == "test"), "the short run tests at its end");
+    let longer = straight(tmp.path(), "3000");
+    json(&run(&["train", "--resume", dir.to_str().unwrap(), "--steps", "3000", "--quiet", "--json"]));
+    assert_eq!(records(&dir), records(&longer));
+}
+
 /// A checkpoint cut short is refused in one line (libtorch's C++ stack dropped), by
 /// `--resume` and by `eval`; the run's summary is untouched. (A changed byte is the
 /// checksum's: see the unit tests of `checkpoint`.)

@@ -282,6 +282,8 @@ struct Run<'a> {
     segment: Instant,
     /// Seconds and steps of the current loss window trained by this process.
     window_clock: (f64, u64),
+    /// The sums of the loss window the last step cut short, for the final checkpoint.
+    unfinished_window: Option<checkpoint::WindowSums>,
     bar: ProgressBar,
 }
 
@@ -311,7 +313,7 @@ impl<'a> Run<'a> {
         } else {
             (Progress::default(), None)
         };
-        let log = MetricsLog::open(dir, &progress)?;
+        let log = MetricsLog::open(dir, config, &progress)?;
         let window = TrainWindow::restore(&progress.window, experiment.device)?;
         let bar = progress_bar(config.steps, progress.step, options.verbosity);
         let now = Instant::now();
@@ -330,6 +332,7 @@ impl<'a> Run<'a> {
             started: now,
             segment: now,
             window_clock: (0.0, 0),
+            unfinished_window: None,
             bar,
         })
     }
@@ -380,6 +383,12 @@ impl<'a> Run<'a> {
             let done = step + 1;
             self.progress.step = done;
             if done.is_multiple_of(loss_every) || done == self.config.steps {
+                if !done.is_multiple_of(loss_every) {
+                    // The last step ends a window early: the checkpoint keeps the window's
+                    // sums, so that a longer run extending this one continues the window
+                    // as the straight longer run does.
+                    self.unfinished_window = Some(self.window.sums()?);
+                }
                 let mut means = self.window.take()?;
                 // The clock of the window's steps in this process (a clock: it is the one
                 // record a resumed run does not repeat exactly).
@@ -443,7 +452,10 @@ impl<'a> Run<'a> {
     fn checkpoint(&mut self) -> anyhow::Result<()> {
         self.progress.elapsed_seconds = self.elapsed();
         self.started = Instant::now();
-        self.progress.window = self.window.sums()?;
+        self.progress.window = match self.unfinished_window.take() {
+            Some(sums) => sums,
+            None => self.window.sums()?,
+        };
         let path = self.dir.join(CHECKPOINT);
         checkpoint::save(&path, &self.progress, &self.variables, &self.optimizer)
             .with_context(|| format!("writing the checkpoint of step {}", self.progress.step))?;
@@ -530,13 +542,15 @@ struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens the log of `dir` for a run standing at `progress`: the records an
+    /// Opens the log of `dir` for a run of `config` standing at `progress`: the records an
     /// uninterrupted run had written by then are kept, the later ones dropped (as is a last
-    /// line cut short by a crash).
+    /// line cut short by a crash). A complete run that is extended drops the records of its
+    /// last step that only the end of a run writes (a cut-short loss window, a validation
+    /// off the schedule, the test).
     ///
     /// # Errors
     /// A line before the last that is not a record (the file was edited or damaged).
-    fn open(dir: &Path, progress: &Progress) -> anyhow::Result<Self> {
+    fn open(dir: &Path, config: &TrainConfig, progress: &Progress) -> anyhow::Result<Self> {
         let path = dir.join(METRICS);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -552,9 +566,14 @@ impl MetricsLog {
                 format!("{} line {} is not a metrics record; fix or remove that line", path.display(), index + 1)
             })?;
             let step = progress.step;
+            let last = step == config.steps;
+            let on_schedule = |every: u64| last || step.is_multiple_of(every);
             let keep = record.step < step
                 || (record.step == step
-                    && (record.split == "train" || (record.split == "validation" && !progress.validation_due)));
+                    && ((record.split == "train" && on_schedule(LOSS_EVERY.min(config.eval_every)))
+                        || (record.split == "validation"
+                            && !progress.validation_due
+                            && on_schedule(config.eval_every))));
             if keep {
                 kept += line;
             }
