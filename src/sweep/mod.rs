@@ -216,7 +216,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     let follow = format!("sfess-agent sweep status {}", out.display());
     match &submitted {
         Some(submission) => eprintln!(
-            "{command}: submitted array job {} ({} tasks{}) and report job {} (after every task); follow with:              {follow} --wait",
+            "{command}: submitted array job {} ({} tasks{}) and report job {} (after every task); follow with: {follow} --wait",
             submission.array,
             submission.tasks.len(),
             options.jobs.map_or(String::new(), |j| format!(", at most {j} at a time")),

@@ -34,7 +34,7 @@ first=$(now)
 ended=$(now)
 runs=$(python3 -c '
 import json, sys
-# Each run's own seconds: the clock of its test record (training, validation and test).
+# Each run own seconds: the clock of its test record (training, validation and test).
 print(sum(max(json.loads(l)["elapsed_seconds"] for l in open(f)) for f in sys.argv[1:]))' "$scratch"/tiny/seed*/metrics.jsonl)
 python3 - "$start" "$submitted" "$first" "$ended" "$runs" <<'PY'
 import sys
