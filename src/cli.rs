@@ -147,7 +147,7 @@ pub struct SchedulerArgs {
     pub sbatch_args: Vec<String>,
     /// Slurm: seconds before its time limit at which a task checkpoints and requeues
     /// itself (Slurm may signal up to a minute earlier).
-    #[arg(long, default_value_t = 120, value_name = "SECONDS", help_heading = "Slurm")]
+    #[arg(long, default_value_t = crate::sweep::slurm::DEFAULT_SIGNAL_BEFORE, value_name = "SECONDS", help_heading = "Slurm")]
     pub signal_before: u64,
 }
 
@@ -163,7 +163,8 @@ impl SchedulerArgs {
         threads: Option<usize>,
         quiet: bool,
     ) -> anyhow::Result<crate::sweep::Scheduler> {
-        use crate::sweep::{Scheduler, local::Pool, slurm::SlurmOptions};
+        use crate::sweep::slurm::{DEFAULT_SIGNAL_BEFORE, SlurmOptions};
+        use crate::sweep::{Scheduler, local::Pool};
         anyhow::ensure!(self.jobs.is_none_or(|jobs| jobs >= 1), "--jobs must be at least 1");
         let options = SlurmOptions {
             jobs: self.jobs,
@@ -183,8 +184,9 @@ impl SchedulerArgs {
                 Ok(Scheduler::Slurm { options, wait: self.wait, quiet })
             }
             SchedulerName::Local => {
-                let given = SlurmOptions { jobs: None, signal_before: 120, ..options };
-                if given != (SlurmOptions { signal_before: 120, ..SlurmOptions::default() }) || self.wait {
+                // Everything but --jobs must be Slurm's defaults.
+                let defaults = SlurmOptions { signal_before: DEFAULT_SIGNAL_BEFORE, ..SlurmOptions::default() };
+                if (SlurmOptions { jobs: None, ..options }) != defaults || self.wait {
                     anyhow::bail!(
                         "--partition, --time, --cpus-per-task, --mem, --gpus, --account, --qos, --sbatch-arg, \
                          --signal-before and --wait apply to --scheduler slurm"

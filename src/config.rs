@@ -382,6 +382,11 @@ pub fn changed_flags(recorded: &TrainConfig, asked: &TrainConfig, holder: &str) 
     let (mut left, mut right) = (BTreeMap::new(), BTreeMap::new());
     flatten("", serde_json::to_value(recorded).unwrap_or_default(), &mut left);
     flatten("", serde_json::to_value(asked).unwrap_or_default(), &mut right);
+    if recorded.env != asked.env {
+        // Another environment: its options are another environment's, not changed values.
+        left.retain(|key, _| !key.starts_with("env_options."));
+        right.retain(|key, _| !key.starts_with("env_options."));
+    }
     let changed: Vec<String> = left
         .into_iter()
         .filter_map(|(key, was)| {

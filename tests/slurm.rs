@@ -207,15 +207,17 @@ fn slow_scorer(work: &Path) -> String {
     )
 }
 
-/// With a one-minute limit and the signal 50 s before it, Slurm tells the task to stop
-/// within its first 10 s; it checkpoints, the script requeues it, and it resumes until it
-/// ends: with exactly the records of the same run made here without stops.
+/// With a one-minute limit and the signal asked 60 s before it, Slurm signals the task at
+/// its first time-limit check, within 30 s of its start (the controller checks every 30 s);
+/// the run takes over 35 s, so it is stopped at least once. It checkpoints, the script
+/// requeues it, and it resumes until it ends: with exactly the records of the same run made
+/// here without stops.
 fn a_task_stopped_before_its_time_limit_is_requeued_and_ends_as_if_uninterrupted(cluster: &Cluster, work: &Path) {
     let scorer = slow_scorer(work);
     let file = write(
         &work.join("slow.toml"),
         &format!(
-            "[fixed]\nenv = \"cmd\"\nsteps = 400\neval_every = 50\nsamples = 4\nk = 3\n\
+            "[fixed]\nenv = \"cmd\"\nsteps = 700\neval_every = 50\nsamples = 4\nk = 3\n\
              options = {{ command = \"python3 {scorer} 0.05\", n = 20 }}\n[grid]\nseed = [0]\n"
         ),
     );
@@ -238,7 +240,7 @@ fn a_task_stopped_before_its_time_limit_is_requeued_and_ends_as_if_uninterrupted
         "--time",
         "1",
         "--signal-before",
-        "50",
+        "60",
         "--wait",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));

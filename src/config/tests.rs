@@ -201,3 +201,18 @@ fn changed_flags_names_environment_options_by_their_flag() {
     let asked = with_option("max-coverage", "n", Value::from(9)).resolved(&registry).unwrap();
     assert_eq!(changed_flags(&recorded, &asked, "the run").unwrap(), "--env-option n (the run has 50, asked 9)");
 }
+
+/// Another environment is named once, not with the other environment's options as
+/// changed to nothing.
+#[test]
+fn changed_flags_name_another_environment_without_its_options() {
+    let registry = registry();
+    let recorded = default_for("max-coverage").resolved(&registry).unwrap();
+    let asked = default_for("sensor-placement-synthetic").resolved(&registry).unwrap();
+    let changed = changed_flags(&recorded, &asked, "the run").unwrap();
+    assert!(
+        changed.starts_with("--env (the run has \"max-coverage\", asked \"sensor-placement-synthetic\")"),
+        "{changed}"
+    );
+    assert!(!changed.contains("--env-option") && !changed.contains("null"), "{changed}");
+}

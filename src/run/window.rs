@@ -83,11 +83,15 @@ impl TrainWindow {
         let Some(sum) = &self.loss else { return Ok(None) };
         let total = f64::try_from(sum)?;
         if !total.is_finite() {
+            let last = self.first + self.steps.saturating_sub(1);
+            let steps = if last == self.first {
+                format!("at step {last}")
+            } else {
+                format!("between steps {} and {last}", self.first)
+            };
             bail!(
-                "the loss became {total} between steps {} and {} (if the rewards are large: the loss is computed \
-                 in f32, which holds at most 3.4e38, and sums of large rewards overflow it; scale them down)",
-                self.first,
-                self.first + self.steps.saturating_sub(1)
+                "the loss became {total} {steps} (if the rewards are large: the loss is computed in f32, which \
+                 holds at most 3.4e38, and sums of large rewards overflow it; scale them down)"
             );
         }
         Ok(Some(total))

@@ -40,6 +40,10 @@ const LOGS: &str = "logs";
 /// The exit status of a run stopped by SIGUSR1 (128 + 10), which the task script requeues.
 pub const REQUEUE_STATUS: i32 = 138;
 
+/// Seconds before its time limit at which a task is told to checkpoint, unless asked
+/// otherwise: enough for a checkpoint of the paper's networks on a slow shared disk.
+pub const DEFAULT_SIGNAL_BEFORE: u64 = 120;
+
 /// What the user asks of Slurm.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlurmOptions {
@@ -167,6 +171,24 @@ pub fn check_controller() -> anyhow::Result<()> {
     let error = crate::system::messages::one_line(String::from_utf8_lossy(&answer.stderr).trim());
     let why = [first, error].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
     anyhow::bail!("no Slurm controller answers (scontrol ping: {why})")
+}
+
+/// The cluster's `MaxArraySize` (array indices go from 0 to one less), if it says.
+///
+/// # Errors
+/// `scontrol` is missing or fails.
+fn max_array_size() -> anyhow::Result<Option<usize>> {
+    let mut show = client("scontrol")?;
+    show.args(["show", "config"]);
+    Ok(parse_max_array_size(&output(show, "scontrol show config")?))
+}
+
+/// `MaxArraySize = 1001` in `scontrol show config`'s text.
+fn parse_max_array_size(config: &str) -> Option<usize> {
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "MaxArraySize").then(|| value.trim().parse().ok()).flatten()
+    })
 }
 
 fn slurm_dir(out: &Path) -> PathBuf {
@@ -367,6 +389,14 @@ pub fn report_exit_file(out: &Path, id: &str) -> PathBuf {
 pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow::Result<Option<Submission>> {
     client("sbatch")?;
     check_controller()?;
+    let count = prepared.record.tasks.len();
+    if let Some(max) = max_array_size()? {
+        anyhow::ensure!(
+            count <= max,
+            "the sweep has {count} tasks and this cluster's arrays hold at most {max} (MaxArraySize): split the \
+             grid into several sweep files"
+        );
+    }
     let out = std::path::absolute(out).context("reading the current folder")?;
     let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
     let dir = slurm_dir(&out);
@@ -510,6 +540,13 @@ mod tests {
         assert_eq!(index_list(&[4]), "4");
         assert_eq!(expand_indices("[0-3,5,7-8%2]"), [0, 1, 2, 3, 5, 7, 8]);
         assert_eq!(expand_indices("12"), [12]);
+    }
+
+    #[test]
+    fn the_array_limit_is_read_from_the_configuration() {
+        let config = "JobRequeue              = 1\nMaxArraySize            = 1001\nMaxJobCount = 10000\n";
+        assert_eq!(parse_max_array_size(config), Some(1001));
+        assert_eq!(parse_max_array_size("MaxJobCount = 10000\n"), None);
     }
 
     #[test]
