@@ -967,7 +967,11 @@ pub fn execute(
             }
             (None, Some(file), Some(out)) => {
                 let scheduler = args.scheduler.scheduler("sweep", cli.threads, args.quiet)?;
-                let spec = crate::sweep::spec::SweepSpec::read(file)?;
+                let mut spec = crate::sweep::spec::SweepSpec::read(file)?;
+                // As for `train --config`, the flag overrides the file's device.
+                if let Some(device) = cli.device {
+                    spec.fixed.insert("device".to_owned(), serde_json::Value::from(device.to_string()));
+                }
                 let request = crate::sweep::Request {
                     out: out.clone(),
                     description: spec.description.clone(),

@@ -34,6 +34,8 @@ fn a_sweep_runs_its_grid_into_named_run_folders_and_reports_each_configuration()
     let out = tmp.path().join("out");
     let output = run(&["sweep", &file, "--out", out.to_str().unwrap(), "--jobs", "2", "--device", "cpu"]);
     assert!(output.status.success(), "{}", stderr(&output));
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(recorded["tasks"][0]["config"]["device"], "cpu", "--device overrides the file's");
     let tables = stdout(&output);
     assert!(tables.contains("## max-coverage, n 30") && tables.contains("## max-coverage, n 40"), "{tables}");
     let mut values = Vec::new();

@@ -15,10 +15,11 @@
 //! - `.lock`: see [`crate::run::lock`]; one process at a time writes to the folder.
 //!
 //! # Guarantees
-//! - A run stopped by SIGINT or SIGTERM writes its checkpoint at the step it reached, and
-//!   its resumption writes exactly the records the uninterrupted run would have (only the
-//!   clocks differ: `elapsed_seconds` and the `seconds_per_step` records). A run killed outright resumes from its last checkpoint, with
-//!   the same records too.
+//! - A run stopped by SIGINT, SIGTERM or SIGUSR1 writes its checkpoint at the step it
+//!   reached, and its resumption writes exactly the records the uninterrupted run would have
+//!   (only the clocks differ: `elapsed_seconds` and the `seconds_per_step` records). A run
+//!   killed outright resumes from its last checkpoint, with the same records too; so does a
+//!   complete run extended by a longer `--steps`, which ends as the straight longer run.
 //! - A write that fails (a full disk) is an error naming the file and the step; a failed
 //!   append of metrics is cut back to the last whole line, and the previous checkpoint
 //!   stays whole.
