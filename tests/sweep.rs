@@ -79,6 +79,9 @@ fn a_sweep_runs_its_grid_into_named_run_folders_and_reports_each_configuration()
     let status = run(&["sweep", "status", out.to_str().unwrap()]);
     assert!(status.status.success(), "{}", stderr(&status));
     assert!(stdout(&status).starts_with("8 tasks: 8 done\n"), "{}", stdout(&status));
+    let status = run(&["sweep", "status", out.to_str().unwrap(), "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status["tasks"][0], serde_json::json!({"name": "n30-sfess-vr-seed0", "state": "done"}));
     // The same request again runs nothing; one that changes a task is refused by name.
     let again = run(&["sweep", &file, "--out", out.to_str().unwrap(), "--device", "cpu"]);
     assert!(stderr(&again).contains("8 runs complete already, 0 to run"), "{}", stderr(&again));

@@ -62,10 +62,20 @@ impl TaskState {
 /// The sweep's tasks and their states.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepStatus {
-    /// `(task name, state)` in the sweep's order.
-    pub tasks: Vec<(String, TaskState)>,
+    /// Every task, in the sweep's order.
+    pub tasks: Vec<TaskStatus>,
     /// The latest report job and whether it has ended (Slurm sweeps).
     pub report: Option<ReportJob>,
+}
+
+/// One task's name and state (`{"name": ..., "state": "failed", "reason": ...}` as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskStatus {
+    /// The task's run folder inside the sweep's.
+    pub name: String,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: TaskState,
 }
 
 /// The report job of the latest submission.
@@ -148,7 +158,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
                 _ => TaskState::NotStarted,
             }
         };
-        tasks.push((task.name.clone(), state));
+        tasks.push(TaskStatus { name: task.name.clone(), state });
     }
     let report = submissions.last().filter(|s| !s.report.is_empty()).map(|s: &Submission| {
         let exit = std::fs::read_to_string(slurm::report_exit_file(out, &s.report))
@@ -163,7 +173,7 @@ impl SweepStatus {
     /// How many tasks are in each state: `4 done, 1 running, 1 failed`.
     pub fn counts(&self) -> String {
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
-        for (_, state) in &self.tasks {
+        for TaskStatus { state, .. } in &self.tasks {
             match counts.iter_mut().find(|(word, _)| *word == state.word()) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((state.word(), 1)),
@@ -174,14 +184,14 @@ impl SweepStatus {
 
     /// Tasks that ended: done or failed.
     pub fn ended(&self) -> usize {
-        self.tasks.iter().filter(|(_, s)| matches!(s, TaskState::Done | TaskState::Failed { .. })).count()
+        self.tasks.iter().filter(|t| matches!(t.state, TaskState::Done | TaskState::Failed { .. })).count()
     }
 
     /// The status as text: the counts, then one line per task.
     pub fn text(&self) -> String {
-        let width = self.tasks.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let width = self.tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
         let mut text = format!("{} tasks: {}\n", self.tasks.len(), self.counts());
-        for (name, state) in &self.tasks {
+        for TaskStatus { name, state } in &self.tasks {
             let detail = match state {
                 TaskState::Done | TaskState::NotStarted => String::new(),
                 TaskState::Failed { reason } => format!(": {reason}"),
