@@ -16,4 +16,6 @@ pub use conditional_poisson::{ConditionalPoisson, Normalizer, Sampler, log_binom
 /// Errors of the gradient estimators.
 pub use estimator::Error as EstimatorError;
 #[doc(inline)]
-pub use estimator::{Draw, GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, ScoreFunction, Simple};
+pub use estimator::{
+    Draw, EpisodeOptions, GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, ScoreFunction, Simple,
+};

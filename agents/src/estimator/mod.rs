@@ -26,11 +26,13 @@
 //! | `imle` | [`Imle`] (Niepert et al. 2021) | `1/S Σ_s (z_s − topk(η − λ ∂f_s/∂z_s + ε_s))`, `z_s = topk(η + ε_s)` |
 //! | `simple` | [`Simple`] (Ahmed et al. 2023) | `Cov(z) · 1/S Σ_s ∂f_s/∂z_s` with exact samples `z_s` |
 
+pub mod episodes;
 mod imle;
 mod relaxed;
 mod score_function;
 mod simple;
 
+pub use episodes::EpisodeOptions;
 pub use imle::{Imle, ImleNoise};
 pub use relaxed::RelaxedTopK;
 pub use score_function::ScoreFunction;
@@ -99,6 +101,19 @@ pub enum Error {
     NotDifferentiable {
         /// The estimator's name.
         estimator: &'static str,
+    },
+    /// Episode tensors that are not of one shape `[S, R, T]`.
+    #[error(
+        "episode tensors must share one shape [S, R, T] (episodes per start, starts, steps): {what} has shape \
+         {shape:?}, expected {expected:?}"
+    )]
+    EpisodeShape {
+        /// Which tensor.
+        what: &'static str,
+        /// Its shape.
+        shape: Vec<i64>,
+        /// The shape expected (the rewards').
+        expected: Vec<i64>,
     },
     /// The draw was made by another estimator.
     #[error("{estimator} was given a draw made by another estimator; build the surrogate with the estimator that drew")]
