@@ -193,6 +193,12 @@ fn a_failing_task_is_shown_with_its_reason_and_the_others_finish(cluster: &Clust
     let failed = text.lines().find(|l| l.contains("sfess-vr-seed0")).unwrap();
     assert!(failed.contains("failed: ") && failed.contains("at least 2 samples"), "{failed}");
     assert!(stdout(&output).contains("seed 0 failed"), "{}", stdout(&output));
+    // Submitted again, only the failed task goes (and fails again); the done one stays.
+    let again = cluster.run(&["sweep", &file, "--out", out.to_str().unwrap(), "--scheduler", "slurm", "--wait"]);
+    assert!(stderr(&again).contains("(1 task)"), "{}", stderr(&again));
+    let text = stdout(&cluster.run(&["sweep", "status", out.to_str().unwrap()]));
+    let state = |name: &str| text.lines().find(|l| l.trim_start().starts_with(&format!("{name} "))).unwrap_or_default();
+    assert!(state("sfess-seed0").contains(" done") && state("sfess-vr-seed0").contains(" failed: "), "{text}");
 }
 
 /// A reward command that takes `seconds` per request (it does not change the rewards).

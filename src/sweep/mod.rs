@@ -216,9 +216,11 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     let follow = format!("sfess-agent sweep status {}", out.display());
     match &submitted {
         Some(submission) => eprintln!(
-            "{command}: submitted array job {} ({} tasks{}) and report job {} (after every task); follow with: {follow} --wait",
+            "{command}: submitted array job {} ({} task{}{}) and report job {} (after every task); follow with: \
+             {follow} --wait",
             submission.array,
             submission.tasks.len(),
+            if submission.tasks.len() == 1 { "" } else { "s" },
             options.jobs.map_or(String::new(), |j| format!(", at most {j} at a time")),
             submission.report
         ),

@@ -125,19 +125,22 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
         let dir = out.join(&task.name);
         let started = crate::run::run_file_in(&dir).is_some();
         let slurm = scheduled.get(&index).map(|(_, state)| state);
+        // The folder's summary first; then what Slurm runs or queues now (a task submitted
+        // again after a failure is pending, not failed); then the folder's failure; then
+        // what Slurm remembers of how the task ended.
         let state = if dir.join(SUMMARY).exists() {
             TaskState::Done
+        } else if let Some(job) = slurm.filter(|job| job.is_active()) {
+            if job.state == "RUNNING" || job.state == "COMPLETING" {
+                TaskState::Running { step: last_step(&dir) }
+            } else {
+                let at = if started { format!(", requeued at step {}", last_step(&dir)) } else { String::new() };
+                TaskState::Pending { reason: format!("{} ({}){at}", job.state.to_lowercase(), job.reason) }
+            }
         } else if let Ok(reason) = std::fs::read_to_string(dir.join(FAILED)) {
             TaskState::Failed { reason: reason.trim().to_owned() }
         } else {
             match slurm {
-                Some(job) if job.state == "RUNNING" || job.state == "COMPLETING" => {
-                    TaskState::Running { step: last_step(&dir) }
-                }
-                Some(job) if job.is_active() => {
-                    let at = if started { format!(", requeued at step {}", last_step(&dir)) } else { String::new() };
-                    TaskState::Pending { reason: format!("{} ({}){at}", job.state.to_lowercase(), job.reason) }
-                }
                 _ if held_here(&dir) => TaskState::Running { step: last_step(&dir) },
                 Some(job) if job.state == "FAILED" || job.state == "OUT_OF_MEMORY" || job.state == "NODE_FAIL" => {
                     TaskState::Failed { reason: format!("Slurm: {} ({})", job.state, job.reason) }
