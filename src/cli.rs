@@ -990,6 +990,8 @@ pub fn execute(
                 holder: std::env::args().collect::<Vec<_>>().join(" "),
                 registry: Arc::clone(registry),
             };
+            // For the task's log: the CPUs it uses (its share, or SLURM_CPUS_PER_TASK).
+            eprintln!("{}: task {} with {} threads", program_name(), args.name, rayon::current_num_threads());
             crate::sweep::run_task(&args.dir, &args.name, &options).map(drop)
         }
         Command::Report(args) => {

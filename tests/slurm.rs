@@ -266,14 +266,19 @@ fn cancel_stops_the_jobs_and_a_resubmission_resumes_them(cluster: &Cluster, work
         "[fixed]\nenv = \"max-coverage\"\nsteps = 10000000\neval_every = 1000\n[grid]\nseed = [0, 1]\n",
     );
     let out = work.join("long");
-    let submit =
-        || cluster.run(&["sweep", &file, "--out", out.to_str().unwrap(), "--scheduler", "slurm", "--jobs", "1"]);
+    let submit = || {
+        let args = ["sweep", &file, "--out", out.to_str().unwrap(), "--scheduler", "slurm", "--jobs", "1"];
+        cluster.run(&[&args[..], &["--cpus-per-task", "1"]].concat())
+    };
     let output = submit();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("2 tasks, at most 1 at a time"), "{}", stderr(&output));
     wait_until(120, "a running task with a checkpoint", || out.join("seed0/checkpoint.ot").exists());
     let status = stdout(&cluster.run(&["sweep", "status", out.to_str().unwrap()]));
     assert!(status.contains("seed0  running at step") && status.contains("seed1  pending"), "{status}");
+    // The task uses the one CPU it was given (SLURM_CPUS_PER_TASK), on a node with more.
+    let log = std::fs::read_to_string(out.join("slurm/logs/task-0.out")).unwrap();
+    assert!(log.contains("task seed0 with 1 threads"), "{log}");
     let cancelled = cluster.run(&["sweep", "cancel", out.to_str().unwrap()]);
     assert!(stdout(&cancelled).starts_with("cancelled Slurm jobs"), "{}", stderr(&cancelled));
     wait_until(60, "the jobs to end", || cluster.active_jobs().trim().is_empty());
