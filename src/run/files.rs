@@ -5,6 +5,30 @@ use std::path::Path;
 
 use anyhow::Context;
 
+/// The text of `path`, empty when there is no such file.
+///
+/// # Errors
+/// The file exists and cannot be read.
+pub fn read_or_empty(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        result => result.with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Removes `path` if it exists.
+///
+/// # Errors
+/// It exists and cannot be removed.
+pub fn remove_if_there(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder, flushed to the
 /// disk and then renamed into place: a reader sees the old file or the whole new one, never
 /// a part, even after a crash. On failure (a full disk) the temporary file is removed and

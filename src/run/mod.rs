@@ -219,12 +219,7 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
     let run = Run::start(&mut experiment, &config, dir, options, false)?;
     if extended {
         // No longer complete: the summary goes before the configuration changes.
-        match std::fs::remove_file(dir.join(SUMMARY)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", dir.join(SUMMARY).display()));
-            }
-            _ => {}
-        }
+        files::remove_if_there(&dir.join(SUMMARY))?;
         write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     }
     run.finish()
@@ -553,11 +548,7 @@ impl MetricsLog {
     /// A line before the last that is not a record (the file was edited or damaged).
     fn open(dir: &Path, config: &TrainConfig, progress: &Progress) -> anyhow::Result<Self> {
         let path = dir.join(METRICS);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
+        let text = files::read_or_empty(&path)?;
         let mut kept = String::new();
         for (index, line) in text.split_inclusive('\n').enumerate() {
             if !line.ends_with('\n') {

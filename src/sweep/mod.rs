@@ -160,7 +160,7 @@ pub fn run_task(out: &Path, name: &str, options: &RunOptions) -> anyhow::Result<
     let task = record.task(name)?;
     let dir = out.join(&task.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    remove_if_there(&dir.join(FAILED))?;
+    crate::run::files::remove_if_there(&dir.join(FAILED))?;
     let result = if crate::run::run_file_in(&dir).is_some() {
         crate::run::resume(&dir, Some(task.config.steps), options)
     } else {
@@ -236,17 +236,4 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     status::wait(out, quiet)?;
     let table = out.join("table.md");
     std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display())).map(Some)
-}
-
-/// Removes `path` if it exists.
-///
-/// # Errors
-/// It exists and cannot be removed.
-pub fn remove_if_there(path: &Path) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing {}", path.display()))
-        }
-        _ => Ok(()),
-    }
 }

@@ -27,7 +27,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::Prepared;
-use crate::run::files::write_atomically;
+use crate::run::files::{read_or_empty, write_atomically};
 
 /// The scheduler's files inside the sweep folder.
 pub const SLURM_DIR: &str = "slurm";
@@ -201,11 +201,7 @@ fn slurm_dir(out: &Path) -> PathBuf {
 /// The file cannot be read, or a line is not a submission.
 pub fn submissions(out: &Path) -> anyhow::Result<Vec<Submission>> {
     let path = slurm_dir(out).join(SUBMISSIONS);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
+    let text = read_or_empty(&path)?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -483,11 +479,7 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
 /// Appends the submission to `submissions.jsonl` (one whole line, rewritten atomically).
 fn record(out: &Path, submission: &Submission) -> anyhow::Result<()> {
     let path = slurm_dir(out).join(SUBMISSIONS);
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
+    let mut text = read_or_empty(&path)?;
     text += &(serde_json::to_string(submission)? + "\n");
     write_atomically(&path, text.as_bytes())
 }

@@ -375,11 +375,7 @@ impl Agent {
     pub fn load_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<()> {
         let dir = dir.as_ref();
         let path = dir.join(run_folder::METRICS);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
+        let text = crate::run::files::read_or_empty(&path)?;
         let records = text
             .lines()
             .enumerate()
