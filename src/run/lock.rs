@@ -71,6 +71,14 @@ impl FolderLock {
     }
 }
 
+/// The pid the lock file of `dir` names: the process that holds the lock, or one that was
+/// killed while it held it (the lock is released then, the text stays). Read without
+/// locking.
+pub fn holder_pid(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join(LOCK)).ok()?;
+    text.strip_prefix("pid ")?.split(',').next()?.trim().parse().ok()
+}
+
 impl Drop for FolderLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
@@ -89,6 +97,7 @@ mod tests {
         let refused = FolderLock::acquire(tmp.path(), "train --resume X").unwrap_err().to_string();
         assert!(refused.contains("in use") && refused.contains(&format!("pid {}", std::process::id())), "{refused}");
         assert!(refused.contains("train --out X"), "{refused}");
+        assert_eq!(holder_pid(tmp.path()), Some(std::process::id()));
         drop(first);
         FolderLock::acquire(tmp.path(), "train --resume X").unwrap();
     }

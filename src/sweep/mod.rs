@@ -226,8 +226,8 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
         ),
         None => eprintln!("{command}: every task is complete, queued or running already; nothing submitted"),
     }
-    let report_pending = status::status(out)?.report.is_some_and(|r| r.active);
-    if submitted.is_none() && !report_pending {
+    // Nothing left to submit and no report job to wait for: the report is built here.
+    if submitted.is_none() && !status::status(out)?.report.is_some_and(|r| r.active) {
         return crate::commands::report::report(out, registry).map(Some);
     }
     if !wait {

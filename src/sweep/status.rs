@@ -89,24 +89,26 @@ pub struct ReportJob {
     pub active: bool,
 }
 
-/// The last step a run folder recorded (0 for none).
+/// The last step a run folder recorded (0 for none), from the end of its `metrics.jsonl`
+/// alone: `--wait` asks every few seconds, and a 50,000-step log is megabytes.
 fn last_step(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(crate::run::METRICS))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
-        .map(|r| r.step)
-        .max()
-        .unwrap_or(0)
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4096;
+    let Ok(mut file) = std::fs::File::open(dir.join(crate::run::METRICS)) else { return 0 };
+    let start = file.metadata().map_or(0, |m| m.len().saturating_sub(TAIL));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return 0;
+    }
+    let tail = String::from_utf8_lossy(&bytes);
+    // Whole lines only: the first may be cut by the seek, the last by a write in progress.
+    tail.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).map(|r| r.step).max().unwrap_or(0)
 }
 
-/// Whether a process on this machine holds the folder's lock (the lock file names a live
-/// pid). Read, not locked: a status must never make a starting run fail.
+/// Whether a process on this machine holds the folder's lock. Read, not locked: a status
+/// must never make a starting run fail.
 fn held_here(dir: &Path) -> bool {
-    let text = std::fs::read_to_string(dir.join(crate::run::lock::LOCK)).unwrap_or_default();
-    let pid =
-        text.strip_prefix("pid ").and_then(|rest| rest.split(',').next()).and_then(|p| p.trim().parse::<u32>().ok());
-    pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    crate::run::lock::holder_pid(dir).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// The state of every task of the sweep in `out`.
