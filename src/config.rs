@@ -297,6 +297,31 @@ impl TrainConfig {
         self.checked(registry).map(drop)
     }
 
+    /// What the environment's entry computes from (its `Make`), on the CPU.
+    fn settings<'o>(&self, entry: &'o EnvEntry, k: usize, options: &'o EnvOptions) -> sfess_envs::registry::Make<'o> {
+        entry.settings(k, self.batch_size, self.seed, tch::Device::Cpu, options)
+    }
+
+    /// The items and rows of a step, as the environment's entry computes them before it is
+    /// built (`None` when it cannot say).
+    ///
+    /// # Errors
+    /// Unknown environment, options that do not check, the entry's own refusal.
+    pub fn shape(&self, registry: &Registry) -> anyhow::Result<Option<sfess_envs::registry::Shape>> {
+        let (entry, options) = (self.entry(registry)?, self.options(registry)?);
+        Ok(entry.shape_of(&self.settings(entry, self.subset_size(registry)?, &options))?)
+    }
+
+    /// The paper's results (estimator, mean, std) for this task and configuration, if the
+    /// paper has them.
+    ///
+    /// # Errors
+    /// Unknown environment, options that do not check.
+    pub fn paper_results(&self, registry: &Registry) -> anyhow::Result<Option<Vec<sfess_envs::registry::PaperRow>>> {
+        let (entry, options) = (self.entry(registry)?, self.options(registry)?);
+        Ok(entry.paper_results_of(&self.settings(entry, self.subset_size(registry)?, &options)))
+    }
+
     /// [`check`](Self::check), giving the environment's checked options.
     fn checked(&self, registry: &Registry) -> anyhow::Result<EnvOptions> {
         let entry = self.entry(registry)?;
@@ -340,8 +365,7 @@ impl TrainConfig {
             );
         }
         let k = self.subset_size(registry)?;
-        let settings = entry.settings(k, self.batch_size, self.seed, tch::Device::Cpu, &options);
-        if let Some(shape) = entry.shape_of(&settings)? {
+        if let Some(shape) = entry.shape_of(&self.settings(entry, k, &options))? {
             let n = shape.items;
             anyhow::ensure!(
                 (1..=n).contains(&k),

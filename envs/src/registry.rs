@@ -415,7 +415,10 @@ type ShapeOf = Box<dyn Fn(&Make<'_>) -> Result<Shape, EnvError> + Send + Sync>;
 /// The network of an environment from its settings.
 type NetworkOf = Box<dyn Fn(&Make<'_>) -> Result<Network, EnvError> + Send + Sync>;
 /// The paper's results for a configuration: `(estimator, mean, std)`.
-type PaperResults = Box<dyn Fn(&Make<'_>) -> Option<Vec<(&'static str, f64, f64)>> + Send + Sync>;
+type PaperResults = Box<dyn Fn(&Make<'_>) -> Option<Vec<PaperRow>> + Send + Sync>;
+
+/// One row of the paper's results: estimator, mean, standard deviation.
+pub type PaperRow = (&'static str, f64, f64);
 
 /// One registered environment; see the [module docs](self).
 pub struct EnvEntry {
@@ -545,7 +548,7 @@ impl EnvEntry {
     /// The paper's published results for a configuration, shown beside ours in tables.
     pub fn paper_results(
         mut self,
-        results: impl Fn(&Make<'_>) -> Option<Vec<(&'static str, f64, f64)>> + Send + Sync + 'static,
+        results: impl Fn(&Make<'_>) -> Option<Vec<PaperRow>> + Send + Sync + 'static,
     ) -> Self {
         self.paper = Some(Box::new(results));
         self
@@ -666,7 +669,7 @@ impl EnvEntry {
     }
 
     /// The paper's results for `settings`, if it reports any.
-    pub fn paper_results_of(&self, settings: &Make<'_>) -> Option<Vec<(&'static str, f64, f64)>> {
+    pub fn paper_results_of(&self, settings: &Make<'_>) -> Option<Vec<PaperRow>> {
         self.paper.as_ref().and_then(|paper| paper(settings))
     }
 
@@ -689,7 +692,7 @@ impl EnvEntry {
 
 /// The paper's six rows of a table, `(mean, std)` in the order sfess-vr, sfess, simple,
 /// gs, stgs, imle, named.
-pub fn paper_rows(rows: [(f64, f64); 6]) -> Vec<(&'static str, f64, f64)> {
+pub fn paper_rows(rows: [(f64, f64); 6]) -> Vec<PaperRow> {
     ["sfess-vr", "sfess", "simple", "gs", "stgs", "imle"]
         .into_iter()
         .zip(rows)

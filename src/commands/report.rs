@@ -151,26 +151,14 @@ fn read_run(dir: &Path, task: Combination, registry: &Registry) -> anyhow::Resul
     // Runs made before the windows were recorded have only their mean.
     let seconds_per_step =
         median(&mut windows).or_else(|| summary.as_ref().map(|s| s.seconds_per_step).filter(|s| *s > 0.0));
-    let rows = rows_per_step(entry, &task.config, registry);
+    let rows = rows_per_step(&task.config, registry);
     let evaluations_per_step = (rows * task.config.samples) as f64;
     Ok(RunData { task, summary, failed, validation, seconds_per_step, evaluations_per_step })
 }
 
 /// The rows a step of the run scores (its batch, or one for a single global subset).
-fn rows_per_step(entry: &EnvEntry, config: &TrainConfig, registry: &Registry) -> usize {
-    let shape = (|| {
-        let options = config.options(registry).ok()?;
-        let k = config.subset_size(registry).ok()?;
-        entry.shape_of(&entry.settings(k, config.batch_size, config.seed, tch::Device::Cpu, &options)).ok()?
-    })();
-    shape.map_or(config.batch_size, |s| s.rows)
-}
-
-/// The paper's results for the run configuration `config` of `entry`, if it has any.
-fn paper_numbers(entry: &EnvEntry, config: &TrainConfig, registry: &Registry) -> Option<Vec<(&'static str, f64, f64)>> {
-    let options = config.options(registry).ok()?;
-    let k = config.subset_size(registry).ok()?;
-    entry.paper_results_of(&entry.settings(k, config.batch_size, 0, tch::Device::Cpu, &options))
+fn rows_per_step(config: &TrainConfig, registry: &Registry) -> usize {
+    config.shape(registry).ok().flatten().map_or(config.batch_size, |s| s.rows)
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -297,7 +285,7 @@ fn distinct<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
 /// The rows of one group.
 fn tabulate(entry: &EnvEntry, values: &BTreeMap<String, String>, runs: &[RunData], registry: &Registry) -> Group {
     let metric = entry.metric.key.as_str();
-    let paper = paper_numbers(entry, &runs[0].task.config, registry);
+    let paper = runs[0].task.config.paper_results(registry).ok().flatten();
     let mut rows = Vec::new();
     for name in EstimatorName::ALL.iter() {
         let mine: Vec<&RunData> = runs.iter().filter(|r| r.task.config.estimator == *name).collect();
