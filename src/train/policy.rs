@@ -28,10 +28,14 @@ pub fn top_k_hot(logits: &Tensor, k: i64) -> Result<Tensor, tch::TchError> {
     zeros.f_scatter_value(-1, &indices, 1.0)
 }
 
-/// [`EvalPolicy`] for a network policy without an embedding: the logits are its forward
-/// pass without gradient, the action their top-k (the type has a field `k`).
+/// [`EvalPolicy`] for a network policy: the logits are its forward pass without gradient,
+/// the action their top-k (the type has a field `k`); the embedding is none, or what the
+/// given closure computes from the policy and the inputs.
 macro_rules! evaluated_by_forward {
     ($policy:ty) => {
+        evaluated_by_forward!($policy, |_policy: &$policy, _inputs: &Tensor| None);
+    };
+    ($policy:ty, $embed:expr) => {
         impl EvalPolicy for $policy {
             fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
                 let _guard = tch::no_grad_guard();
@@ -42,8 +46,8 @@ macro_rules! evaluated_by_forward {
                 Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
             }
 
-            fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
-                Ok(None)
+            fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
+                Ok($embed(self, inputs))
             }
         }
     };
@@ -79,20 +83,8 @@ impl KnnEmbedding {
     }
 }
 
-impl EvalPolicy for KnnEmbedding {
-    fn logits(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        let _guard = tch::no_grad_guard();
-        self.forward(observation).map_err(|e| EnvError::Policy(format!("{e:#}")))
-    }
-
-    fn act(&self, observation: &Observation) -> Result<Tensor, EnvError> {
-        Ok(top_k_hot(&EvalPolicy::logits(self, observation)?, self.k)?)
-    }
-
-    fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
-        Ok(Some(self.net.forward(inputs)))
-    }
-}
+// The test split is classified in its embedding.
+evaluated_by_forward!(KnnEmbedding, |policy: &KnnEmbedding, inputs: &Tensor| Some(policy.net.forward(inputs)));
 
 impl Policy for KnnEmbedding {
     fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
