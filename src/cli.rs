@@ -318,7 +318,15 @@ pub struct TaskOptions {
     /// stable on the CPU and parallel on CUDA].
     #[arg(long, value_enum)]
     pub normalizer: Option<crate::train::estimators::NormalizerName>,
-    /// Policy of a black-box task: free logits, or an MLP of the observation [default: logits].
+    /// Over episodes: weight each step's score by the rewards from that step on (reward-to-go)
+    /// [default: false, the whole return].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub reward_to_go: Option<bool>,
+    /// Over episodes: the discount γ in (0, 1] [default: 1].
+    #[arg(long)]
+    pub discount: Option<f64>,
+    /// Policy of a black-box task: free logits, an MLP of the observation, or (over
+    /// episodes) an MLP of the observation and the previous action [default: logits].
     #[arg(long, value_enum)]
     pub policy: Option<crate::config::PolicyName>,
     /// Hidden units of the MLP policy [default: 64].
@@ -344,6 +352,8 @@ impl TaskOptions {
              imle_temperature => config.estimator_options.imle_temperature,
              imle_noise => config.estimator_options.imle_noise,
              normalizer => config.estimator_options.normalizer,
+             reward_to_go => config.estimator_options.reward_to_go,
+             discount => config.estimator_options.discount,
              policy => config.policy, hidden => config.hidden);
         // Options whose configuration field is itself optional.
         macro_rules! set_some {
@@ -378,6 +388,8 @@ impl TaskOptions {
         push("--imle-temperature", self.imle_temperature.map(|v| v.to_string()));
         push("--imle-noise", self.imle_noise.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--normalizer", self.normalizer.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
+        push("--reward-to-go", self.reward_to_go.map(|v| v.to_string()));
+        push("--discount", self.discount.map(|v| v.to_string()));
         push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
         push("--hidden", self.hidden.map(|v| v.to_string()));
         for (name, value) in &self.env_options {

@@ -28,6 +28,8 @@ pub enum PolicyName {
     Logits,
     /// An MLP from each row of the observation to its logits (needs an observation).
     Mlp,
+    /// Over episodes: an MLP of the observation and the episode's previous action.
+    MlpAction,
 }
 
 impl PolicyName {
@@ -36,7 +38,7 @@ impl PolicyName {
     pub fn default_learning_rate(self) -> f64 {
         match self {
             PolicyName::Logits => 0.05,
-            PolicyName::Mlp => 1e-3,
+            PolicyName::Mlp | PolicyName::MlpAction => 1e-3,
         }
     }
 }
@@ -103,6 +105,10 @@ pub struct EstimatorOptionsConfig {
     /// Backend of the k-subset law: `auto` (stable on the CPU, parallel on CUDA),
     /// `stable`, `parallel`, `dft` or `paper-complex64`.
     pub normalizer: NormalizerName,
+    /// Over episodes: reward-to-go instead of the whole return.
+    pub reward_to_go: bool,
+    /// Over episodes: the discount γ in (0, 1].
+    pub discount: f64,
 }
 
 impl Default for EstimatorOptionsConfig {
@@ -115,6 +121,8 @@ impl Default for EstimatorOptionsConfig {
             imle_temperature: o.imle_temperature,
             imle_noise: o.imle_noise,
             normalizer: o.normalizer,
+            reward_to_go: o.reward_to_go,
+            discount: o.discount,
         }
     }
 }
@@ -128,6 +136,8 @@ impl From<&EstimatorOptionsConfig> for EstimatorOptions {
             imle_temperature: c.imle_temperature,
             imle_noise: c.imle_noise,
             normalizer: c.normalizer,
+            reward_to_go: c.reward_to_go,
+            discount: c.discount,
         }
     }
 }
@@ -347,6 +357,11 @@ impl TrainConfig {
         for (flag, value) in [("--temperature", estimator.temperature), ("--imle-lambda", estimator.imle_lambda)] {
             anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be positive and finite, got {value}");
         }
+        anyhow::ensure!(
+            estimator.discount > 0.0 && estimator.discount <= 1.0,
+            "--discount must be in (0, 1], got {}",
+            estimator.discount
+        );
         anyhow::ensure!(
             estimator.imle_temperature.is_finite() && estimator.imle_temperature >= 0.0,
             "--imle-temperature must be non-negative and finite, got {}",

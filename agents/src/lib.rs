@@ -17,5 +17,6 @@ pub use conditional_poisson::{ConditionalPoisson, Normalizer, Sampler, log_binom
 pub use estimator::Error as EstimatorError;
 #[doc(inline)]
 pub use estimator::{
-    Draw, EpisodeOptions, GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, ScoreFunction, Simple,
+    Draw, EpisodeEstimator, EpisodeOptions, GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, ScoreFunction,
+    Simple,
 };

@@ -262,6 +262,13 @@ pub trait Environment {
         None
     }
 
+    /// The environment of episodes behind this one ([`crate::episodes::Episodic`]), which
+    /// the trainer trains over episodes; `None` (the default) for one-step environments,
+    /// trained with [`reset_step`](Self::reset_step) and [`step`](Self::step).
+    fn sequential(&mut self) -> Option<&mut dyn crate::episodes::SequentialEnvironment> {
+        None
+    }
+
     /// Evaluates a policy on a held-out split; the map holds at least `spec().metric`.
     ///
     /// # Errors

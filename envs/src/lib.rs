@@ -16,6 +16,7 @@ pub mod coverage;
 pub mod custom;
 pub mod data;
 pub mod env;
+pub mod episodes;
 pub mod external;
 pub mod feature_selection;
 #[cfg(feature = "gymnasium")]
@@ -23,9 +24,12 @@ pub mod gymnasium;
 pub mod knn;
 pub mod knn_selection;
 pub mod registry;
+pub mod scheduling;
 pub mod sensor;
+pub mod slate;
 pub mod space;
 pub mod vae;
 
 pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, Observation, Phase, StepSeed, Transition};
+pub use episodes::{EpisodeStep, Episodic, SequentialEnvironment};
 pub use space::{KHotSpace, SpaceError};

@@ -741,6 +741,8 @@ impl Registry {
             crate::knn_selection::entry(crate::data::DataSet::Mnist),
             crate::knn_selection::entry(crate::data::DataSet::FashionMnist),
             crate::coverage::entry(),
+            crate::scheduling::entry(),
+            crate::slate::entry(),
         ] {
             // The shipped names are distinct and well formed (a test checks it).
             let _ = registry.register(entry);

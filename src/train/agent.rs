@@ -51,8 +51,11 @@ pub struct AgentOptions {
     pub estimator: EstimatorName,
     /// The estimator's options.
     pub estimator_options: EstimatorOptions,
-    /// Samples per row and step (16).
+    /// Samples per row and step (16); over episodes, the episodes rolled out from each
+    /// start state.
     pub samples: usize,
+    /// Over episodes (a sequential environment): start states per step (16).
+    pub episode_starts: usize,
     /// Adam's learning rate (`None`: 0.05 for free logits, 1e-3 for an MLP).
     pub learning_rate: Option<f64>,
     /// Free logits (one global subset) or an MLP of the observation.
@@ -76,6 +79,7 @@ impl Default for AgentOptions {
             estimator: EstimatorName::SfessVr,
             estimator_options: EstimatorOptions::default(),
             samples: 16,
+            episode_starts: 16,
             learning_rate: None,
             policy: PolicyName::Logits,
             hidden: 64,
@@ -122,6 +126,7 @@ impl Agent {
             options.hidden,
             estimator,
             options.samples,
+            crate::train::experiment::EpisodeSettings::new(options.episode_starts, &options.estimator_options),
             options.device,
         )?;
         let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999)?;

@@ -152,6 +152,13 @@ pub struct EstimatorOptions {
     /// parallel on CUDA).
     #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
     pub normalizer: NormalizerName,
+    /// Over episodes: weight each step's score by the rewards from that step on (reward-to-go)
+    /// instead of the whole return.
+    #[arg(long)]
+    pub reward_to_go: bool,
+    /// Over episodes: the discount γ in (0, 1] of the return the policy maximises.
+    #[arg(long, default_value_t = 1.0)]
+    pub discount: f64,
 }
 
 impl Default for EstimatorOptions {
@@ -163,6 +170,8 @@ impl Default for EstimatorOptions {
             imle_temperature: 1.0,
             imle_noise: ImleNoiseName::SumOfGamma,
             normalizer: NormalizerName::Auto,
+            reward_to_go: false,
+            discount: 1.0,
         }
     }
 }

@@ -16,9 +16,29 @@ use tch::{Device, Tensor};
 use crate::config::{PolicyName, TrainConfig};
 use crate::run::signals::Interrupt;
 use crate::system::device::DeviceSpec;
+use crate::train::episodes::{EpisodeTraining, episode_step};
 use crate::train::estimators::{self, EstimatorOptions};
 use crate::train::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
 use crate::train::trainer::{Adam, StepReport, train_step};
+
+/// How a sequential environment trains ([`crate::train::episodes`]); one-step
+/// environments ignore it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeSettings {
+    /// Start states per step `B` (`--batch-size`).
+    pub starts: usize,
+    /// Weight each step's score by the rewards from it on (`--reward-to-go`).
+    pub reward_to_go: bool,
+    /// The discount γ (`--discount`).
+    pub discount: f64,
+}
+
+impl EpisodeSettings {
+    /// `starts` start states per step, with `options`' reward-to-go and discount.
+    pub fn new(starts: usize, options: &EstimatorOptions) -> Self {
+        Self { starts, reward_to_go: options.reward_to_go, discount: options.discount }
+    }
+}
 
 /// Everything a run trains: the environment, the policy, the estimator.
 pub struct Experiment {
@@ -30,6 +50,8 @@ pub struct Experiment {
     pub estimator: Box<dyn GradientEstimator>,
     /// Where tensors live.
     pub device: Device,
+    /// How it trains over episodes, for a sequential environment.
+    pub episodes: Option<EpisodeTraining>,
 }
 
 impl Experiment {
@@ -58,7 +80,8 @@ impl Experiment {
         let entry = config.entry(registry)?;
         let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let device = device.resolve()?;
-        let estimator = estimators::build(config.estimator, &EstimatorOptions::from(&config.estimator_options))?;
+        let estimator_options = EstimatorOptions::from(&config.estimator_options);
+        let estimator = estimators::build(config.estimator, &estimator_options)?;
         if !entry.differentiable {
             refuse_on_black_box(estimator.as_ref(), &entry.name)?;
         }
@@ -91,40 +114,44 @@ impl Experiment {
         let (env, policy) = match paper_network(entry.network_of(&make)?, k, device) {
             Some(policy) => (entry.make(make)?, policy),
             None => {
-                let env = entry.make(make)?;
-                let policy = policy_for(env.spec(), config.policy, config.hidden, device)?;
+                let mut env = entry.make(make)?;
+                let policy = policy_for(env.as_mut(), config.policy, config.hidden, device)?;
                 (env, policy)
             }
         };
-        Self::assemble(env, policy, estimator, config.samples, device)
+        let episodes = EpisodeSettings::new(config.batch_size, &estimator_options);
+        Self::assemble(env, policy, estimator, config.samples, episodes, device)
     }
 
     /// An experiment on your own environment (a [`sfess_envs::custom::RewardEnv`] or any
-    /// [`Environment`]), with a policy of kind `policy` (`hidden` units for an MLP).
+    /// [`Environment`]), with a policy of kind `policy` (`hidden` units for an MLP);
+    /// `episodes` says how a sequential environment trains.
     ///
     /// # Errors
     /// The estimator needs gradients the environment cannot give; too few samples; an MLP
     /// policy for an environment without observations.
     pub fn custom(
-        env: Box<dyn Environment>,
+        mut env: Box<dyn Environment>,
         policy: PolicyName,
         hidden: usize,
         estimator: Box<dyn GradientEstimator>,
         samples: usize,
+        episodes: EpisodeSettings,
         device: Device,
     ) -> anyhow::Result<Self> {
-        let policy = policy_for(env.spec(), policy, hidden, device)?;
-        Self::assemble(env, policy, estimator, samples, device)
+        let policy = policy_for(env.as_mut(), policy, hidden, device)?;
+        Self::assemble(env, policy, estimator, samples, episodes, device)
     }
 
     fn assemble(
-        env: Box<dyn Environment>,
+        mut env: Box<dyn Environment>,
         policy: Box<dyn Policy>,
         estimator: Box<dyn GradientEstimator>,
         samples: usize,
+        episodes: EpisodeSettings,
         device: Device,
     ) -> anyhow::Result<Self> {
-        let spec = env.spec();
+        let spec = env.spec().clone();
         if !spec.differentiable {
             refuse_on_black_box(estimator.as_ref(), &spec.name)?;
         }
@@ -135,7 +162,26 @@ impl Experiment {
                 estimator.minimum_samples(),
             );
         }
-        Ok(Self { env, policy, estimator, device })
+        let episodes = match env.sequential() {
+            None => None,
+            Some(_) => {
+                anyhow::ensure!(
+                    episodes.discount > 0.0 && episodes.discount <= 1.0,
+                    "--discount must be in (0, 1], got {}",
+                    episodes.discount
+                );
+                let Some(over_episodes) = estimator.over_episodes(episodes.reward_to_go, episodes.discount) else {
+                    bail!(
+                        "{} needs a loss differentiable in the actions, which episodes of {} do not give; use {}",
+                        estimator.name(),
+                        spec.name,
+                        estimators::EstimatorName::black_box_names()
+                    );
+                };
+                Some(EpisodeTraining { estimator: over_episodes, starts: episodes.starts })
+            }
+        };
+        Ok(Self { env, policy, estimator, device, episodes })
     }
 
     /// Every trainable variable (policy, then environment), named and sorted.
@@ -161,7 +207,20 @@ impl Experiment {
         samples: usize,
         optimizer: &mut Adam,
     ) -> anyhow::Result<StepReport> {
-        train_step(step, seed, self.env.as_mut(), self.policy.as_ref(), self.estimator.as_ref(), samples, optimizer)
+        match (&self.episodes, self.env.sequential()) {
+            (Some(training), Some(env)) => {
+                episode_step(step, seed, env, self.policy.as_ref(), training, samples, optimizer)
+            }
+            _ => train_step(
+                step,
+                seed,
+                self.env.as_mut(),
+                self.policy.as_ref(),
+                self.estimator.as_ref(),
+                samples,
+                optimizer,
+            ),
+        }
     }
 
     /// Adam over every variable of the experiment.
@@ -198,19 +257,40 @@ fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::
     )
 }
 
-/// The policy of a black-box or custom environment: free logits for all rows, or an MLP
-/// of the observation.
-fn policy_for(spec: &EnvSpec, policy: PolicyName, hidden: usize, device: Device) -> anyhow::Result<Box<dyn Policy>> {
+/// The policy of a black-box or custom environment: free logits for all rows, an MLP of
+/// the observation, or (over episodes) an MLP of the observation and the previous action.
+fn policy_for(
+    env: &mut dyn Environment,
+    policy: PolicyName,
+    hidden: usize,
+    device: Device,
+) -> anyhow::Result<Box<dyn Policy>> {
+    let sequential = env.sequential().is_some();
+    let spec: &EnvSpec = env.spec();
     let (n, k, rows) = (spec.space.n() as i64, spec.space.k() as i64, spec.rows as i64);
+    let (input, hidden) = (spec.observation_dim as i64, hidden as i64);
+    let needs_observation = || {
+        anyhow::ensure!(
+            spec.observation_dim > 0,
+            "--policy mlp reads the observation, but {} has none (one global subset); use --policy logits",
+            spec.name
+        );
+        Ok(())
+    };
     Ok(match policy {
         PolicyName::Logits => Box::new(GlobalLogits::with_rows(device, n, k, rows)),
         PolicyName::Mlp => {
+            needs_observation()?;
+            Box::new(MlpPolicy::new(device, input, hidden, n, k))
+        }
+        PolicyName::MlpAction => {
+            needs_observation()?;
             anyhow::ensure!(
-                spec.observation_dim > 0,
-                "--policy mlp reads the observation, but {} has none (one global subset); use --policy logits",
+                sequential,
+                "--policy mlp-action reads the previous action of an episode, but {} is a one-step task; use --policy mlp",
                 spec.name
             );
-            Box::new(MlpPolicy::new(device, spec.observation_dim as i64, hidden as i64, n, k))
+            Box::new(MlpPolicy::with_previous_action(device, input, hidden, n, k))
         }
     })
 }

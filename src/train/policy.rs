@@ -161,12 +161,15 @@ impl Policy for GlobalLogits {
 }
 
 /// A contextual policy: an MLP `d → h → h → n` (ReLU) from each row of the observation's
-/// first input `[rows, d]` to that row's logits `[rows, n]`.
+/// first input `[rows, d]` to that row's logits `[rows, n]`; over episodes, optionally of
+/// the state and the episode's previous action together (the observation's second input,
+/// `[rows, n]`; `d + n → h → h → n`).
 #[derive(Debug)]
 pub struct MlpPolicy {
     vs: VarStore,
     net: nn::Sequential,
     k: i64,
+    previous_action: bool,
 }
 
 impl MlpPolicy {
@@ -174,7 +177,14 @@ impl MlpPolicy {
     pub fn new(device: Device, input: i64, hidden: i64, n: i64, k: i64) -> Self {
         let vs = VarStore::new(device);
         let net = mlp(&(vs.root() / "policy"), &[input, hidden, hidden, n]);
-        Self { vs, net, k }
+        Self { vs, net, k, previous_action: false }
+    }
+
+    /// A fresh network of the state `[rows, d]` and the previous action `[rows, n]`.
+    pub fn with_previous_action(device: Device, input: i64, hidden: i64, n: i64, k: i64) -> Self {
+        let vs = VarStore::new(device);
+        let net = mlp(&(vs.root() / "policy"), &[input + n, hidden, hidden, n]);
+        Self { vs, net, k, previous_action: true }
     }
 }
 
@@ -184,6 +194,14 @@ impl Policy for MlpPolicy {
     fn forward(&self, observation: &Observation) -> anyhow::Result<Tensor> {
         let Some(contexts) = observation.inputs.first() else {
             anyhow::bail!("the MLP policy reads the observation's first input, but the observation has none");
+        };
+        let contexts = if self.previous_action {
+            let Some(previous) = observation.inputs.get(1) else {
+                anyhow::bail!("--policy mlp-action reads the previous action, which only episodes have");
+            };
+            Tensor::f_cat(&[contexts.f_to_kind(tch::Kind::Float)?, previous.f_to_kind(tch::Kind::Float)?], 1)?
+        } else {
+            contexts.shallow_clone()
         };
         // Contexts may come from the host (a reward command's); the network may be on a GPU.
         Ok(self.net.forward(&contexts.f_to_kind(tch::Kind::Float)?.f_to_device(self.vs.device())?))

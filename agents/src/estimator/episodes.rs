@@ -17,9 +17,11 @@
 //! depend on the episode it is subtracted from, so the estimate stays unbiased; the mean
 //! of all `S` (the episode's own return included, as in the authors' code) is not.
 
+use rand::Rng;
 use tch::{Kind, Tensor};
 
-use super::{Error, Result};
+use super::{Error, Result, distribution};
+use crate::conditional_poisson::{Normalizer, Sampler};
 
 /// How the returns weight each step's score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,6 +48,46 @@ impl EpisodeOptions {
 
     fn name(&self) -> &'static str {
         if self.leave_one_out { "sfess-vr" } else { "sfess" }
+    }
+}
+
+/// SFESS or SFESS + VR over episodes: how each step's actions are drawn (the exact law, or
+/// the paper code's Gumbel top-k) and how the returns weight their scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeEstimator {
+    /// How returns weight the scores.
+    pub options: EpisodeOptions,
+    /// How actions are drawn.
+    pub sampler: Sampler,
+    /// How the distribution is computed (`None`: the logits' device's default).
+    pub normalizer: Option<Normalizer>,
+}
+
+impl EpisodeEstimator {
+    /// `sfess` or `sfess-vr`.
+    pub fn name(&self) -> &'static str {
+        self.options.name()
+    }
+
+    /// Draws `samples` actions for each row of `logits` `[R, n]` (carrying the policy's
+    /// graph): the k-hot actions `[samples, R, n]` and their exact log-probabilities
+    /// `[samples, R]`, with the graph.
+    ///
+    /// # Errors
+    /// Bad logits or `k`; libtorch errors.
+    pub fn act(&self, logits: &Tensor, k: i64, samples: usize, rng: &mut dyn Rng) -> Result<(Tensor, Tensor)> {
+        let policy = distribution(logits, k, self.normalizer)?;
+        let actions = policy.sample(samples, self.sampler, rng)?;
+        let log_probs = policy.log_prob_of_samples(&actions)?;
+        Ok((actions, log_probs))
+    }
+
+    /// [`surrogate_loss`] with these options.
+    ///
+    /// # Errors
+    /// As [`surrogate_loss`].
+    pub fn surrogate_loss(&self, log_probs: &Tensor, rewards: &Tensor, alive: &Tensor) -> Result<Tensor> {
+        surrogate_loss(log_probs, rewards, alive, &self.options)
     }
 }
 

@@ -32,7 +32,7 @@ mod relaxed;
 mod score_function;
 mod simple;
 
-pub use episodes::EpisodeOptions;
+pub use episodes::{EpisodeEstimator, EpisodeOptions};
 pub use imle::{Imle, ImleNoise};
 pub use relaxed::RelaxedTopK;
 pub use score_function::ScoreFunction;
@@ -230,6 +230,14 @@ pub trait GradientEstimator: std::fmt::Debug + Send + Sync {
     /// [`Error::LossShape`], and [`Error::NotDifferentiable`] for estimators that need
     /// `∂f/∂z` when `losses` carries none.
     fn surrogate_loss(&self, draw: &Draw, losses: &Tensor) -> Result<Tensor>;
+
+    /// The same estimator over episodes ([`episodes`]), with `reward_to_go` and
+    /// `discount`; `None` for the pathwise estimators, which need a loss differentiable
+    /// in the actions.
+    fn over_episodes(&self, reward_to_go: bool, discount: f64) -> Option<EpisodeEstimator> {
+        let _ = (reward_to_go, discount);
+        None
+    }
 }
 
 /// Checks the sample count against the estimator's minimum.

@@ -3,7 +3,10 @@
 use rand::Rng;
 use tch::{Kind, Tensor};
 
-use super::{Draw, Error, GradientEstimator, Memory, Properties, Result, check_samples, distribution};
+use super::{
+    Draw, EpisodeEstimator, EpisodeOptions, Error, GradientEstimator, Memory, Properties, Result, check_samples,
+    distribution,
+};
 use crate::conditional_poisson::{Normalizer, Sampler};
 
 /// The score-function estimator `1/S Σ_s (f_s − b_s) (z_s − π)`.
@@ -90,5 +93,10 @@ impl GradientEstimator for ScoreFunction {
             log_prob.f_view([shape[0], shape[1], groups as i64])?.f_sum_dim_intlist(-1, false, None::<Kind>)?;
         let score_term = advantage.f_mul(&log_prob.f_sub(&log_prob.f_detach()?)?)?.f_mean(None)?;
         Ok(losses.f_mean(None)?.f_add(&score_term)?)
+    }
+
+    fn over_episodes(&self, reward_to_go: bool, discount: f64) -> Option<EpisodeEstimator> {
+        let options = EpisodeOptions { leave_one_out: self.leave_one_out, reward_to_go, discount };
+        Some(EpisodeEstimator { options, sampler: self.sampler, normalizer: self.normalizer })
     }
 }
