@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod compare;
 mod custom;
+mod episodes;
 mod fuzz;
 mod own_env;
 mod run_folder;

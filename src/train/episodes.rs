@@ -136,3 +136,65 @@ pub fn episode_step(
     optimizer.backward_step(&rolled.surrogate)?;
     Ok(StepReport { loss, info: rolled.info })
 }
+
+#[cfg(test)]
+mod tests {
+    use sfess_envs::KHotSpace;
+    use sfess_envs::custom::{EpisodeOutcome, RewardEnv, SequentialRewardEnv};
+
+    use super::*;
+    use crate::train::estimators::{EstimatorName, EstimatorOptions, build};
+    use crate::train::policy::GlobalLogits;
+    use crate::train::trainer::step_surrogate;
+
+    /// The gradient of `surrogate` for the policy's logits.
+    fn gradient(surrogate: &Tensor, policy: &GlobalLogits) -> Vec<f64> {
+        let logits: Vec<Tensor> = policy.var_store().trainable_variables();
+        let grads = Tensor::run_backward(&[surrogate], &logits.iter().collect::<Vec<_>>(), false, false);
+        Vec::<f64>::try_from(grads[0].to_kind(Kind::Double).view(-1)).unwrap()
+    }
+
+    /// Episodes of one step are the one-step task: from the same seed and step, the trainer
+    /// over episodes draws the same actions as the one-step trainer and its gradient is the
+    /// same (to f32 rounding: the one-step rewards are f32, the returns f64).
+    #[test]
+    fn episodes_of_one_step_are_the_one_step_task() {
+        let values = Tensor::from_slice(&[0.3f32, -1.0, 2.0, 0.5, 1.1, -0.2]);
+        let space = KHotSpace::new(6, 2).unwrap();
+        let scores = values.shallow_clone();
+        let mut bandit = RewardEnv::new("values", space, move |a: &Tensor| a.mv(&scores));
+        let mut one_step = SequentialRewardEnv::new(
+            "values",
+            space,
+            1,
+            1,
+            |noise| Tensor::zeros([noise.episodes() as i64, 1], (Kind::Float, tch::Device::Cpu)),
+            move |states, actions, _| EpisodeOutcome {
+                states: states.copy(),
+                rewards: actions.mv(&values),
+                terminated: Tensor::ones([actions.size()[0]], (Kind::Bool, tch::Device::Cpu)),
+            },
+        )
+        .unwrap();
+        for name in [EstimatorName::SfessVr, EstimatorName::Sfess] {
+            let estimator = build(name, &EstimatorOptions::default()).unwrap();
+            let training = EpisodeTraining { estimator: estimator.over_episodes(false, 1.0).unwrap(), starts: 1 };
+            for step in 0..5 {
+                let policy = GlobalLogits::new(tch::Device::Cpu, 6, 2);
+                tch::no_grad(|| {
+                    policy.var_store().trainable_variables()[0]
+                        .copy_(&Tensor::from_slice(&[0.1f32, 0.5, -0.3, 0.0, 0.2, 0.4]).view([1, 6]))
+                });
+                let (surrogate, _) = step_surrogate(step, 7, &mut bandit, &policy, estimator.as_ref(), 8).unwrap();
+                let expected = gradient(&surrogate, &policy);
+                let rolled = episode_surrogate(step, 7, &mut one_step, &policy, &training, 8).unwrap();
+                assert_eq!(rolled.log_probs.size(), [8, 1, 1]);
+                let got = gradient(&rolled.surrogate, &policy);
+                for (a, b) in got.iter().zip(&expected) {
+                    assert!((a - b).abs() < 1e-6, "{name:?} step {step}: {got:?} against {expected:?}");
+                }
+                assert!(expected.iter().any(|g| g.abs() > 1e-3), "{expected:?}");
+            }
+        }
+    }
+}

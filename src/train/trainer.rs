@@ -219,22 +219,20 @@ impl StepReport {
     }
 }
 
-/// One training step: draw, score, build the surrogate, update. It never waits for the
-/// device: the loss stays there ([`StepReport::loss`]) and its finiteness is the caller's to
-/// check, when it reads it (the runner does every `min(100, eval_every)` steps and before
-/// every checkpoint).
+/// The surrogate of training step `step` of a one-step environment: draw, score, build.
+/// Its value is the mean loss of the step's samples (plus any logit loss), its gradient the
+/// estimator's.
 ///
 /// # Errors
 /// Estimator, environment and policy errors.
-pub fn train_step(
+pub fn step_surrogate(
     step: u64,
     seed: u64,
     env: &mut dyn Environment,
     policy: &dyn Policy,
     estimator: &dyn GradientEstimator,
     samples: usize,
-    optimizer: &mut Adam,
-) -> anyhow::Result<StepReport> {
+) -> anyhow::Result<(Tensor, std::collections::BTreeMap<String, f64>)> {
     let mut rng = step_rng(seed, step);
     let env_seed = sfess_envs::StepSeed { step, seed: env_seed(seed, step) };
     let observation = env.reset_step(env_seed, &mut rng)?;
@@ -255,9 +253,29 @@ pub fn train_step(
     if let Some(extra) = env.logit_loss(&logits)? {
         surrogate = surrogate.f_add(&extra)?;
     }
+    Ok((surrogate, transition.info))
+}
+
+/// One training step: [`step_surrogate`], then the update. It never waits for the
+/// device: the loss stays there ([`StepReport::loss`]) and its finiteness is the caller's to
+/// check, when it reads it (the runner does every `min(100, eval_every)` steps and before
+/// every checkpoint).
+///
+/// # Errors
+/// Estimator, environment and policy errors.
+pub fn train_step(
+    step: u64,
+    seed: u64,
+    env: &mut dyn Environment,
+    policy: &dyn Policy,
+    estimator: &dyn GradientEstimator,
+    samples: usize,
+    optimizer: &mut Adam,
+) -> anyhow::Result<StepReport> {
+    let (surrogate, info) = step_surrogate(step, seed, env, policy, estimator, samples)?;
     let loss = surrogate.f_detach()?.f_to_kind(Kind::Double)?;
     optimizer.backward_step(&surrogate)?;
-    Ok(StepReport { loss, info: transition.info })
+    Ok(StepReport { loss, info })
 }
 
 #[cfg(test)]

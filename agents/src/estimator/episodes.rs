@@ -177,3 +177,22 @@ pub fn surrogate_loss(
         .f_to_kind(log_probs.kind())?;
     Ok(mean_return.f_add(&score_term)?.f_neg()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_episode_tensors_are_refused() {
+        let ones = Tensor::ones([2, 3, 4], (Kind::Double, tch::Device::Cpu));
+        let error = |r: Result<Tensor, Error>| r.unwrap_err().to_string();
+        assert!(
+            error(surrogate_loss(&ones, &ones.view([2, 12]), &ones, &EpisodeOptions::plain())).contains("log_probs")
+        );
+        assert!(error(surrogate_loss(&ones, &ones, &ones.get(0), &EpisodeOptions::plain())).contains("alive"));
+        let one = Tensor::ones([1, 3, 4], (Kind::Double, tch::Device::Cpu));
+        assert!(error(surrogate_loss(&one, &one, &one, &EpisodeOptions::leave_one_out())).contains("at least 2"));
+        let far = EpisodeOptions { discount: 1.5, ..EpisodeOptions::plain() };
+        assert!(error(surrogate_loss(&ones, &ones, &ones, &far)).contains("discount"));
+    }
+}
