@@ -233,3 +233,121 @@ fn the_check_rejects_a_baseline_with_the_episodes_own_return_and_a_dropped_step(
     let z = worst_z(second_step_dropped, &options, 4, 4);
     assert!(z > TOLERANCE, "dropping a step's score passed: {z:.1} standard errors");
 }
+
+// From the command line: the shipped sequential environments train, resume exactly,
+// evaluate, compare, and refuse what does not apply.
+
+use crate::common::{fails_with, json, run, stderr, stdout};
+
+/// A small slate task for `--steps STEPS` into `out`.
+fn slate_args(out: &std::path::Path, steps: &str) -> Vec<String> {
+    let options = ["n=8", "horizon=5"].iter().flat_map(|o| ["--env-option", o]);
+    ["train", "--env", "slate", "-k", "2", "--policy", "mlp", "--hidden", "16", "--batch-size", "4", "--samples", "4"]
+        .into_iter()
+        .chain(options)
+        .chain(["--steps", steps, "--eval-every", "100", "--quiet", "--json", "--out", out.to_str().unwrap()])
+        .map(str::to_owned)
+        .collect()
+}
+
+fn run_owned(args: &[String]) -> std::process::Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_sequential_task_trains_resumes_exactly_and_evaluates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let summary = json(&run_owned(&slate_args(&straight, "250")));
+    // Episodes of 5 steps; the metric is the mean return over held-out episodes, beside
+    // the classical baselines over the same episodes.
+    assert_eq!(summary["test"]["length"].as_f64(), Some(5.0), "{summary}");
+    let learned = summary["test"]["return"].as_f64().unwrap();
+    let baselines = &summary["baselines"];
+    assert!(baselines["greedy"].as_f64().is_some() && baselines["random"].as_f64().is_some(), "{summary}");
+    assert!(learned > baselines["random"].as_f64().unwrap(), "{summary}");
+    let records = crate::run_folder::records(&straight);
+    for metric in ["info.return", "info.length", "info.click_rate", "loss"] {
+        assert!(records.iter().any(|r| r.1 == "train" && r.2 == metric), "no training {metric}: {records:?}");
+    }
+    // Stopped at step 150 (inside a loss window) and continued to 250: the same records.
+    let resumed = tmp.path().join("resumed");
+    json(&run_owned(&slate_args(&resumed, "150")));
+    let output = run(&["train", "--resume", resumed.to_str().unwrap(), "--steps", "250", "--quiet", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(crate::run_folder::records(&resumed), records);
+    // eval recomputes the test return from the checkpoint.
+    let evaluated = json(&run(&["eval", "--run", straight.to_str().unwrap()]));
+    assert_eq!(evaluated["return"].as_f64(), Some(learned), "{evaluated}");
+}
+
+#[test]
+fn sequential_options_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    let base = ["train", "--env", "sensor-schedule", "--env-option", "n=6", "--env-option", "horizon=4", "-k", "2"];
+    let small = ["--batch-size", "2", "--samples", "3", "--steps", "20", "--eval-every", "10", "--quiet", "--json"];
+    // The policy that also sees the previous action, reward-to-go and a discount.
+    let extra = ["--policy", "mlp-action", "--reward-to-go", "--discount", "0.9", "--out"];
+    let output = run(&[&base[..], &small[..], &extra[..], &[out("action").as_str()]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("action/config.json")).unwrap()).unwrap();
+    assert_eq!(config["estimator_options"]["discount"].as_f64(), Some(0.9));
+    assert_eq!(config["estimator_options"]["reward_to_go"].as_bool(), Some(true));
+    assert_eq!(config["policy"].as_str(), Some("mlp-action"));
+    // A discount out of range, a pathwise estimator on a black box, the previous action on
+    // a one-step task.
+    fails_with(
+        &run(&[&base[..], &small[..], &["--discount", "1.5", "--out", &out("d")]].concat()),
+        "--discount must be in (0, 1]",
+    );
+    let gs = run(&[&base[..], &small[..], &["--estimator", "gs", "--out", &out("gs")]].concat());
+    fails_with(
+        &gs,
+        "gs needs a loss differentiable in the actions, but sensor-schedule is a black box; use sfess-vr or sfess",
+    );
+    let one_step = ["train", "--env", "max-coverage", "--policy", "mlp-action", "--steps", "5", "--out", &out("m")];
+    fails_with(&run(&one_step), "--policy mlp-action reads the previous action of an episode");
+}
+
+#[test]
+fn compare_tabulates_returns_against_the_baselines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let output = run(&[
+        "compare",
+        "--env",
+        "slate",
+        "--env-option",
+        "n=8",
+        "--env-option",
+        "horizon=4",
+        "-k",
+        "2",
+        "--estimators",
+        "sfess-vr,sfess",
+        "--seeds",
+        "0,1",
+        "--steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--policy",
+        "mlp",
+        "--batch-size",
+        "2",
+        "--samples",
+        "3",
+        "--jobs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    for row in ["| sfess-vr |", "| sfess |", "greedy", "random", "return"] {
+        assert!(table.contains(row), "{row} missing: {table}");
+    }
+    assert!(out.join("curves.png").exists());
+}

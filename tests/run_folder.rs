@@ -31,7 +31,7 @@ fn run_owned(args: &[String]) -> Output {
 
 /// The records of a run folder without their clocks (`elapsed_seconds` and the
 /// `seconds_per_step` records): what must not depend on stops.
-fn records(dir: &Path) -> Vec<(u64, String, String, f64)> {
+pub(crate) fn records(dir: &Path) -> Vec<(u64, String, String, f64)> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
         .lines()

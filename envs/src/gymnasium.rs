@@ -8,7 +8,12 @@
 //!   `MultiBinary` space.
 //! - Reward: the mean of the rows' rewards; `info["rewards"]` holds each row's, and the
 //!   environment's own info entries follow.
-//! - Every episode is one step: `terminated` is true after it.
+//! - A one-step environment's episode is one step: `terminated` is true after it.
+//! - A sequential environment ([`crate::Episodic`]) runs one episode from `reset` to its
+//!   end: the observation is its state (`d` entries), the action one k-hot vector, and the
+//!   episode ends at `terminated`, `truncated`, or the horizon (`truncated`). `reset(seed)`
+//!   starts the episode of that seed; without a seed, the next one of the adapter's
+//!   generator.
 //!
 //! `gymnasium_rs`'s `step` cannot return an error: a bad action or a failing environment
 //! gives a NaN reward, `truncated = true` and the message in `info["error"]`.
@@ -34,13 +39,16 @@ pub struct GymnasiumEnv<E: Environment> {
     rng: Xoshiro256PlusPlus,
     observation: Array1<f32>,
     reset_done: bool,
+    /// Steps taken in the episode under way (sequential environments).
+    steps: usize,
 }
 
 impl<E: Environment> GymnasiumEnv<E> {
     /// Wraps `env`; its draws come from a generator seeded 0 until a `reset` gives a seed.
     pub fn new(env: E) -> Self {
         let width = env.spec().rows * env.spec().observation_dim;
-        Self { env, rng: Xoshiro256PlusPlus::seed_from_u64(0), observation: Array1::zeros(width), reset_done: false }
+        let rng = Xoshiro256PlusPlus::seed_from_u64(0);
+        Self { env, rng, observation: Array1::zeros(width), reset_done: false, steps: 0 }
     }
 
     /// The wrapped environment.
@@ -56,9 +64,15 @@ impl<E: Environment> GymnasiumEnv<E> {
         if let Some(seed) = seed {
             self.rng = Xoshiro256PlusPlus::seed_from_u64(u64::from(seed as u32));
         }
-        let observation = self.env.reset(&mut self.rng)?;
-        self.observation = flatten(&observation)?;
+        self.observation = match self.env.sequential() {
+            Some(env) => {
+                let seed = seed.map_or_else(|| rand::Rng::next_u64(&mut self.rng), |s| u64::from(s as u32));
+                flatten(&Observation { inputs: vec![env.reset(&[seed])?] })?
+            }
+            None => flatten(&self.env.reset(&mut self.rng)?)?,
+        };
         self.reset_done = true;
+        self.steps = 0;
         let spec = self.env.spec();
         let info = HashMap::from([
             ("rows".to_owned(), Value::from(spec.rows)),
@@ -89,6 +103,19 @@ impl<E: Environment> GymnasiumEnv<E> {
                 env: spec.name,
                 problem: format!("row {row} of the action is not a k-hot vector with k = {}", spec.space.k()),
             });
+        }
+        if let Some(env) = self.env.sequential() {
+            let step = env.step(&Tensor::from_slice(&values).f_view([1, n as i64])?)?;
+            self.steps += 1;
+            let flag =
+                |t: &Tensor| -> Result<bool, EnvError> { Ok(t.f_reshape([-1])?.f_get(0)?.int64_value(&[]) != 0) };
+            let terminated = flag(&step.terminated)?;
+            let truncated = flag(&step.truncated)? || self.steps >= env.horizon();
+            let reward = step.rewards.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_get(0)?.double_value(&[]);
+            self.observation = flatten(&Observation { inputs: vec![step.observations] })?;
+            self.reset_done = !(terminated || truncated);
+            let info: Info = step.info.iter().map(|(name, value)| (name.clone(), Value::from(*value))).collect();
+            return Ok((self.observation.clone(), reward as Reward, terminated, truncated, info));
         }
         let actions = Tensor::from_slice(&values).f_view([1, rows as i64, n as i64])?;
         let transition = self.env.step(&actions)?;
@@ -174,6 +201,40 @@ mod tests {
         let (_, reward, terminated, truncated, info) = gym.step(Array1::from(vec![0.0, 1.0, 0.0, 1.0]));
         assert_eq!((reward, terminated, truncated), (10.0, true, false));
         assert_eq!(info["rewards"], Value::from(vec![10.0]));
+    }
+
+    /// A sequential environment runs its episode to the horizon, one action at a time, and
+    /// the same seed gives the same episode.
+    #[test]
+    fn a_sequential_environment_runs_its_episodes() {
+        let settings = crate::slate::SlateSettings {
+            items: 6,
+            k: 2,
+            horizon: 3,
+            sharpness: 4.0,
+            premium: 3.0,
+            drift: 0.5,
+            taste_noise: 0.05,
+        };
+        let mut gym = GymnasiumEnv::new(crate::Episodic::new(crate::slate::Slate::new("slate", settings).unwrap()));
+        let mut episode = |seed| {
+            let (observation, _) = gym.reset_seed(seed);
+            assert_eq!(observation.len(), 13);
+            let mut rewards = Vec::new();
+            for t in 0..3 {
+                let (next, reward, terminated, truncated, info) =
+                    gym.step(Array1::from(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0]));
+                assert!(!info.contains_key("error"), "{info:?}");
+                assert_eq!((terminated, truncated, next.len()), (false, t == 2, 13));
+                rewards.push(reward);
+            }
+            rewards
+        };
+        let first = episode(5);
+        assert_eq!(episode(5), first);
+        assert_ne!(episode(6), first);
+        let (_, reward, _, _, info) = gym.step(Array1::from(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0]));
+        assert!(reward.is_nan() && info["error"].as_str().unwrap().contains("before reset"), "{info:?}");
     }
 
     #[test]

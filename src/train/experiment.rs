@@ -284,12 +284,12 @@ fn policy_for(
             Box::new(MlpPolicy::new(device, input, hidden, n, k))
         }
         PolicyName::MlpAction => {
-            needs_observation()?;
             anyhow::ensure!(
                 sequential,
                 "--policy mlp-action reads the previous action of an episode, but {} is a one-step task; use --policy mlp",
                 spec.name
             );
+            needs_observation()?;
             Box::new(MlpPolicy::with_previous_action(device, input, hidden, n, k))
         }
     })
