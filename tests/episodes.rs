@@ -221,6 +221,7 @@ fn the_trainer_over_episodes_follows_the_exact_policy_gradient() {
     ];
     for (i, (options, samples)) in cases.iter().enumerate() {
         let z = worst_z(trainer, options, *samples, 10 + i as u64);
+        eprintln!("{options:?}, S = {samples}: worst coordinate {z:.2} standard errors from the exact gradient");
         assert!(z < TOLERANCE, "{options:?} with S = {samples}: {z:.1} standard errors from the exact gradient");
     }
 }
@@ -229,8 +230,10 @@ fn the_trainer_over_episodes_follows_the_exact_policy_gradient() {
 fn the_check_rejects_a_baseline_with_the_episodes_own_return_and_a_dropped_step() {
     let options = EpisodeOptions::leave_one_out();
     let z = worst_z(baseline_with_itself, &options, 2, 3);
+    eprintln!("the baseline with the episode's own return: {z:.1} standard errors");
     assert!(z > TOLERANCE, "the biased baseline passed: {z:.1} standard errors");
     let z = worst_z(second_step_dropped, &options, 4, 4);
+    eprintln!("the second step's score dropped: {z:.1} standard errors");
     assert!(z > TOLERANCE, "dropping a step's score passed: {z:.1} standard errors");
 }
 

@@ -142,17 +142,17 @@ impl Rollout {
     }
 }
 
+/// What picks the actions of a roll-out: `act(t, env, observation)` gives the actions
+/// `[R, n]` of step `t`.
+pub type Actor<'a> = dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError> + 'a;
+
 /// Runs one episode per seed to its end: `act(t, env, observation)` gives the actions
 /// `[R, n]` of step `t` (the observation holds the states and the previous actions). Stops
 /// when every episode has ended or at the horizon.
 ///
 /// # Errors
 /// Whatever `act` and the environment fail with; actions or answers of the wrong shape.
-pub fn roll_out(
-    env: &mut dyn SequentialEnvironment,
-    seeds: &[u64],
-    act: &mut dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError>,
-) -> Result<Rollout, EnvError> {
+pub fn roll_out(env: &mut dyn SequentialEnvironment, seeds: &[u64], act: &mut Actor<'_>) -> Result<Rollout, EnvError> {
     let spec = env.spec().clone();
     let (episodes, n) = (seeds.len() as i64, spec.space.n() as i64);
     let mut states = env.reset(seeds)?;
@@ -238,11 +238,7 @@ impl<E: SequentialEnvironment> Episodic<E> {
     }
 
     /// Mean return and length over the held-out episodes of `phase` with `act`.
-    fn mean_over_held_out(
-        &mut self,
-        phase: Phase,
-        act: &mut dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError>,
-    ) -> Result<BTreeMap<String, f64>, EnvError> {
+    fn mean_over_held_out(&mut self, phase: Phase, act: &mut Actor<'_>) -> Result<BTreeMap<String, f64>, EnvError> {
         let seeds = held_out_seeds(phase, self.env.evaluation_episodes());
         let rollout = roll_out(&mut self.env, &seeds, act)?;
         let mut metrics = BTreeMap::from([

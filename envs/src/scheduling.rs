@@ -99,7 +99,7 @@ impl SensorSchedule {
         }
         let space = KHotSpace::new(settings.sites, settings.k).map_err(|e| problem(e.to_string()))?;
         let n = settings.sites;
-        let slow = |i: usize| i % 2 == 0;
+        let slow = |i: usize| i.is_multiple_of(2);
         let persistence: Vec<f64> =
             (0..n).map(|i| if slow(i) { settings.slow_persistence } else { settings.fast_persistence }).collect();
         let stationary: Vec<f64> = (0..n).map(|i| if slow(i) { 1.0 } else { settings.fast_variance }).collect();

@@ -349,7 +349,11 @@ pub fn environment_page(registry: &Registry, name: &str) -> anyhow::Result<Strin
         Some(lr) => lr.to_string(),
         None => "the policy's: 0.05 for free logits, 1e-3 for an MLP".to_owned(),
     };
-    let policy = if entry.policy_is_chosen() { "--policy logits (default) or mlp" } else { "the paper's network" };
+    let policy = if entry.policy_is_chosen() {
+        "--policy logits (default), mlp, or (episodes) mlp-action"
+    } else {
+        "the paper's network"
+    };
     let mut out = format!("{}: {}\n\n", entry.name, entry.description);
     out += &format!("- data: {}\n", entry.data.map_or("none", |set| set.name()));
     out += &format!("- default k: {}\n- default learning rate: {lr}\n- policy: {policy}\n", entry.default_k);
