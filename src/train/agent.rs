@@ -516,4 +516,37 @@ mod tests {
         let message = format!("{:#}", second.write_run_folder(&other).unwrap_err());
         assert!(message.contains("not an agent's"), "{message}");
     }
+
+    /// An agent trains over episodes of a closure's sequential environment (the README's
+    /// example): sticking with the same items pays, which the MLP of the counters learns.
+    #[test]
+    fn an_agent_trains_over_episodes() {
+        use sfess_envs::Episodic;
+        use sfess_envs::custom::{EpisodeOutcome, SequentialRewardEnv};
+        let env = SequentialRewardEnv::new(
+            "streaks",
+            KHotSpace::new(6, 2).unwrap(),
+            10,
+            6,
+            |noise| Tensor::zeros([noise.episodes() as i64, 6], (tch::Kind::Float, Device::Cpu)),
+            |counters, actions, _| {
+                let next = (counters + 1.0) * actions;
+                EpisodeOutcome {
+                    rewards: (&next * actions).sum_dim_intlist(1, false, tch::Kind::Float),
+                    states: next,
+                    terminated: Tensor::zeros([actions.size()[0]], (tch::Kind::Bool, Device::Cpu)),
+                }
+            },
+        )
+        .unwrap();
+        let options = AgentOptions { policy: PolicyName::Mlp, samples: 4, episode_starts: 4, ..Default::default() };
+        let mut agent = Agent::new(Episodic::new(env), options).unwrap();
+        agent.train(150).unwrap();
+        let test = agent.evaluate(Phase::Test).unwrap();
+        let random = agent.baselines(Phase::Test).unwrap()["random"];
+        // Keeping two items for 10 steps returns 2 (1 + 2 + ... + 10) = 110; random
+        // subsets about 2 · 10 · 1.4 (a chosen item was chosen before with probability 1/3).
+        assert_eq!(test["length"], 10.0);
+        assert!(test["return"] > 2.0 * random && test["return"] <= 110.0, "{test:?} against {random}");
+    }
 }
