@@ -52,8 +52,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Kind, Tensor};
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, chosen_items,
-    random_subsets,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, random_subsets,
 };
 use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment};
 use crate::space::KHotSpace;
@@ -715,13 +714,8 @@ impl SequentialEnvironment for SequentialRewardEnv {
     fn step(&mut self, actions: &Tensor) -> Result<EpisodeStep, EnvError> {
         let env = self.spec.name.clone();
         let Some((states, noise)) = self.under_way.as_mut() else { return Err(EnvError::NotReset { env }) };
-        let rows = states.size()[0];
-        let n = self.spec.space.n();
-        if actions.size() != [rows, n as i64] {
-            return Err(EnvError::ActionShape { env, rows: rows as usize, n, shape: actions.size() });
-        }
-        chosen_items(&self.spec, actions).map(drop)?;
-        let actions = actions.f_detach()?.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?;
+        let actions =
+            crate::episodes::checked_actions(&self.spec, actions, states.size()[0])?.f_to_kind(Kind::Float)?;
         let outcome = (self.step)(states, &actions, noise);
         let mut step = EpisodeStep::going_on(outcome.rewards, outcome.states.shallow_clone())?;
         step.terminated = outcome.terminated.f_to_kind(tch::Kind::Bool)?;

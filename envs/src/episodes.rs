@@ -51,10 +51,72 @@ pub struct EpisodeStep {
 impl EpisodeStep {
     /// A step that ends no episode.
     pub fn going_on(rewards: Tensor, observations: Tensor) -> Result<Self, EnvError> {
+        Self::timed(rewards, observations, false)
+    }
+
+    /// A step that terminates no episode and truncates every one when `at_horizon` (the
+    /// environment's own time limit, which Gymnasium reports as `truncated`).
+    pub fn timed(rewards: Tensor, observations: Tensor, at_horizon: bool) -> Result<Self, EnvError> {
         let episodes = rewards.size1()?;
         let never = Tensor::f_zeros([episodes], (Kind::Bool, rewards.device()))?;
-        Ok(Self { rewards, terminated: never.shallow_clone(), truncated: never, observations, info: BTreeMap::new() })
+        let truncated = Tensor::f_full([episodes], at_horizon as i64, (Kind::Bool, rewards.device()))?;
+        Ok(Self { rewards, terminated: never, truncated, observations, info: BTreeMap::new() })
     }
+}
+
+/// The actions `[R, n]` of `R` episodes checked (shape, k-hot rows), as f64 on the CPU.
+///
+/// # Errors
+/// [`EnvError::ActionShape`]; [`EnvError::Config`] for a row that is not k-hot.
+pub fn checked_actions(spec: &EnvSpec, actions: &Tensor, episodes: i64) -> Result<Tensor, EnvError> {
+    let n = spec.space.n();
+    if actions.size() != [episodes, n as i64] {
+        return Err(EnvError::ActionShape {
+            env: spec.name.clone(),
+            rows: episodes as usize,
+            n,
+            shape: actions.size(),
+        });
+    }
+    crate::env::chosen_items(spec, actions).map(drop)?;
+    Ok(actions.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?)
+}
+
+/// A state of `features` `[R, ·]` (f64) and the fraction of the episode gone, `step / horizon`,
+/// as the last column: `[R, Σ + 1]` f32.
+///
+/// # Errors
+/// libtorch errors.
+pub fn state_with_time(features: &[Tensor], step: usize, horizon: usize) -> Result<Tensor, EnvError> {
+    let rows = features.first().map_or(0, |f| f.size()[0]);
+    let time = Tensor::f_full([rows, 1], step as f64 / horizon as f64, (Kind::Double, Device::Cpu))?;
+    let columns: Vec<Tensor> = features.iter().map(Tensor::shallow_clone).chain([time]).collect();
+    Ok(Tensor::f_cat(&columns, 1)?.f_to_kind(Kind::Float)?)
+}
+
+/// The registry's entry of a shipped sequential task: metric `return` (higher is better),
+/// learning rate 3e-3, the options `n` (items, default `items`) and `horizon` (default
+/// `horizon`), and baselines `baselines` and `random`. `make` builds the task.
+pub(crate) fn entry(
+    name: &str,
+    description: &str,
+    (items, items_are): (usize, &'static str),
+    horizon: usize,
+    baselines: &[&str],
+    make: impl Fn(crate::registry::Make<'_>) -> Result<Box<dyn Environment>, EnvError> + Send + Sync + 'static,
+) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, OptionSpec, Shape};
+    let mut entry = EnvEntry::new(name, description, make)
+        .default_learning_rate(3e-3)
+        .metric("return", true)
+        .option(OptionSpec::count("n", items, 2, 10_000, items_are))
+        .option(OptionSpec::count("horizon", horizon, 1, 10_000, "steps per episode T"));
+    for baseline in baselines.iter().chain(&["random"]) {
+        entry = entry.baseline(baseline);
+    }
+    entry.shape(move |make| {
+        Ok(Shape { items: make.options.count("n")?, items_are: format!("{items_are} (option n)"), rows: 1 })
+    })
 }
 
 /// An environment of episodes; see the [module docs](self).

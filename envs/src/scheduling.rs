@@ -35,8 +35,8 @@ use std::collections::BTreeMap;
 
 use tch::{Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec, chosen_items};
-use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, top_k_rows};
+use crate::env::{EnvError, EnvSpec};
+use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time, top_k_rows};
 use crate::space::KHotSpace;
 
 /// The settings of a sensor-scheduling task.
@@ -132,13 +132,7 @@ impl SensorSchedule {
     }
 
     fn observation(&self, episodes: &Episodes) -> Result<Tensor, EnvError> {
-        let rows = episodes.variance.size()[0];
-        let time = Tensor::f_full(
-            [rows, 1],
-            episodes.step as f64 / self.settings.horizon as f64,
-            (Kind::Double, tch::Device::Cpu),
-        )?;
-        Ok(Tensor::f_cat(&[episodes.variance.shallow_clone(), time], 1)?.f_to_kind(Kind::Float)?)
+        state_with_time(&[episodes.variance.shallow_clone()], episodes.step, self.settings.horizon)
     }
 }
 
@@ -172,16 +166,7 @@ impl SequentialEnvironment for SensorSchedule {
         let settings = self.settings;
         let n = settings.sites as i64;
         let rows = self.under_way()?.field.size()[0];
-        if actions.size() != [rows, n] {
-            return Err(EnvError::ActionShape {
-                env: spec.name,
-                rows: rows as usize,
-                n: n as usize,
-                shape: actions.size(),
-            });
-        }
-        chosen_items(&spec, actions).map(drop)?;
-        let read = actions.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Double)?;
+        let read = checked_actions(&spec, actions, rows)?;
         let (persistence, stationary) = (self.persistence.shallow_clone(), self.stationary.shallow_clone());
         let episodes = self.under_way()?;
         // The same draws every step, whatever the actions: the readings' noise, then the drift.
@@ -204,10 +189,7 @@ impl SequentialEnvironment for SensorSchedule {
         let slow_reads = read.f_matmul(&slow)?.f_mean(Kind::Double)?.double_value(&[]);
         let mse = squared_error.f_mean(Kind::Double)?.double_value(&[]);
         let episodes = self.episodes.as_ref().expect("under way");
-        let mut step = EpisodeStep::going_on(squared_error.f_neg()?, self.observation(episodes)?)?;
-        if at_horizon {
-            step.truncated = step.truncated.f_logical_not()?;
-        }
+        let mut step = EpisodeStep::timed(squared_error.f_neg()?, self.observation(episodes)?, at_horizon)?;
         step.info = BTreeMap::from([("squared_error".to_owned(), mse), ("slow_reads".to_owned(), slow_reads)]);
         Ok(step)
     }
@@ -239,11 +221,14 @@ impl SequentialEnvironment for SensorSchedule {
 
 /// The registry's entry `sensor-schedule`.
 pub fn entry() -> crate::registry::EnvEntry {
-    use crate::registry::{EnvEntry, OptionSpec, Shape};
-    EnvEntry::new(
+    use crate::registry::OptionSpec;
+    crate::episodes::entry(
         "sensor-schedule",
         "episodes: read k of n sensors per step of a drifting field (slow and fast sites), tracked by a Kalman \
          filter; reward minus its error; baselines greedy information gain, lookahead, random",
+        (16, "sensors"),
+        24,
+        &["greedy", "lookahead"],
         |make| {
             let options = make.options;
             let settings = ScheduleSettings {
@@ -259,13 +244,14 @@ pub fn entry() -> crate::registry::EnvEntry {
         },
     )
     .default_k(4)
-    .default_learning_rate(3e-3)
-    .metric("return", true)
     .digits(3)
-    .option(OptionSpec::count("n", 16, 2, 10_000, "sites and sensors (even sites slow, odd sites fast)"))
-    .option(OptionSpec::count("horizon", 24, 1, 10_000, "steps per episode T"))
-    .option(OptionSpec::positive("slow-persistence", 0.98, 1.0, "AR(1) coefficient of the slow sites, in (0, 1)"))
-    .option(OptionSpec::positive("fast-persistence", 0.5, 1.0, "AR(1) coefficient of the fast sites, in (0, 1)"))
+    .option(OptionSpec::positive(
+        "slow-persistence",
+        0.98,
+        1.0,
+        "AR(1) coefficient of the slow (even) sites, in (0, 1)",
+    ))
+    .option(OptionSpec::positive("fast-persistence", 0.5, 1.0, "AR(1) coefficient of the fast (odd) sites, in (0, 1)"))
     .option(OptionSpec::positive(
         "fast-variance",
         1.5,
@@ -273,8 +259,4 @@ pub fn entry() -> crate::registry::EnvEntry {
         "stationary variance of the fast sites (the slow ones': 1)",
     ))
     .option(OptionSpec::positive("noise", 0.05, 1e6, "noise variance of a reading"))
-    .baseline("greedy")
-    .baseline("lookahead")
-    .baseline("random")
-    .shape(|make| Ok(Shape { items: make.options.count("n")?, items_are: "sensors (option n)".to_owned(), rows: 1 }))
 }

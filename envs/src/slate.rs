@@ -35,8 +35,8 @@ use std::f64::consts::PI;
 
 use tch::{Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec, chosen_items};
-use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, top_k_rows};
+use crate::env::{EnvError, EnvSpec};
+use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time, top_k_rows};
 use crate::space::KHotSpace;
 
 /// The settings of a slate task.
@@ -130,14 +130,8 @@ impl Slate {
 
     fn observation(&self, episodes: &Episodes) -> Result<Tensor, EnvError> {
         let clicks = self.click_probabilities(&episodes.taste)?;
-        let rows = clicks.size()[0];
-        let time = Tensor::f_full(
-            [rows, 1],
-            episodes.step as f64 / self.settings.horizon as f64,
-            (Kind::Double, tch::Device::Cpu),
-        )?;
         let worth = episodes.worth.f_div_scalar(self.settings.premium.max(1.0))?;
-        Ok(Tensor::f_cat(&[clicks, worth, time], 1)?.f_to_kind(Kind::Float)?)
+        state_with_time(&[clicks, worth], episodes.step, self.settings.horizon)
     }
 }
 
@@ -167,18 +161,8 @@ impl SequentialEnvironment for Slate {
     fn step(&mut self, actions: &Tensor) -> Result<EpisodeStep, EnvError> {
         let spec = self.spec.clone();
         let settings = self.settings;
-        let n = settings.items as i64;
         let rows = self.under_way()?.taste.size()[0];
-        if actions.size() != [rows, n] {
-            return Err(EnvError::ActionShape {
-                env: spec.name,
-                rows: rows as usize,
-                n: n as usize,
-                shape: actions.size(),
-            });
-        }
-        chosen_items(&spec, actions).map(drop)?;
-        let shown = actions.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Double)?;
+        let shown = checked_actions(&spec, actions, rows)?;
         let taste = self.under_way()?.taste.shallow_clone();
         let probabilities = self.click_probabilities(&taste)?;
         let episodes = self.under_way()?;
@@ -197,10 +181,7 @@ impl SequentialEnvironment for Slate {
         let at_horizon = episodes.step >= settings.horizon;
         let click_rate = clicks.f_sum(Kind::Double)?.double_value(&[]) / (rows as f64 * settings.k.max(1) as f64);
         let episodes = self.episodes.as_ref().expect("under way");
-        let mut step = EpisodeStep::going_on(rewards, self.observation(episodes)?)?;
-        if at_horizon {
-            step.truncated = step.truncated.f_logical_not()?;
-        }
+        let mut step = EpisodeStep::timed(rewards, self.observation(episodes)?, at_horizon)?;
         step.info = BTreeMap::from([("click_rate".to_owned(), click_rate)]);
         Ok(step)
     }
@@ -224,11 +205,14 @@ impl SequentialEnvironment for Slate {
 
 /// The registry's entry `slate`.
 pub fn entry() -> crate::registry::EnvEntry {
-    use crate::registry::{EnvEntry, OptionSpec, Shape};
-    EnvEntry::new(
+    use crate::registry::OptionSpec;
+    crate::episodes::entry(
         "slate",
         "episodes: show k of n items per step to a user whose taste drifts toward what was shown; reward the worth \
          of the clicks; baselines greedy by expected worth, random",
+        (24, "items"),
+        20,
+        &["greedy"],
         |make| {
             let options = make.options;
             let settings = SlateSettings {
@@ -244,11 +228,7 @@ pub fn entry() -> crate::registry::EnvEntry {
         },
     )
     .default_k(4)
-    .default_learning_rate(3e-3)
-    .metric("return", true)
     .digits(2)
-    .option(OptionSpec::count("n", 24, 2, 10_000, "items on the circle of tastes"))
-    .option(OptionSpec::count("horizon", 20, 1, 10_000, "steps per episode T"))
     .option(OptionSpec::positive("sharpness", 4.0, 1e3, "β: how sharply clicks fall off away from the taste"))
     .option(OptionSpec::positive(
         "premium",
@@ -258,7 +238,4 @@ pub fn entry() -> crate::registry::EnvEntry {
     ))
     .option(OptionSpec::positive("drift", 0.5, 1.0, "η: how far the taste moves toward a slate's direction"))
     .option(OptionSpec::positive("taste-noise", 0.05, 10.0, "τ: noise of the taste per step, in radians"))
-    .baseline("greedy")
-    .baseline("random")
-    .shape(|make| Ok(Shape { items: make.options.count("n")?, items_are: "items (option n)".to_owned(), rows: 1 }))
 }
