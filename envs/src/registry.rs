@@ -810,11 +810,11 @@ mod tests {
     #[test]
     fn the_shipped_environments_are_all_registered_with_distinct_names() {
         let registry = Registry::shipped();
-        assert_eq!(registry.entries().len(), 13);
+        assert_eq!(registry.entries().len(), 15);
         let mut names = registry.names();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 15);
         for entry in registry.entries() {
             check_name("environment name", &entry.name).unwrap();
             // Every option's default fits its own kind.
