@@ -362,6 +362,14 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
         ("sensor-placement-synthetic", 20, "none", "no (black box)", "modes"),
         ("feature-selection-knn-mnist", 50, "MNIST", "no (black box)", "neighbours, references"),
         ("max-coverage", 5, "none", "no (black box)", "n, elements, seed"),
+        (
+            "sensor-schedule",
+            4,
+            "none",
+            "no (black box)",
+            "n, horizon, slow-persistence, fast-persistence, fast-variance, noise",
+        ),
+        ("slate", 4, "none", "no (black box)", "n, horizon, sharpness, premium, drift, taste-noise"),
     ] {
         let line =
             text.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("{name}:\n{text}"));
@@ -372,7 +380,7 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
             "{line}"
         );
     }
-    assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env |")).count(), 13, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env |")).count(), 15, "{text}");
     let page = run(&["envs", "max-coverage"]);
     assert!(page.status.success(), "{}", stderr(&page));
     let page = stdout(&page);
