@@ -98,6 +98,13 @@ pub trait SequentialEnvironment {
     fn evaluation_episodes(&self) -> usize {
         EVALUATION_EPISODES
     }
+
+    /// Which episodes the next [`reset`](Self::reset)s start: `Some(phase)` for the held-out
+    /// episodes of an evaluation of `phase` (or its baselines), `None` (as before any call)
+    /// for training. [`Episodic`] calls it with `Some(phase)` before it rolls out held-out
+    /// episodes and with `None` after; an environment that needs to know (one that tells
+    /// an external process) keeps it, the others ignore it.
+    fn begin_phase(&mut self, _phase: Option<Phase>) {}
 }
 
 /// The seeds of the held-out episodes of `phase`: a stream of their own per phase (64-bit
@@ -111,6 +118,9 @@ pub fn held_out_seeds(phase: Phase, count: usize) -> Vec<u64> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream);
     (0..count).map(|_| rand::Rng::next_u64(&mut rng)).collect()
 }
+
+/// How [`roll_out`] acts: `act(t, env, observation)` gives the actions `[R, n]` of step `t`.
+pub type Act<'a> = dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError> + 'a;
 
 /// What [`roll_out`] gives: per episode and step, `[R, T']` with `T' ≤ T` the steps taken
 /// by the longest episode.
@@ -148,11 +158,7 @@ impl Rollout {
 ///
 /// # Errors
 /// Whatever `act` and the environment fail with; actions or answers of the wrong shape.
-pub fn roll_out(
-    env: &mut dyn SequentialEnvironment,
-    seeds: &[u64],
-    act: &mut dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError>,
-) -> Result<Rollout, EnvError> {
+pub fn roll_out(env: &mut dyn SequentialEnvironment, seeds: &[u64], act: &mut Act<'_>) -> Result<Rollout, EnvError> {
     let spec = env.spec().clone();
     let (episodes, n) = (seeds.len() as i64, spec.space.n() as i64);
     let mut states = env.reset(seeds)?;
@@ -238,13 +244,12 @@ impl<E: SequentialEnvironment> Episodic<E> {
     }
 
     /// Mean return and length over the held-out episodes of `phase` with `act`.
-    fn mean_over_held_out(
-        &mut self,
-        phase: Phase,
-        act: &mut dyn FnMut(usize, &mut dyn SequentialEnvironment, &Observation) -> Result<Tensor, EnvError>,
-    ) -> Result<BTreeMap<String, f64>, EnvError> {
+    fn mean_over_held_out(&mut self, phase: Phase, act: &mut Act<'_>) -> Result<BTreeMap<String, f64>, EnvError> {
         let seeds = held_out_seeds(phase, self.env.evaluation_episodes());
-        let rollout = roll_out(&mut self.env, &seeds, act)?;
+        self.env.begin_phase(Some(phase));
+        let rollout = roll_out(&mut self.env, &seeds, act);
+        self.env.begin_phase(None);
+        let rollout = rollout?;
         let mut metrics = BTreeMap::from([
             ("return".to_owned(), rollout.returns()?.f_mean(Kind::Double)?.double_value(&[])),
             ("length".to_owned(), rollout.lengths()?.f_mean(Kind::Double)?.double_value(&[])),
