@@ -359,6 +359,13 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
         ("feature-selection-mnist", 50, "MNIST", "yes", "none"),
         ("vae-fashion", 5, "Fashion-MNIST", "yes", "groups, items"),
         ("cmd", 10, "none", "no (black box)", "command, n, context-dim, timeout, dir, name"),
+        (
+            "cmd-episodes",
+            10,
+            "none",
+            "no (black box)",
+            "command, n, state-dim, horizon, eval-episodes, timeout, dir, name",
+        ),
         ("sensor-placement-synthetic", 20, "none", "no (black box)", "modes"),
         ("feature-selection-knn-mnist", 50, "MNIST", "no (black box)", "neighbours, references"),
         ("max-coverage", 5, "none", "no (black box)", "n, elements, seed"),
@@ -380,7 +387,7 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
             "{line}"
         );
     }
-    assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env |")).count(), 15, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env |")).count(), 16, "{text}");
     let page = run(&["envs", "max-coverage"]);
     assert!(page.status.success(), "{}", stderr(&page));
     let page = stdout(&page);

@@ -160,6 +160,13 @@ pub trait SequentialEnvironment {
     fn evaluation_episodes(&self) -> usize {
         EVALUATION_EPISODES
     }
+
+    /// Which episodes the next [`reset`](Self::reset)s start: `Some(phase)` for the held-out
+    /// episodes of an evaluation of `phase` (or its baselines), `None` (as before any call)
+    /// for training. [`Episodic`] calls it with `Some(phase)` before it rolls out held-out
+    /// episodes and with `None` after; an environment that needs to know (one that tells
+    /// an external process) keeps it, the others ignore it.
+    fn begin_phase(&mut self, _phase: Option<Phase>) {}
 }
 
 /// The seeds of the held-out episodes of `phase`: a stream of their own per phase (64-bit
@@ -302,7 +309,10 @@ impl<E: SequentialEnvironment> Episodic<E> {
     /// Mean return and length over the held-out episodes of `phase` with `act`.
     fn mean_over_held_out(&mut self, phase: Phase, act: &mut Actor<'_>) -> Result<BTreeMap<String, f64>, EnvError> {
         let seeds = held_out_seeds(phase, self.env.evaluation_episodes());
-        let rollout = roll_out(&mut self.env, &seeds, act)?;
+        self.env.begin_phase(Some(phase));
+        let rollout = roll_out(&mut self.env, &seeds, act);
+        self.env.begin_phase(None);
+        let rollout = rollout?;
         let mut metrics = BTreeMap::from([
             ("return".to_owned(), rollout.returns()?.f_mean(Kind::Double)?.double_value(&[])),
             ("length".to_owned(), rollout.lengths()?.f_mean(Kind::Double)?.double_value(&[])),

@@ -308,17 +308,8 @@ impl RewardCommand {
 #[derive(Debug)]
 pub struct ExternalReward {
     spec: EnvSpec,
-    command: String,
-    timeout: Duration,
-    /// The caller's stop flag, checked while waiting for an answer.
-    interrupt: Option<Arc<AtomicBool>>,
-    child_id: u32,
-    /// The running command; `None` once it has been shut down.
-    process: Option<Process>,
-    /// Request lines sent so far.
-    line: u64,
-    /// Why the environment is dead, once it is.
-    failure: Option<String>,
+    /// The running command and its request lines.
+    link: CommandLink,
     /// Numbers per context in contextual mode; `None` for one global subset.
     context_dim: Option<usize>,
     /// Whether the command's last contexts are training contexts from a `reset` (contextual
@@ -354,7 +345,7 @@ impl RequestSeed {
 }
 
 /// `seed` cut to 53 bits (its high bits), exact as a JSON number in every language.
-fn json_seed(seed: u64) -> u64 {
+pub(crate) fn json_seed(seed: u64) -> u64 {
     seed >> 11
 }
 
@@ -433,33 +424,13 @@ impl ExternalReward {
 
     /// Checks the command, its folder and its timeout, starts it and builds the environment.
     fn start(
-        RewardCommand { command, working_dir, timeout }: RewardCommand,
+        command: RewardCommand,
         space: KHotSpace,
         rows: usize,
         context_dim: Option<usize>,
         description: String,
     ) -> Result<Self, EnvError> {
-        let config = |problem: String| EnvError::Config { env: NAME.to_owned(), problem };
-        if command.trim().is_empty() {
-            return Err(config("the reward command is empty".to_owned()));
-        }
-        if timeout.is_zero() {
-            return Err(config("the reward command's timeout must be positive".to_owned()));
-        }
-        if let Some(dir) = &working_dir {
-            match std::fs::metadata(dir) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => return Err(config(format!("the reward command's folder {} is not a folder", dir.display()))),
-                Err(e) => {
-                    return Err(config(format!("cannot use {} as the reward command's folder: {e}", dir.display())));
-                }
-            }
-        }
-        let process = Process::start(&command, working_dir.as_deref()).map_err(|problem| EnvError::RewardProcess {
-            command: command.clone(),
-            line: 0,
-            problem,
-        })?;
+        let link = CommandLink::start(command, NAME)?;
         let spec = EnvSpec {
             name: NAME.to_owned(),
             space,
@@ -470,19 +441,7 @@ impl ExternalReward {
             observation_dim: context_dim.unwrap_or(0),
             description,
         };
-        Ok(Self {
-            spec,
-            command,
-            timeout,
-            interrupt: None,
-            child_id: process.child.id(),
-            process: Some(process),
-            line: 0,
-            failure: None,
-            context_dim,
-            training_contexts: false,
-            step_seed: None,
-        })
+        Ok(Self { spec, link, context_dim, training_contexts: false, step_seed: None })
     }
 
     /// Renames the environment: its [`EnvSpec::name`] (which errors, messages and the
@@ -503,14 +462,14 @@ impl ExternalReward {
 
     /// The child's process id (the `sh` that runs the command; also its process group id).
     pub fn child_id(&self) -> u32 {
-        self.child_id
+        self.link.child_id()
     }
 
     /// Makes every later wait for an answer check `flag` (every 20 ms): once it is set, the
     /// request fails with [`EnvError::Interrupted`], the command's process group is killed
     /// and the environment is dead. Replaces any earlier flag.
     pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
-        self.interrupt = Some(flag);
+        self.link.set_interrupt(flag);
     }
 
     /// Sends `actions` with `phase` and `seed` as one rewards request (marked `"baseline":
@@ -524,7 +483,7 @@ impl ExternalReward {
     ) -> Result<Answer, EnvError> {
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
         let actions_json = serde_json::to_string(actions)
-            .map_err(|e| self.error(self.line + 1, format!("writing the request: {e}")))?;
+            .map_err(|e| self.link.error(self.link.next_line(), format!("writing the request: {e}")))?;
         let rows = match self.context_dim {
             Some(_) => format!(",\"rows\":{}", self.spec.rows),
             None => String::new(),
@@ -536,7 +495,7 @@ impl ExternalReward {
             Value::from(phase)
         );
         let expected = actions.len();
-        self.request(&fields, |text| parse_answer(text, expected, baseline))
+        self.link.request(&fields, |text| parse_answer(text, expected, baseline))
     }
 
     /// Asks the command for `rows` contexts for `phase` with `seed`: the tensor `[rows, d]`
@@ -545,27 +504,8 @@ impl ExternalReward {
         let (rows, dim) = (self.spec.rows, self.spec.observation_dim);
         let fields =
             format!("\"phase\":{},\"request\":\"contexts\"{},\"rows\":{rows}", Value::from(phase), seed.fields());
-        let values = self.request(&fields, |text| parse_contexts(text, rows, dim))?;
+        let values = self.link.request(&fields, |text| parse_contexts(text, rows, dim))?;
         Ok(Tensor::from_slice(&values).f_view([rows as i64, dim as i64])?)
-    }
-
-    /// Sends one request line (`fields` follow its `line`) and parses the answer with
-    /// `parse`; any failure kills the command and marks the environment dead.
-    fn request<T>(&mut self, fields: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, EnvError> {
-        if let Some(first) = &self.failure {
-            return Err(self
-                .error(self.line + 1, format!("the reward process has failed earlier and is not running ({first})")));
-        }
-        let Some(process) = self.process.as_mut() else {
-            return Err(self.error(self.line + 1, "the reward process is not running".to_owned()));
-        };
-        self.line += 1;
-        let line = self.line;
-        let interrupt = self.interrupt.as_deref();
-        let outcome = process
-            .exchange(line, fields, self.timeout, interrupt)
-            .and_then(|text| parse(&text).map_err(Failure::Answer));
-        outcome.map_err(|failure| self.fail(line, failure))
     }
 
     /// Starts a training step whose requests carry `seed`: in contextual mode, asks for its
@@ -590,55 +530,6 @@ impl ExternalReward {
         self.training_contexts = false;
         let contexts = self.request_contexts(phase.name(), RequestSeed::held_out(phase))?;
         Ok(Observation { inputs: vec![contexts] })
-    }
-
-    /// Shuts the process down after `failure` at request `line`, marks the environment
-    /// dead and returns the error.
-    fn fail(&mut self, line: u64, failure: Failure) -> EnvError {
-        // A command that did not answer in time, floods stdout or is interrupted is killed
-        // at once; one that has stopped answering may still exit cleanly at end of stdin.
-        let kill_now = matches!(failure, Failure::Timeout | Failure::TooLong | Failure::Interrupted);
-        let shutdown =
-            self.process.take().map(|process| process.shut_down(if kill_now { Duration::ZERO } else { GRACE }));
-        let stderr = shutdown.as_ref().map(|end| end.stderr.clone()).unwrap_or_default();
-        let (summary, tail) = match failure {
-            Failure::Exited => {
-                let summary = match shutdown.and_then(|end| end.status.map(|status| (end.exited_alone, status))) {
-                    Some((true, status)) => format!("the reward process exited before answering ({status})"),
-                    Some((false, status)) => {
-                        format!("the reward process closed its stdout before answering (then killed: {status})")
-                    }
-                    None => "the reward process exited before answering".to_owned(),
-                };
-                (summary, StderrTail(&stderr).to_string())
-            }
-            Failure::Timeout => (
-                format!("no answer within {}s; the reward process was killed", self.timeout.as_secs_f64()),
-                StderrTail(&stderr).to_string(),
-            ),
-            Failure::TooLong => (
-                format!(
-                    "the reward process wrote more than {} MiB without ending its answer line; the limit is {} MiB \
-                     ({MAX_ANSWER_BYTES} bytes) per line, and the process was killed",
-                    MAX_ANSWER_BYTES >> 20,
-                    MAX_ANSWER_BYTES >> 20
-                ),
-                String::new(),
-            ),
-            Failure::Interrupted => {
-                self.failure = Some(format!("batch line {line}: interrupted"));
-                return EnvError::Interrupted { line };
-            }
-            Failure::Answer(problem) | Failure::Io(problem) => (problem, String::new()),
-        };
-        let problem = format!("{summary}{tail}");
-        self.failure = Some(format!("batch line {line}: {summary}"));
-        self.error(line, problem)
-    }
-
-    /// An [`EnvError::RewardProcess`] for this command.
-    fn error(&self, line: u64, problem: String) -> EnvError {
-        EnvError::RewardProcess { command: self.command.clone(), line, problem }
     }
 }
 
@@ -716,7 +607,159 @@ impl Environment for ExternalReward {
     }
 }
 
-impl Drop for ExternalReward {
+/// A running command and the request lines sent to it: the process machinery that `cmd`
+/// and `cmd-episodes` ([`crate::external_episodes`]) share. Each request is one line of JSON
+/// (`{"line":N,` and the caller's fields), each answer one line, parsed by the caller; any
+/// failure kills the command's process group, and every later request fails. Dropping it
+/// shuts the command down (see [Shutdown](self#shutdown)).
+#[derive(Debug)]
+pub(crate) struct CommandLink {
+    command: String,
+    timeout: Duration,
+    /// The caller's stop flag, checked while waiting for an answer.
+    interrupt: Option<Arc<AtomicBool>>,
+    child_id: u32,
+    /// The running command; `None` once it has been shut down.
+    process: Option<Process>,
+    /// Request lines sent so far.
+    line: u64,
+    /// Why the link is dead, once it is.
+    failure: Option<String>,
+}
+
+impl CommandLink {
+    /// Checks the command, its folder and its timeout, and starts it (run by `sh -c`, in
+    /// its own process group, in its working folder if given).
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] of the environment `env` for an empty command, a zero timeout
+    /// or a working folder that is not a folder; [`EnvError::RewardProcess`] when `sh`
+    /// cannot be started.
+    pub(crate) fn start(
+        RewardCommand { command, working_dir, timeout }: RewardCommand,
+        env: &str,
+    ) -> Result<Self, EnvError> {
+        let config = |problem: String| EnvError::Config { env: env.to_owned(), problem };
+        if command.trim().is_empty() {
+            return Err(config("the reward command is empty".to_owned()));
+        }
+        if timeout.is_zero() {
+            return Err(config("the reward command's timeout must be positive".to_owned()));
+        }
+        if let Some(dir) = &working_dir {
+            match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(config(format!("the reward command's folder {} is not a folder", dir.display()))),
+                Err(e) => {
+                    return Err(config(format!("cannot use {} as the reward command's folder: {e}", dir.display())));
+                }
+            }
+        }
+        let process = Process::start(&command, working_dir.as_deref()).map_err(|problem| EnvError::RewardProcess {
+            command: command.clone(),
+            line: 0,
+            problem,
+        })?;
+        Ok(Self {
+            command,
+            timeout,
+            interrupt: None,
+            child_id: process.child.id(),
+            process: Some(process),
+            line: 0,
+            failure: None,
+        })
+    }
+
+    /// The child's process id (the `sh` that runs the command; also its process group id).
+    pub(crate) fn child_id(&self) -> u32 {
+        self.child_id
+    }
+
+    /// Makes every later wait for an answer check `flag`; replaces any earlier flag.
+    pub(crate) fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// The line the next request will have.
+    pub(crate) fn next_line(&self) -> u64 {
+        self.line + 1
+    }
+
+    /// Sends one request line (`fields` follow its `line`) and parses the answer with
+    /// `parse`; any failure kills the command and marks the link dead.
+    pub(crate) fn request<T>(
+        &mut self,
+        fields: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, EnvError> {
+        if let Some(first) = &self.failure {
+            return Err(self
+                .error(self.line + 1, format!("the reward process has failed earlier and is not running ({first})")));
+        }
+        let Some(process) = self.process.as_mut() else {
+            return Err(self.error(self.line + 1, "the reward process is not running".to_owned()));
+        };
+        self.line += 1;
+        let line = self.line;
+        let interrupt = self.interrupt.as_deref();
+        let outcome = process
+            .exchange(line, fields, self.timeout, interrupt)
+            .and_then(|text| parse(&text).map_err(Failure::Answer));
+        outcome.map_err(|failure| self.fail(line, failure))
+    }
+
+    /// Shuts the process down after `failure` at request `line`, marks the link dead and
+    /// returns the error.
+    fn fail(&mut self, line: u64, failure: Failure) -> EnvError {
+        // A command that did not answer in time, floods stdout or is interrupted is killed
+        // at once; one that has stopped answering may still exit cleanly at end of stdin.
+        let kill_now = matches!(failure, Failure::Timeout | Failure::TooLong | Failure::Interrupted);
+        let shutdown =
+            self.process.take().map(|process| process.shut_down(if kill_now { Duration::ZERO } else { GRACE }));
+        let stderr = shutdown.as_ref().map(|end| end.stderr.clone()).unwrap_or_default();
+        let (summary, tail) = match failure {
+            Failure::Exited => {
+                let summary = match shutdown.and_then(|end| end.status.map(|status| (end.exited_alone, status))) {
+                    Some((true, status)) => format!("the reward process exited before answering ({status})"),
+                    Some((false, status)) => {
+                        format!("the reward process closed its stdout before answering (then killed: {status})")
+                    }
+                    None => "the reward process exited before answering".to_owned(),
+                };
+                (summary, StderrTail(&stderr).to_string())
+            }
+            Failure::Timeout => (
+                format!("no answer within {}s; the reward process was killed", self.timeout.as_secs_f64()),
+                StderrTail(&stderr).to_string(),
+            ),
+            Failure::TooLong => (
+                format!(
+                    "the reward process wrote more than {} MiB without ending its answer line; the limit is {} MiB \
+                     ({MAX_ANSWER_BYTES} bytes) per line, and the process was killed",
+                    MAX_ANSWER_BYTES >> 20,
+                    MAX_ANSWER_BYTES >> 20
+                ),
+                String::new(),
+            ),
+            Failure::Interrupted => {
+                self.failure = Some(format!("batch line {line}: interrupted"));
+                return EnvError::Interrupted { line };
+            }
+            Failure::Answer(problem) | Failure::Io(problem) => (problem, String::new()),
+        };
+        let problem = format!("{summary}{tail}");
+        self.failure = Some(format!("batch line {line}: {summary}"));
+        self.error(line, problem)
+    }
+
+    /// An [`EnvError::RewardProcess`] for this command.
+    pub(crate) fn error(&self, line: u64, problem: String) -> EnvError {
+        EnvError::RewardProcess { command: self.command.clone(), line, problem }
+    }
+}
+
+impl Drop for CommandLink {
     /// Closes the command's stdin, waits up to 1 s for it to exit, then kills its process
     /// group and reaps it.
     fn drop(&mut self) {
@@ -755,17 +798,7 @@ fn parse_answer(text: &str, expected: usize, baseline: bool) -> Result<Answer, S
             let Some(Value::Array(items)) = map.get("rewards") else {
                 return Err(format!("the answer is an object without a \"rewards\" array: {}", quote(text)));
             };
-            let info = match map.get("info") {
-                None | Some(Value::Null) => BTreeMap::new(),
-                Some(Value::Object(info)) => info
-                    .iter()
-                    .map(|(name, v)| match v.as_f64() {
-                        Some(x) if x.is_finite() => Ok((name.clone(), x)),
-                        _ => Err(format!("info \"{name}\" is {}, not a number: {}", short(v), quote(text))),
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err(format!("the answer's \"info\" is not an object of numbers: {}", quote(text))),
-            };
+            let info = parse_info(map, text)?;
             let baselines = match map.get("baselines") {
                 None | Some(Value::Null) => BTreeMap::new(),
                 Some(_) if !baseline => {
@@ -820,6 +853,22 @@ fn parse_baselines(value: &Value) -> Result<BTreeMap<String, f64>, String> {
         .collect()
 }
 
+/// The `info` of an answer object `map` (of the line `text`): an object of names to finite
+/// numbers, or none (absent or `null`). The error says what is wrong and quotes the line.
+pub(crate) fn parse_info(map: &serde_json::Map<String, Value>, text: &str) -> Result<BTreeMap<String, f64>, String> {
+    match map.get("info") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(info)) => info
+            .iter()
+            .map(|(name, v)| match v.as_f64() {
+                Some(x) if x.is_finite() => Ok((name.clone(), x)),
+                _ => Err(format!("info \"{name}\" is {}, not a number: {}", short(v), quote(text))),
+            })
+            .collect(),
+        Some(_) => Err(format!("the answer's \"info\" is not an object of numbers: {}", quote(text))),
+    }
+}
+
 /// Parses the answer to a contexts request: an object `{"contexts": [[x, ...], ...]}`
 /// with exactly `rows` rows of exactly `dim` numbers finite in f32; the values
 /// row by row. The error says what is wrong and quotes the start of the line.
@@ -831,19 +880,28 @@ fn parse_contexts(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, Strin
             quote(text)
         ));
     };
+    parse_rows(items, rows, dim, "context", text)
+}
+
+/// Reads `items` (from the answer line `text`) as exactly `rows` rows of exactly `dim`
+/// numbers finite in f32, each a `what` row (`context`, `state`); the values row by row.
+/// The error says what is wrong (`got 3 context rows, expected 4`, `state row 2 has 5
+/// numbers, expected 3`, `context row 1, entry 2 is null, not a finite number`) and
+/// quotes the start of the line.
+pub(crate) fn parse_rows(items: &[Value], rows: usize, dim: usize, what: &str, text: &str) -> Result<Vec<f32>, String> {
     if items.len() != rows {
-        return Err(format!("got {} context rows, expected {rows}: {}", items.len(), quote(text)));
+        return Err(format!("got {} {what} rows, expected {rows}: {}", items.len(), quote(text)));
     }
     let mut values = Vec::with_capacity(rows * dim);
     for (r, row) in items.iter().enumerate() {
         let Value::Array(row) = row else {
-            return Err(format!("context row {r} is {}, not an array of {dim} numbers: {}", short(row), quote(text)));
+            return Err(format!("{what} row {r} is {}, not an array of {dim} numbers: {}", short(row), quote(text)));
         };
         if row.len() != dim {
-            return Err(format!("context row {r} has {} numbers, expected {dim}: {}", row.len(), quote(text)));
+            return Err(format!("{what} row {r} has {} numbers, expected {dim}: {}", row.len(), quote(text)));
         }
         for (j, v) in row.iter().enumerate() {
-            let x = f32_number(v).map_err(|why| format!("context row {r}, entry {j} is {why}: {}", quote(text)))?;
+            let x = f32_number(v).map_err(|why| format!("{what} row {r}, entry {j} is {why}: {}", quote(text)))?;
             values.push(x as f32);
         }
     }
@@ -853,7 +911,7 @@ fn parse_contexts(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, Strin
 /// The number `value` if f32 can hold it (rewards and contexts become f32 tensors), or
 /// what it is instead (`null, not a finite number`, `1e39, outside the range of f32
 /// (±3.4e38)`).
-fn f32_number(value: &Value) -> Result<f64, String> {
+pub(crate) fn f32_number(value: &Value) -> Result<f64, String> {
     match value.as_f64() {
         Some(x) if fits_f32(x) => Ok(x),
         Some(x) if x.is_finite() => Err(format!("{x:e}, outside the range of f32 (±3.4e38)")),
@@ -867,7 +925,7 @@ fn fits_f32(x: f64) -> bool {
 }
 
 /// The error for an answer that is not JSON.
-fn not_json(error: &serde_json::Error, text: &str) -> String {
+pub(crate) fn not_json(error: &serde_json::Error, text: &str) -> String {
     format!(
         "the answer is not JSON ({error}): {} (the command must print exactly one JSON line per request on stdout; \
          logs go to stderr)",
@@ -876,12 +934,12 @@ fn not_json(error: &serde_json::Error, text: &str) -> String {
 }
 
 /// `text` in single quotes, cut after [`QUOTE_CHARS`] characters.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", truncate(text, QUOTE_CHARS))
 }
 
 /// A JSON value as written, cut short.
-fn short(value: &Value) -> String {
+pub(crate) fn short(value: &Value) -> String {
     truncate(&value.to_string(), 40)
 }
 

@@ -18,6 +18,7 @@ pub mod data;
 pub mod env;
 pub mod episodes;
 pub mod external;
+pub mod external_episodes;
 pub mod feature_selection;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;

@@ -735,6 +735,7 @@ impl Registry {
             crate::vae::entry(crate::data::DataSet::Mnist),
             crate::vae::entry(crate::data::DataSet::FashionMnist),
             crate::external::entry(),
+            crate::external_episodes::entry(),
             crate::sensor::entry(None),
             crate::sensor::entry(Some(crate::data::DataSet::Mnist)),
             crate::sensor::entry(Some(crate::data::DataSet::FashionMnist)),
@@ -810,11 +811,11 @@ mod tests {
     #[test]
     fn the_shipped_environments_are_all_registered_with_distinct_names() {
         let registry = Registry::shipped();
-        assert_eq!(registry.entries().len(), 15);
+        assert_eq!(registry.entries().len(), 16);
         let mut names = registry.names();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 16);
         for entry in registry.entries() {
             check_name("environment name", &entry.name).unwrap();
             // Every option's default fits its own kind.

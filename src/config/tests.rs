@@ -4,12 +4,16 @@ fn registry() -> Registry {
     Registry::shipped()
 }
 
-/// The default configuration of `env`, with the command and items `cmd` needs.
+/// The default configuration of `env`, with the command and items `cmd` needs (and the
+/// state width `cmd-episodes` needs).
 fn default_for(env: &str) -> TrainConfig {
     let mut config = TrainConfig::of_env(env);
-    if env == "cmd" {
+    if env == "cmd" || env == "cmd-episodes" {
         config.set_option("command", Value::from("cat"));
         config.set_option("n", Value::from(20));
+    }
+    if env == "cmd-episodes" {
+        config.set_option("state-dim", Value::from(3));
     }
     config
 }

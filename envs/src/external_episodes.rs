@@ -1,0 +1,504 @@
+//! Episodes kept by an external command, in any language, that talks JSON lines on its
+//! stdin and stdout (`sfess-agent train --env cmd-episodes --env-option command='python3
+//! examples/episodes.py' ...`): the sequential counterpart of [`crate::external`]'s `cmd`.
+//!
+//! The command holds the state of `R` episodes at once. It starts them, one per seed, when
+//! asked to `reset`, and moves each one step with the `k` items chosen for it when asked to
+//! `step`, answering the rewards, whether each episode has ended and the next states. The
+//! environment is a [`SequentialEnvironment`] (the registry wraps it in
+//! [`crate::episodes::Episodic`]): the trainer rolls out `S` episodes from each of `B`
+//! start seeds per training step (SFESS, SFESS + VR over their returns), and evaluation is
+//! the mean return of the policy's top-k actions over held-out episodes. Its metric is
+//! `return` (higher is better); the policy reads each episode's state (`--policy mlp`, or
+//! `mlp-action`, which also reads the previous action).
+//!
+//! # Protocol
+//!
+//! The command is run once, by `sh -c '<command>'` in its own process group, with the same
+//! machinery as `cmd` (see [`crate::external`]): it lives for the whole run, runs in the
+//! folder of the option `dir` (so that a relative path means the same wherever the run is
+//! started or resumed), answers each request line with one line within the timeout, and
+//! exits when its stdin closes. Two kinds of request alternate, told apart by `request`:
+//!
+//! 1. **Reset.** A new batch of episodes, one per seed:
+//!
+//!    ```text
+//!    {"line":1,"request":"reset","phase":"train","n":6,"k":2,"seeds":[1733256483124861,17179869184,1733256483124861]}
+//!    ```
+//!
+//!    The command forgets the episodes it had and answers the first state of each, exactly
+//!    `R` rows (one per seed, in order) of exactly `d` numbers (option `state-dim`), finite
+//!    in f32:
+//!
+//!    ```text
+//!    {"states": [[0.5, 1.0], [0.25, 0.0], [0.5, 1.0]]}
+//!    ```
+//!
+//! 2. **Step.** One action per episode, the sorted 0-based indices of its `k` items:
+//!
+//!    ```text
+//!    {"line":2,"request":"step","phase":"train","t":0,"actions":[[0,3],[1,2],[0,3]]}
+//!    ```
+//!
+//!    and the command answers, for each episode in order, its reward, whether it reached
+//!    a terminal state (`true` or `false`), and its next state (`R` rows of `d` numbers):
+//!
+//!    ```text
+//!    {"rewards": [1.5, 0.0, 1.5], "terminated": [false, true, false], "states": [[0.4, 1.0], [0.0, 0.0], [0.4, 1.0]]}
+//!    ```
+//!
+//!    optionally with `"truncated": [bools]` (an episode cut short by a time limit of the
+//!    command's own) and `"info": {"name": number, ...}`, diagnostics logged with the
+//!    training step (means over the steps; in evaluation they become `info.NAME`
+//!    metrics). Fields the environment does not know are ignored, in requests and answers.
+//!
+//! The fields of the requests:
+//!
+//! - `line` counts the requests from 1;
+//! - `phase` is `train` for the episodes of a training step, `validation` or `test` for the
+//!   held-out episodes of an evaluation (the policy's top-k actions) and of the `random`
+//!   baseline (random subsets, on the test phase at the end of a run);
+//! - `n` and `k`: the number of items and the number chosen per step;
+//! - `seeds`: one integer per episode, in `[0, 2^53)` (exact in every JSON parser): the
+//!   environment's 64-bit episode seed shifted right by 11 bits (`seed >> 11`, its high 53
+//!   bits), so that equal seeds stay equal. A training step's seeds depend on the run's
+//!   seed and the step alone (a resumed run sends the same ones); the held-out seeds of a
+//!   phase are fixed, the same at every evaluation;
+//! - `t`: the step of the episodes, from 0 after each reset;
+//! - `actions`: one entry per episode, in the order of the reset's seeds.
+//!
+//! **Equal seeds, equal episodes.** Episodes with equal seeds must start in the same state
+//! and, for equal actions, go the same way: draw each episode's noise from a generator of
+//! its own, seeded by its seed (in Python, `random.Random(seed)` per row), never from one
+//! shared by the rows. A training reset holds `S·B` rows (`--samples` copies of the
+//! `--batch-size` start seeds, copy-major: row `i` has the seed of start `i % B`), and
+//! SFESS + VR compares the returns of the `S` copies of a start, which differ only by
+//! their actions. Drawing the same numbers at every step whatever the actions (common
+//! random numbers) makes that comparison sharper.
+//!
+//! **Ends of episodes.** An episode ends at the first step whose answer has `terminated`
+//! or `truncated` true for it, or after `horizon` steps (option `horizon`, `T`). Until
+//! every episode of the batch has ended (or the horizon), every step request carries an
+//! action for every row, those of ended episodes included: the command answers anything
+//! well formed for them (a reward of 0 and the last state, say), which is ignored. After
+//! the last step the next request is a reset.
+//!
+//! A minimal Python command, whose state is one number `x` per episode that the items
+//! chosen push up (those above the middle) or down (those below), with noise, and whose
+//! reward is `-|x|`:
+//!
+//! ```text
+//! import json, random, sys
+//! for line in sys.stdin:
+//!     r = json.loads(line)
+//!     if r["request"] == "reset":
+//!         centre = (r["n"] - 1) * r["k"] / 2  # the mean sum of k items
+//!         rngs = [random.Random(seed) for seed in r["seeds"]]  # one generator per episode
+//!         x = [rng.uniform(-1, 1) for rng in rngs]
+//!         print(json.dumps({"states": [[v] for v in x]}), flush=True)
+//!     else:  # high items push x up, low ones down, with noise; the goal is x = 0
+//!         x = [v + 0.1 * (sum(a) - centre) + 0.05 * rng.gauss(0, 1) for v, a, rng in zip(x, r["actions"], rngs)]
+//!         print(json.dumps({"rewards": [-abs(v) for v in x], "terminated": [abs(v) > 2 for v in x],
+//!                           "states": [[v] for v in x]}), flush=True)
+//! ```
+//!
+//! `examples/episodes.py` is a fuller one (machines to maintain).
+//!
+//! # Failures
+//!
+//! A working folder that does not exist, a `name` that is not a key, a state width or a
+//! horizon of 0 are [`EnvError::Config`] when the environment is made; a step before any
+//! reset is [`EnvError::NotReset`], and actions of the wrong shape or not k-hot are errors
+//! that leave the command running. Each other failure is an [`EnvError::RewardProcess`]
+//! naming the command and the request line, and leaves no process behind, as with `cmd`
+//! (see [its failures](crate::external#failures): the command exiting before it answers,
+//! with its exit status and the end of its stderr; no answer within the timeout; an
+//! answer line over [`crate::external::MAX_ANSWER_BYTES`]; a line printed after an
+//! answer), and:
+//!
+//! - an answer that is not JSON, or not an object with the fields above: the message
+//!   quotes the start of the answer;
+//! - the wrong number of rows (`got 3 state rows, expected 4`, `the answer has 3 rewards
+//!   for 4 episodes`, `the answer has 2 terminated flags for 4 episodes`) or a state of the
+//!   wrong width (`state row 2 has 5 numbers, expected 3`);
+//! - a reward or a state entry that is not a number finite in f32 (`reward 1 is null, not
+//!   a finite number`, `state row 0, entry 1 is 1e39, outside the range of f32
+//!   (±3.4e38)`);
+//! - a `terminated` or `truncated` entry that is not `true` or `false` (`terminated 2 is
+//!   1, not true or false`).
+//!
+//! A caller's stop flag ([`ExternalEpisodes::set_interrupt`]) stops a wait as with `cmd`.
+//! After a failure or an interruption the environment is dead: every later request fails.
+//! On drop the command's stdin is closed, it has up to 1 s to exit, and then its whole
+//! process group is killed and reaped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+
+use crate::env::{EnvError, EnvSpec, Phase, chosen_lists};
+use crate::episodes::{EVALUATION_EPISODES, EpisodeStep, SequentialEnvironment};
+use crate::external::{
+    CommandLink, MAX_REWARD_TIMEOUT, RewardCommand, f32_number, json_seed, not_json, parse_info, parse_rows, quote,
+    short,
+};
+use crate::space::KHotSpace;
+
+/// The environment's name on the command line.
+pub const NAME: &str = "cmd-episodes";
+
+/// The episodes under way.
+#[derive(Debug, Clone, Copy)]
+struct UnderWay {
+    /// How many (`R`, the seeds of the last reset).
+    episodes: usize,
+    /// The index of the next step, from 0.
+    t: usize,
+}
+
+/// The environment of episodes kept by an external command; see the [module docs](self)
+/// for the protocol.
+#[derive(Debug)]
+pub struct ExternalEpisodes {
+    spec: EnvSpec,
+    horizon: usize,
+    evaluation_episodes: usize,
+    /// The running command and its request lines.
+    link: CommandLink,
+    /// The phase of the next resets (`None`: training).
+    phase: Option<Phase>,
+    /// `None` before the first reset (and while one is answered).
+    under_way: Option<UnderWay>,
+}
+
+impl ExternalEpisodes {
+    /// Starts `command.command` (run by `sh -c`, in its own process group, in
+    /// `command.working_dir` if given) for episodes of up to `horizon` steps, with actions of
+    /// `space` and states of `state_dim` numbers; every answer must come within
+    /// `command.timeout`.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for a `state_dim` or `horizon` of 0, an empty command, a zero
+    /// timeout or a working folder that is not a folder; [`EnvError::RewardProcess`] when
+    /// `sh` cannot be started. A command that `sh` cannot find fails at the first request.
+    pub fn new(command: RewardCommand, space: KHotSpace, state_dim: usize, horizon: usize) -> Result<Self, EnvError> {
+        let config = |problem: &str| EnvError::Config { env: NAME.to_owned(), problem: problem.to_owned() };
+        if state_dim == 0 {
+            return Err(config("the states need at least one number (state-dim >= 1)"));
+        }
+        if horizon == 0 {
+            return Err(config("the horizon must be at least 1 step"));
+        }
+        let (n, k) = (space.n(), space.k());
+        let description = format!(
+            "choose {k} of {n} items per step of episodes of up to {horizon} steps kept by the command '{}' \
+             (states of {state_dim} numbers)",
+            command.command
+        );
+        let link = CommandLink::start(command, NAME)?;
+        let spec = EnvSpec {
+            name: NAME.to_owned(),
+            space,
+            rows: 1,
+            differentiable: false,
+            metric: "return".to_owned(),
+            higher_is_better: true,
+            observation_dim: state_dim,
+            description,
+        };
+        Ok(Self { spec, horizon, evaluation_episodes: EVALUATION_EPISODES, link, phase: None, under_way: None })
+    }
+
+    /// Renames the environment (its [`EnvSpec::name`]), as the option `name` does.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for a name that breaks [`crate::registry::check_name`]'s rule.
+    pub fn with_name(mut self, name: &str) -> Result<Self, EnvError> {
+        crate::registry::check_name("environment name", name).map_err(|problem| EnvError::Config {
+            env: self.spec.name.clone(),
+            problem: format!("the name {}: {problem}", Value::from(name)),
+        })?;
+        self.spec.name = name.to_owned();
+        Ok(self)
+    }
+
+    /// Evaluates over `count` held-out episodes per phase instead of
+    /// [`EVALUATION_EPISODES`] (512), for a slow command.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for 0.
+    pub fn with_evaluation_episodes(mut self, count: usize) -> Result<Self, EnvError> {
+        if count == 0 {
+            return Err(EnvError::Config {
+                env: self.spec.name.clone(),
+                problem: "evaluation needs at least one held-out episode".to_owned(),
+            });
+        }
+        self.evaluation_episodes = count;
+        Ok(self)
+    }
+
+    /// The child's process id (the `sh` that runs the command; also its process group id).
+    pub fn child_id(&self) -> u32 {
+        self.link.child_id()
+    }
+
+    /// Makes every later wait for an answer check `flag` (every 20 ms): once it is set, the
+    /// request fails with [`EnvError::Interrupted`], the command's process group is killed
+    /// and the environment is dead. Replaces any earlier flag.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.link.set_interrupt(flag);
+    }
+
+    /// The `phase` of the requests.
+    fn phase_name(&self) -> &'static str {
+        self.phase.map_or("train", Phase::name)
+    }
+}
+
+impl SequentialEnvironment for ExternalEpisodes {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    /// Sends a reset request with the seeds cut to 53 bits (`seed >> 11`); the states
+    /// `[R, d]` (f32) the command answers.
+    fn reset(&mut self, seeds: &[u64]) -> Result<Tensor, EnvError> {
+        self.under_way = None;
+        let (n, k, dim) = (self.spec.space.n(), self.spec.space.k(), self.spec.observation_dim);
+        let seeds_json: Vec<String> = seeds.iter().map(|&seed| json_seed(seed).to_string()).collect();
+        let fields = format!(
+            "\"request\":\"reset\",\"phase\":\"{}\",\"n\":{n},\"k\":{k},\"seeds\":[{}]",
+            self.phase_name(),
+            seeds_json.join(",")
+        );
+        let rows = seeds.len();
+        let states = self.link.request(&fields, |text| parse_reset(text, rows, dim))?;
+        self.under_way = Some(UnderWay { episodes: rows, t: 0 });
+        Ok(Tensor::from_slice(&states).f_view([rows as i64, dim as i64])?)
+    }
+
+    /// Sends the actions `[R, n]` as a step request; the command's rewards (f64),
+    /// `terminated` and `truncated` (bool, `[R]`), next states `[R, d]` (f32) and info.
+    fn step(&mut self, actions: &Tensor) -> Result<EpisodeStep, EnvError> {
+        let Some(under_way) = self.under_way else {
+            return Err(EnvError::NotReset { env: self.spec.name.clone() });
+        };
+        let (rows, n, dim) = (under_way.episodes, self.spec.space.n(), self.spec.observation_dim);
+        if actions.size() != [rows as i64, n as i64] {
+            return Err(EnvError::ActionShape { env: self.spec.name.clone(), rows, n, shape: actions.size() });
+        }
+        let subsets = chosen_lists(&self.spec, actions)?;
+        let actions_json = serde_json::to_string(&subsets)
+            .map_err(|e| self.link.error(self.link.next_line(), format!("writing the request: {e}")))?;
+        let fields = format!(
+            "\"request\":\"step\",\"phase\":\"{}\",\"t\":{},\"actions\":{actions_json}",
+            self.phase_name(),
+            under_way.t
+        );
+        let answer = self.link.request(&fields, |text| parse_step(text, rows, dim))?;
+        self.under_way = Some(UnderWay { t: under_way.t + 1, ..under_way });
+        let bools = |values: &[bool]| Tensor::from_slice(values).f_to_device(Device::Cpu);
+        Ok(EpisodeStep {
+            rewards: Tensor::from_slice(&answer.rewards).f_to_kind(Kind::Double)?,
+            terminated: bools(&answer.terminated)?,
+            truncated: bools(&answer.truncated)?,
+            observations: Tensor::from_slice(&answer.states).f_view([rows as i64, dim as i64])?,
+            info: answer.info,
+        })
+    }
+
+    fn evaluation_episodes(&self) -> usize {
+        self.evaluation_episodes
+    }
+
+    /// Keeps the phase for the `phase` field of the next requests.
+    fn begin_phase(&mut self, phase: Option<Phase>) {
+        self.phase = phase;
+    }
+}
+
+/// The answer to a step request, parsed.
+#[derive(Debug, Clone, PartialEq)]
+struct StepAnswer {
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    /// The next states, row by row.
+    states: Vec<f32>,
+    info: BTreeMap<String, f64>,
+}
+
+/// The answer `text` as a JSON object, or what is wrong with it (`shape` describes the
+/// object expected).
+fn answer_object(text: &str, shape: &str) -> Result<serde_json::Map<String, Value>, String> {
+    match serde_json::from_str(text).map_err(|e| not_json(&e, text))? {
+        Value::Object(map) => Ok(map),
+        _ => Err(format!("the answer must be an object {shape}: {}", quote(text))),
+    }
+}
+
+/// The array `field` of the answer `map`, or what is wrong.
+fn array<'a>(map: &'a serde_json::Map<String, Value>, field: &str, text: &str) -> Result<&'a [Value], String> {
+    match map.get(field) {
+        Some(Value::Array(items)) => Ok(items),
+        None => Err(format!("the answer has no \"{field}\": {}", quote(text))),
+        Some(other) => Err(format!("the answer's \"{field}\" is {}, not an array: {}", short(other), quote(text))),
+    }
+}
+
+/// Parses the answer to a reset request: `{"states": [[x, ...], ...]}` with exactly `rows`
+/// rows of exactly `dim` numbers finite in f32; the values row by row.
+fn parse_reset(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
+    let map = answer_object(text, "{\"states\": [[number, ...], ...]} (one row per seed)")?;
+    parse_rows(array(&map, "states", text)?, rows, dim, "state", text)
+}
+
+/// Parses the answer to a step request: an object with `rewards` (`rows` numbers finite in
+/// f32), `terminated` (`rows` booleans), `states` (`rows` rows of `dim` numbers), and
+/// optionally `truncated` (`rows` booleans; `null` or absent: none) and `info`.
+fn parse_step(text: &str, rows: usize, dim: usize) -> Result<StepAnswer, String> {
+    let map = answer_object(
+        text,
+        "{\"rewards\": [number, ...], \"terminated\": [bool, ...], \"states\": [[number, ...], ...]}",
+    )?;
+    let rewards = array(&map, "rewards", text)?;
+    if rewards.len() != rows {
+        return Err(format!("the answer has {} rewards for {rows} episodes: {}", rewards.len(), quote(text)));
+    }
+    let rewards = rewards
+        .iter()
+        .enumerate()
+        .map(|(i, v)| f32_number(v).map_err(|why| format!("reward {i} is {why}: {}", quote(text))))
+        .collect::<Result<_, _>>()?;
+    let terminated = flags(array(&map, "terminated", text)?, "terminated", rows, text)?;
+    let truncated = match map.get("truncated") {
+        None | Some(Value::Null) => vec![false; rows],
+        Some(_) => flags(array(&map, "truncated", text)?, "truncated", rows, text)?,
+    };
+    let states = parse_rows(array(&map, "states", text)?, rows, dim, "state", text)?;
+    let info = parse_info(&map, text)?;
+    Ok(StepAnswer { rewards, terminated, truncated, states, info })
+}
+
+/// `rows` booleans of the answer's `field`, or what is wrong.
+fn flags(items: &[Value], field: &str, rows: usize, text: &str) -> Result<Vec<bool>, String> {
+    if items.len() != rows {
+        return Err(format!("the answer has {} {field} flags for {rows} episodes: {}", items.len(), quote(text)));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_bool().ok_or_else(|| format!("{field} {i} is {}, not true or false: {}", short(v), quote(text)))
+        })
+        .collect()
+}
+
+/// The registry's entry `cmd-episodes`: episodes kept by the user's program over JSON
+/// lines (see the [module docs](self)).
+pub fn entry() -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, MAX_ITEMS, MAX_ROWS, MAX_WIDTH, OptionSpec, Shape};
+    EnvEntry::new(
+        NAME,
+        "episodes kept by your command (option command) over JSON lines: reset one episode per seed, then step \
+         with the k items chosen per episode; baseline random",
+        |make| {
+            let options = make.options;
+            let n = options.count("n")?;
+            let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
+            let seconds = options.number("timeout")?;
+            let timeout =
+                Duration::try_from_secs_f64(seconds).map_err(|e| make.error(format!("timeout {seconds}: {e}")))?;
+            let command = RewardCommand {
+                command: options.text("command")?.to_owned(),
+                working_dir: Some(options.text("dir")?.into()),
+                timeout,
+            };
+            let mut env =
+                ExternalEpisodes::new(command, space, options.count("state-dim")?, options.count("horizon")?)?
+                    .with_evaluation_episodes(options.count("eval-episodes")?)?;
+            env.set_interrupt(make.interrupt.clone());
+            Ok(Box::new(crate::episodes::Episodic::new(env.with_name(options.text("name")?)?)))
+        },
+    )
+    .default_k(10)
+    .metric("return", true)
+    .option(OptionSpec::text(
+        "command",
+        None,
+        "the command that keeps the episodes, run by sh -c (for example 'python3 episodes.py')",
+    ))
+    .option(OptionSpec::required_count("n", 1, MAX_ITEMS, "items to choose k of at each step"))
+    .option(OptionSpec::required_count("state-dim", 1, MAX_WIDTH, "numbers d in each episode's state"))
+    .option(OptionSpec::count("horizon", 10, 1, 10_000, "steps per episode T (at most)"))
+    .option(OptionSpec::count(
+        "eval-episodes",
+        EVALUATION_EPISODES,
+        1,
+        MAX_ROWS,
+        "held-out episodes per evaluation (and per baseline)",
+    ))
+    .option(OptionSpec::positive("timeout", 60.0, MAX_REWARD_TIMEOUT, "seconds to wait for each answer of the command"))
+    .option(OptionSpec::folder("dir", ".", "the folder the command runs in (a new run records it absolute)"))
+    .option(OptionSpec::text(
+        "name",
+        Some(NAME),
+        "the environment's name in messages, the run's folder and summary, and compare's table (lowercase letters, \
+         digits, - and _, starting with a letter)",
+    ))
+    .baseline("random")
+    .shape(|make| Ok(Shape { items: make.options.count("n")?, items_are: "items (option n)".to_owned(), rows: 1 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_resets_and_steps() {
+        assert_eq!(parse_reset(r#"{"states": [[1, 2], [3.5, -4]], "x": 0}"#, 2, 2).unwrap(), [1.0, 2.0, 3.5, -4.0]);
+        let answer =
+            parse_step(r#"{"rewards": [1, -2.5], "terminated": [false, true], "states": [[1], [2]]}"#, 2, 1).unwrap();
+        assert_eq!(answer.rewards, [1.0, -2.5]);
+        assert_eq!((answer.terminated, answer.truncated), (vec![false, true], vec![false, false]));
+        assert_eq!(answer.states, [1.0, 2.0]);
+        assert!(answer.info.is_empty());
+        let text = r#"{"rewards": [0], "terminated": [false], "truncated": [true], "states": [[0]], "info": {"a": 2}}"#;
+        let answer = parse_step(text, 1, 1).unwrap();
+        assert_eq!((answer.truncated, answer.info), (vec![true], BTreeMap::from([("a".to_owned(), 2.0)])));
+    }
+
+    #[test]
+    fn rejects_malformed_answers_saying_why() {
+        let reset = |text: &str| parse_reset(text, 2, 2).unwrap_err();
+        assert!(reset("nope").contains("not JSON"));
+        assert!(reset("[[1, 2], [3, 4]]").contains("must be an object {\"states\""));
+        assert!(reset(r#"{"state": []}"#).contains("the answer has no \"states\""));
+        assert!(reset(r#"{"states": [[1, 2]]}"#).contains("got 1 state rows, expected 2"));
+        assert!(reset(r#"{"states": [[1, 2], [3]]}"#).contains("state row 1 has 1 numbers, expected 2"));
+        assert!(reset(r#"{"states": [[1, 2], [3, 1e39]]}"#).contains("state row 1, entry 1 is 1e39, outside"));
+        let step = |text: &str| parse_step(text, 2, 1).unwrap_err();
+        let good_rest = r#""terminated": [false, false], "states": [[0], [0]]"#;
+        assert!(step(&format!(r#"{{"rewards": [1], {good_rest}}}"#)).contains("1 rewards for 2 episodes"));
+        assert!(step(&format!(r#"{{"rewards": [1, null], {good_rest}}}"#)).contains("reward 1 is null, not a finite"));
+        assert!(step(&format!(r#"{{"rewards": [1, "NaN"], {good_rest}}}"#)).contains("not a finite number"));
+        assert!(step(r#"{"rewards": [1, 2], "states": [[0], [0]]}"#).contains("no \"terminated\""));
+        let flags = |t: &str| step(&format!(r#"{{"rewards": [1, 2], "terminated": {t}, "states": [[0], [0]]}}"#));
+        assert!(flags("[false, 1]").contains("terminated 1 is 1, not true or false"));
+        assert!(flags("[false]").contains("1 terminated flags for 2 episodes"));
+        assert!(flags("true").contains("\"terminated\" is true, not an array"));
+        let truncated = step(&format!(r#"{{"rewards": [1, 2], "truncated": [0, 0], {good_rest}}}"#));
+        assert!(truncated.contains("truncated 0 is 0, not true or false"), "{truncated}");
+        let info = step(&format!(r#"{{"rewards": [1, 2], "info": {{"a": "b"}}, {good_rest}}}"#));
+        assert!(info.contains("info \"a\""), "{info}");
+    }
+}
