@@ -52,7 +52,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Kind, Tensor};
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, random_subsets,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, k_hot_rows,
+    random_subsets,
 };
 use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment};
 use crate::space::KHotSpace;
@@ -578,17 +579,7 @@ impl Environment for RewardEnv {
         let rows = contexts.as_ref().map_or(1, |c| c.size()[0] as usize);
         let (n, k) = (self.spec.space.n(), self.spec.space.k());
         let subsets = random_subsets(phase_seed(phase) ^ 0xba5e, RANDOM_SUBSETS * rows, n, k);
-        let picks: Vec<i64> = subsets
-            .iter()
-            .enumerate()
-            .flat_map(|(slot, subset)| subset.iter().map(move |&i| (slot * n + i) as i64))
-            .collect();
-        let flat = Tensor::f_zeros([(RANDOM_SUBSETS * rows * n) as i64], (Kind::Float, tch::Device::Cpu))?;
-        let actions = flat.f_index_fill(0, &Tensor::from_slice(&picks), 1.0)?.f_view([
-            RANDOM_SUBSETS as i64,
-            rows as i64,
-            n as i64,
-        ])?;
+        let actions = k_hot_rows(&subsets, n)?.f_view([RANDOM_SUBSETS as i64, rows as i64, n as i64])?;
         let actions = match &contexts {
             Some(c) => actions.f_to_device(c.device())?,
             None => actions,

@@ -303,6 +303,33 @@ pub(crate) fn check_actions(spec: &EnvSpec, actions: &Tensor) -> Result<i64, Env
     }
 }
 
+/// The top-k entries of each row of `scores` (`[…, n]`) as k-hot vectors of the same type
+/// and device: the deterministic action of a policy's logits, or of a classical method's
+/// scores.
+///
+/// # Errors
+/// libtorch errors.
+pub fn top_k_hot(scores: &Tensor, k: i64) -> Result<Tensor, TchError> {
+    let zeros = scores.f_zeros_like()?;
+    if k == 0 {
+        return Ok(zeros);
+    }
+    let (_, indices) = scores.f_topk(k, -1, true, false)?;
+    zeros.f_scatter_value(-1, &indices, 1.0)
+}
+
+/// `count` k-hot rows `[count, n]` (f32, on the CPU), row `r` with ones at `subsets[r]`.
+///
+/// # Errors
+/// libtorch errors.
+pub fn k_hot_rows(subsets: &[Vec<usize>], n: usize) -> Result<Tensor, EnvError> {
+    let mut hot = vec![0f32; subsets.len() * n];
+    for (row, subset) in subsets.iter().enumerate() {
+        subset.iter().for_each(|&i| hot[row * n + i] = 1.0);
+    }
+    Ok(Tensor::from_slice(&hot).f_view([subsets.len() as i64, n as i64])?)
+}
+
 /// The chosen items of each k-hot row of `actions` (`[…, n]`): `[rows, k]` `i64`, ascending
 /// within a row, on the actions' device. Every row is checked at once (entries 0 or 1,
 /// exactly k ones), and the error names the first row that fails.

@@ -28,7 +28,9 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Device, Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, random_subsets};
+use crate::env::{
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, k_hot_rows, random_subsets,
+};
 
 /// Held-out episodes evaluated per phase, unless an environment says otherwise.
 pub const EVALUATION_EPISODES: usize = 512;
@@ -350,12 +352,7 @@ impl<E: SequentialEnvironment> Environment for Episodic<E> {
         let random = self.mean_over_held_out(phase, &mut |_, _, observation| {
             let rows = observation.inputs[0].size()[0] as usize;
             step_seed += 1;
-            let subsets = random_subsets(step_seed ^ 0x7261_6e64_6f6d, rows, space.n(), space.k());
-            let mut hot = vec![0f32; rows * space.n()];
-            for (row, subset) in subsets.iter().enumerate() {
-                subset.iter().for_each(|&i| hot[row * space.n() + i] = 1.0);
-            }
-            Ok(Tensor::from_slice(&hot).f_view([rows as i64, space.n() as i64])?)
+            k_hot_rows(&random_subsets(step_seed ^ 0x7261_6e64_6f6d, rows, space.n(), space.k()), space.n())
         })?;
         out.insert("random".to_owned(), random["return"]);
         for name in self.env.baseline_names() {
@@ -410,17 +407,4 @@ impl EpisodeNoise {
             .collect();
         Ok(Tensor::from_slice(&values).f_view([self.generators.len() as i64, count as i64])?)
     }
-}
-
-/// k-hot rows `[R, n]` (f32) of the top-k entries of each row of `scores` `[R, n]`.
-///
-/// # Errors
-/// libtorch errors.
-pub fn top_k_rows(scores: &Tensor, k: usize) -> Result<Tensor, EnvError> {
-    let zeros = Tensor::f_zeros(scores.size(), (Kind::Float, scores.device()))?;
-    if k == 0 {
-        return Ok(zeros);
-    }
-    let (_, indices) = scores.f_topk(k as i64, -1, true, false)?;
-    Ok(zeros.f_scatter_value(-1, &indices, 1.0)?)
 }

@@ -284,6 +284,20 @@ fn held_out_seed(phase: Phase) -> u64 {
     }
 }
 
+/// Renames `spec` to `name`, which must follow every environment name's rule (it names a
+/// folder and a command-line value): the option `name` of `cmd` and `cmd-episodes`.
+///
+/// # Errors
+/// [`EnvError::Config`] for a name that breaks [`crate::registry::check_name`]'s rule.
+pub(crate) fn rename(spec: &mut EnvSpec, name: &str) -> Result<(), EnvError> {
+    crate::registry::check_name("environment name", name).map_err(|problem| EnvError::Config {
+        env: spec.name.clone(),
+        problem: format!("the name {}: {problem}", Value::from(name)),
+    })?;
+    spec.name = name.to_owned();
+    Ok(())
+}
+
 /// How to run the reward command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewardCommand {
@@ -298,6 +312,22 @@ pub struct RewardCommand {
 }
 
 impl RewardCommand {
+    /// The command of a registry entry's options `command`, `dir` and `timeout` (seconds).
+    ///
+    /// # Errors
+    /// A missing option; a timeout that is not a duration.
+    pub(crate) fn from_options(make: &crate::registry::Make<'_>) -> Result<Self, EnvError> {
+        let options = make.options;
+        let seconds = options.number("timeout")?;
+        let timeout =
+            Duration::try_from_secs_f64(seconds).map_err(|e| make.error(format!("timeout {seconds}: {e}")))?;
+        Ok(Self {
+            command: options.text("command")?.to_owned(),
+            working_dir: Some(PathBuf::from(options.text("dir")?)),
+            timeout,
+        })
+    }
+
     /// `command` with `timeout`, run in the caller's current folder.
     pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
         Self { command: command.into(), working_dir: None, timeout }
@@ -451,12 +481,7 @@ impl ExternalReward {
     /// [`EnvError::Config`] for a name that breaks [`crate::registry::check_name`]'s rule
     /// (it names folders and table columns).
     pub fn with_name(mut self, name: &str) -> Result<Self, EnvError> {
-        // The rule of every environment's name (it names a folder and a command-line value).
-        crate::registry::check_name("environment name", name).map_err(|problem| EnvError::Config {
-            env: self.spec.name.clone(),
-            problem: format!("the name {}: {problem}", Value::from(name)),
-        })?;
-        self.spec.name = name.to_owned();
+        rename(&mut self.spec, name)?;
         Ok(self)
     }
 
@@ -1270,13 +1295,7 @@ pub fn entry() -> crate::registry::EnvEntry {
             let options = make.options;
             let n = options.count("n")?;
             let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
-            let seconds = options.number("timeout")?;
-            let timeout = Duration::try_from_secs_f64(seconds).map_err(|e| make.error(format!("timeout {seconds}: {e}")))?;
-            let command = RewardCommand {
-                command: options.text("command")?.to_owned(),
-                working_dir: Some(PathBuf::from(options.text("dir")?)),
-                timeout,
-            };
+            let command = RewardCommand::from_options(&make)?;
             let mut env = match options.optional_count("context-dim")? {
                 Some(d) => ExternalReward::contextual_with_command(command, space, make.batch_size, d)?,
                 None => ExternalReward::with_command(command, space)?,

@@ -135,7 +135,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
@@ -218,11 +217,7 @@ impl ExternalEpisodes {
     /// # Errors
     /// [`EnvError::Config`] for a name that breaks [`crate::registry::check_name`]'s rule.
     pub fn with_name(mut self, name: &str) -> Result<Self, EnvError> {
-        crate::registry::check_name("environment name", name).map_err(|problem| EnvError::Config {
-            env: self.spec.name.clone(),
-            problem: format!("the name {}: {problem}", Value::from(name)),
-        })?;
-        self.spec.name = name.to_owned();
+        crate::external::rename(&mut self.spec, name)?;
         Ok(self)
     }
 
@@ -415,14 +410,7 @@ pub fn entry() -> crate::registry::EnvEntry {
             let options = make.options;
             let n = options.count("n")?;
             let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
-            let seconds = options.number("timeout")?;
-            let timeout =
-                Duration::try_from_secs_f64(seconds).map_err(|e| make.error(format!("timeout {seconds}: {e}")))?;
-            let command = RewardCommand {
-                command: options.text("command")?.to_owned(),
-                working_dir: Some(options.text("dir")?.into()),
-                timeout,
-            };
+            let command = RewardCommand::from_options(&make)?;
             let mut env =
                 ExternalEpisodes::new(command, space, options.count("state-dim")?, options.count("horizon")?)?
                     .with_evaluation_episodes(options.count("eval-episodes")?)?;

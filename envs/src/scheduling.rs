@@ -35,8 +35,8 @@ use std::collections::BTreeMap;
 
 use tch::{Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec};
-use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time, top_k_rows};
+use crate::env::{EnvError, EnvSpec, top_k_hot};
+use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time};
 use crate::space::KHotSpace;
 
 /// The settings of a sensor-scheduling task.
@@ -206,13 +206,13 @@ impl SequentialEnvironment for SensorSchedule {
         // The trace reduction of reading each site now.
         let gain = variance.f_square()?.f_div(&variance.f_add_scalar(noise)?)?;
         match name {
-            "greedy" => top_k_rows(&gain, k),
+            "greedy" => Ok(top_k_hot(&gain, k as i64)?),
             "lookahead" => {
                 // Σ_{j < T − t} a^{2j} = (1 − a^{2(T − t)}) / (1 − a²).
                 let squared = persistence.f_square()?;
                 let lasting =
                     squared.f_pow_tensor_scalar(remaining)?.f_rsub_scalar(1.0)?.f_div(&squared.f_rsub_scalar(1.0)?)?;
-                top_k_rows(&gain.f_mul(&lasting)?, k)
+                Ok(top_k_hot(&gain.f_mul(&lasting)?, k as i64)?)
             }
             _ => Err(EnvError::Config { env: self.spec.name.clone(), problem: format!("no baseline named {name}") }),
         }

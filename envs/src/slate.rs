@@ -35,8 +35,8 @@ use std::f64::consts::PI;
 
 use tch::{Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec};
-use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time, top_k_rows};
+use crate::env::{EnvError, EnvSpec, top_k_hot};
+use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment, checked_actions, state_with_time};
 use crate::space::KHotSpace;
 
 /// The settings of a slate task.
@@ -199,7 +199,7 @@ impl SequentialEnvironment for Slate {
             (episodes.taste.shallow_clone(), episodes.worth.shallow_clone())
         };
         let expected = self.click_probabilities(&taste)?.f_mul(&worth)?;
-        top_k_rows(&expected, self.settings.k)
+        Ok(top_k_hot(&expected, self.settings.k as i64)?)
     }
 }
 

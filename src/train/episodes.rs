@@ -112,9 +112,11 @@ pub fn episode_surrogate(
     let rewards = rollout.rewards.f_view(shape)?.f_to_device(device)?;
     let alive = rollout.alive.f_view(shape)?.f_to_device(device)?;
     let surrogate = training.estimator.surrogate_loss(&log_probs, &rewards, &alive)?;
-    let mut info = rollout.info.clone();
-    info.insert("return".to_owned(), rollout.returns()?.f_mean(Kind::Double)?.double_value(&[]));
-    info.insert("length".to_owned(), rollout.lengths()?.f_mean(Kind::Double)?.double_value(&[]));
+    let (mean_return, mean_length) =
+        (rollout.returns()?.f_mean(Kind::Double)?, rollout.lengths()?.f_mean(Kind::Double)?);
+    let mut info = rollout.info;
+    info.insert("return".to_owned(), mean_return.double_value(&[]));
+    info.insert("length".to_owned(), mean_length.double_value(&[]));
     Ok(EpisodeSurrogate { surrogate, log_probs, rewards, alive, info })
 }
 

@@ -18,15 +18,7 @@ pub trait Policy: EvalPolicy {
     fn var_store(&self) -> &VarStore;
 }
 
-/// The top-k of each row of `logits`, as k-hot vectors.
-pub fn top_k_hot(logits: &Tensor, k: i64) -> Result<Tensor, tch::TchError> {
-    let zeros = logits.f_zeros_like()?;
-    if k == 0 {
-        return Ok(zeros);
-    }
-    let (_, indices) = logits.f_topk(k, -1, true, false)?;
-    zeros.f_scatter_value(-1, &indices, 1.0)
-}
+pub use sfess_envs::env::top_k_hot;
 
 /// [`EvalPolicy`] for a network policy: the logits are its forward pass without gradient,
 /// the action their top-k (the type has a field `k`); the embedding is none, or what the
