@@ -165,11 +165,6 @@ impl Experiment {
         let episodes = match env.sequential() {
             None => None,
             Some(_) => {
-                anyhow::ensure!(
-                    episodes.discount > 0.0 && episodes.discount <= 1.0,
-                    "--discount must be in (0, 1], got {}",
-                    episodes.discount
-                );
                 let Some(over_episodes) = estimator.over_episodes(episodes.reward_to_go, episodes.discount) else {
                     bail!(
                         "{} needs a loss differentiable in the actions, which episodes of {} do not give; use {}",
@@ -178,6 +173,7 @@ impl Experiment {
                         estimators::EstimatorName::black_box_names()
                     );
                 };
+                over_episodes.options.check()?;
                 Some(EpisodeTraining { estimator: over_episodes, starts: episodes.starts })
             }
         };

@@ -49,6 +49,22 @@ impl EpisodeOptions {
     fn name(&self) -> &'static str {
         if self.leave_one_out { "sfess-vr" } else { "sfess" }
     }
+
+    /// Checks the discount.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] for a discount outside `(0, 1]`.
+    pub fn check(&self) -> Result<()> {
+        if !(self.discount > 0.0 && self.discount <= 1.0) {
+            return Err(Error::Parameter {
+                estimator: self.name(),
+                parameter: "the discount",
+                requirement: "in (0, 1]",
+                value: self.discount,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// SFESS or SFESS + VR over episodes: how each step's actions are drawn (the exact law, or
@@ -104,14 +120,7 @@ pub fn advantages(rewards: &Tensor, alive: &Tensor, options: &EpisodeOptions) ->
     if alive.size() != shape {
         return Err(Error::EpisodeShape { what: "alive", shape: alive.size(), expected: shape });
     }
-    if !(options.discount > 0.0 && options.discount <= 1.0) {
-        return Err(Error::Parameter {
-            estimator: options.name(),
-            parameter: "the discount",
-            requirement: "in (0, 1]",
-            value: options.discount,
-        });
-    }
+    options.check()?;
     if options.leave_one_out && samples < 2 {
         return Err(Error::TooFewSamples { estimator: "sfess-vr", samples: samples.max(0) as usize, minimum: 2 });
     }
