@@ -63,6 +63,10 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Recompute the test metrics of a run folder's checkpoint.
     Eval(EvalArgs),
+    /// Draw what a run learned into RUN/figures/ (SVG and PNG, from its checkpoint and the
+    /// held-out data), with subset.json (the top-k items and the marginals); prints the
+    /// files.
+    Show(ShowArgs),
     /// List the environments (metric, whether the loss is differentiable, options), or with
     /// a NAME one environment's defaults and options.
     Envs(EnvsArgs),
@@ -431,6 +435,9 @@ pub struct TrainArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Do not draw the run's figures at its end (sfess-agent show draws them later).
+    #[arg(long)]
+    pub no_figures: bool,
 }
 
 impl TrainArgs {
@@ -538,6 +545,14 @@ pub struct ReportArgs {
 pub struct EvalArgs {
     /// The run folder.
     #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+}
+
+/// Arguments of `show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The run folder.
+    #[arg(value_name = "RUN")]
     pub run: PathBuf,
 }
 
@@ -794,7 +809,9 @@ pub fn data_sets_needed(registry: &Registry, args: &[String]) -> Vec<&'static st
             Some(dir) => crate::run::read_config(dir, registry).map(|c| c.env).into_iter().collect(),
             None => train.resolve(None, registry).map(|c| c.env).into_iter().collect(),
         },
-        Command::Eval(eval) => crate::run::read_config(&eval.run, registry).map(|c| c.env).into_iter().collect(),
+        Command::Eval(EvalArgs { run }) | Command::Show(ShowArgs { run }) => {
+            crate::run::read_config(run, registry).map(|c| c.env).into_iter().collect()
+        }
         Command::Compare(compare) => vec![compare.env.clone()],
         Command::Sweep(sweep) => match (&sweep.action, &sweep.file) {
             (None, Some(file)) => crate::sweep::spec::SweepSpec::read(file)
@@ -897,8 +914,13 @@ pub fn execute(
         Command::Train(args) => {
             let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
             let holder = std::env::args().collect::<Vec<_>>().join(" ");
-            let options =
-                RunOptions { verbosity, interrupt: Interrupt::of_process(), holder, registry: Arc::clone(registry) };
+            let options = RunOptions {
+                verbosity,
+                interrupt: Interrupt::of_process(),
+                holder,
+                registry: Arc::clone(registry),
+                figures: !args.no_figures,
+            };
             let (dir, summary) = match &args.resume {
                 Some(dir) => {
                     args.refuse_changes_to(dir, cli.device, registry)?;
@@ -934,6 +956,12 @@ pub fn execute(
             let metrics = crate::run::evaluate_run(&args.run, registry)?;
             let text = serde_json::to_string(&metrics)? + "\n";
             stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the metrics")?;
+            Ok(())
+        }
+        Command::Show(args) => {
+            let files = crate::commands::show::show(&args.run, registry)?;
+            let text: String = files.iter().map(|file| format!("{}\n", file.display())).collect();
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("writing the files' names")?;
             Ok(())
         }
         Command::Compare(args) => {
@@ -1001,6 +1029,7 @@ pub fn execute(
                 interrupt: Interrupt::of_process(),
                 holder: std::env::args().collect::<Vec<_>>().join(" "),
                 registry: Arc::clone(registry),
+                figures: true,
             };
             // For the task's log: the CPUs it uses (its share, or SLURM_CPUS_PER_TASK).
             eprintln!("{}: task {} with {} threads", program_name(), args.name, rayon::current_num_threads());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{fails_with, json, run, sfess, stderr};
+use crate::tensorboard::events;
 
 /// A max-coverage run of `steps` into `out`, validated every 1,500 steps (not a multiple of
 /// the 100-step loss window, so that a checkpoint falls inside a window).
@@ -101,6 +102,7 @@ fn a_signal_stops_at_a_checkpoint_and_the_resumed_run_has_the_straight_runs_reco
         assert!(!message.contains("panicked"), "{message}");
         let summary = json(&run(&[&resume[..], &["--json"]].concat()));
         assert_eq!(records(&dir), records(&reference), "SIG{name}");
+        assert_eq!(events(&dir), events(&reference), "SIG{name}");
         assert!(summary["seconds_per_step"].as_f64().unwrap() > 0.0, "{summary}");
     }
 }
@@ -152,6 +154,7 @@ fn a_run_killed_before_its_first_checkpoint_resumes_with_the_straight_records() 
     assert!(!dir.join("checkpoint.ot").exists(), "the run got to its first checkpoint: kill it sooner");
     json(&run(&["train", "--resume", dir.to_str().unwrap(), "--quiet", "--json"]));
     assert_eq!(records(&dir), records(&reference));
+    assert_eq!(events(&dir), events(&reference));
 }
 
 /// `--resume` keeps the run's configuration: a changed flag is refused by name and nothing
@@ -179,6 +182,7 @@ fn resume_takes_the_runs_configuration_and_only_extends_it() {
     let extended = json(&run(&["train", "--resume", d, "--steps", "6000", "--quiet", "--json"]));
     assert_eq!(extended["steps"], 6000);
     assert_eq!(records(&dir), records(&longer));
+    assert_eq!(events(&dir), events(&longer));
     let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["steps"], 6000);
 }
@@ -197,6 +201,7 @@ fn a_complete_run_extended_from_inside_a_window_is_the_straight_longer_run() {
     let longer = straight(tmp.path(), "3000");
     json(&run(&["train", "--resume", dir.to_str().unwrap(), "--steps", "3000", "--quiet", "--json"]));
     assert_eq!(records(&dir), records(&longer));
+    assert_eq!(events(&dir), events(&longer));
 }
 
 /// A checkpoint cut short is refused in one line (libtorch's C++ stack dropped), by

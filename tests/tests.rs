@@ -5,11 +5,16 @@ mod cli;
 mod common;
 mod compare;
 mod custom;
+/// The event-file reader of `sfess-tensorboard`'s tests, independent of its encoder.
+#[path = "../tensorboard/tests/decoder/mod.rs"]
+mod decoder;
 mod episodes;
+mod figures;
 mod fuzz;
 mod own_env;
 mod run_folder;
 mod settings;
 mod slurm;
 mod sweep;
+mod tensorboard;
 mod train;

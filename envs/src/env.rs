@@ -188,6 +188,16 @@ pub trait EvalPolicy {
     /// # Errors
     /// Whatever the policy's network fails with.
     fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError>;
+
+    /// The inclusion probabilities `P(z_i = 1)` of the policy's k-subset law for each row
+    /// of an observation, `[rows, n]` `f64` on the CPU; `None` (the default) for policies
+    /// that are not a law (a fixed action).
+    ///
+    /// # Errors
+    /// Whatever the policy's network or the law fails with.
+    fn marginals(&self, _observation: &Observation) -> Result<Option<Tensor>, EnvError> {
+        Ok(None)
+    }
 }
 
 /// A policy that always plays the same action: to evaluate a hand-picked subset (or a
@@ -274,6 +284,28 @@ pub trait Environment {
     /// # Errors
     /// Policy and libtorch errors.
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError>;
+
+    /// An observation of held-out data (the first `rows` rows of `phase`'s split, always
+    /// the same), for what a contextual policy does on data it did not train on: the
+    /// marginals a run records at each validation and `subset.json`. `None` (the default)
+    /// for environments without one; a policy that reads no observation needs none.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn held_out_observation(&mut self, _phase: Phase, _rows: usize) -> Result<Option<Observation>, EnvError> {
+        Ok(None)
+    }
+
+    /// The figures of what `policy` learned, from held-out data only (`sfess-agent show`
+    /// draws them): the k-NN embedding, the selected pixels and reconstructions, ...
+    /// Empty (the default) for environments without figures of their own; every run also
+    /// gets its learning curve and the marginals over training.
+    ///
+    /// # Errors
+    /// Policy and libtorch errors.
+    fn pictures(&mut self, _policy: &dyn EvalPolicy) -> Result<Vec<crate::pictures::Picture>, EnvError> {
+        Ok(Vec::new())
+    }
 
     /// The main metric of the selections that need no training, on `phase`: random
     /// subsets and the task's classical method (QR pivoting, greedy, ...), by name. Empty

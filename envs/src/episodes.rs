@@ -345,6 +345,19 @@ impl<E: SequentialEnvironment> Environment for Episodic<E> {
         self.mean_over_held_out(phase, &mut |_, _, observation| policy.act(observation))
     }
 
+    /// What the policy sees at the start of the first `rows` held-out episodes of `phase`:
+    /// their states and a previous action of zeros.
+    fn held_out_observation(&mut self, phase: Phase, rows: usize) -> Result<Option<Observation>, EnvError> {
+        let seeds = held_out_seeds(phase, rows);
+        self.env.begin_phase(Some(phase));
+        let states = self.env.reset(&seeds);
+        self.env.begin_phase(None);
+        let states = states?;
+        check_states(self.env.spec(), &states, rows as i64)?;
+        let previous = Tensor::f_zeros([rows as i64, self.env.spec().space.n() as i64], (Kind::Float, Device::Cpu))?;
+        Ok(Some(Observation { inputs: vec![states, previous] }))
+    }
+
     fn baselines(&mut self, phase: Phase) -> Result<BTreeMap<String, f64>, EnvError> {
         let space = self.env.spec().space;
         let mut out = BTreeMap::new();

@@ -27,6 +27,9 @@ use crate::data::Mnist;
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
+use crate::pictures::{
+    IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask,
+};
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
@@ -167,6 +170,52 @@ impl Environment for FeatureSelection {
             total += mean * len as f64;
         }
         Ok(BTreeMap::from([("bce".to_owned(), total / n as f64)]))
+    }
+
+    /// `mask` (the pixels' inclusion probabilities and the top-k pixels) and
+    /// `reconstructions` (the first test images, their masked inputs and their
+    /// reconstructions from the top-k pixels).
+    fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
+        let _guard = tch::no_grad_guard();
+        let mask = pixel_mask(&self.spec.name, policy)?;
+        let (chosen, _) = global_selection(policy)?;
+        let action = policy.act(&Observation { inputs: Vec::new() })?.f_view([1, PIXELS])?;
+        let test = &self.data.test;
+        let count = IMAGES_PER_ROW.min(test.len()) as i64;
+        let images = test.images.f_narrow(0, 0, count)?;
+        let masked = images.f_mul(&action.f_to_kind(images.kind())?.f_to_device(images.device())?)?;
+        let logits = self.second.forward(&self.first.forward(&masked).f_relu()?);
+        let reconstructions = logits.f_sigmoid()?;
+        let bce = logits
+            .f_binary_cross_entropy_with_logits(&images, None::<Tensor>, None::<Tensor>, Reduction::None)?
+            .f_mean_dim(-1, false, Kind::Double)?;
+        let bce = Vec::<f64>::try_from(bce.f_to_device(Device::Cpu)?)?;
+        let row = |label: &str, tensor: &Tensor, shown: Option<&[bool]>, captions: &dyn Fn(usize) -> String| {
+            let panels = first_rows(tensor, count as usize)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, values)| {
+                    let panel = Panel::square(values, Scale::Grey, captions(i))?;
+                    Ok(match shown {
+                        Some(shown) => panel.with_shown(shown),
+                        None => panel,
+                    })
+                })
+                .collect::<Result<Vec<_>, EnvError>>()?;
+            Ok::<_, EnvError>(ImageRow { label: label.to_owned(), panels })
+        };
+        let k = self.spec.space.k();
+        let rows = vec![
+            row("test image", &images, None, &|i| format!("test image {i}"))?,
+            row(&format!("its {k} pixels"), &masked, Some(&chosen), &|_| String::new())?,
+            row("reconstruction", &reconstructions, None, &|i| format!("BCE {:.3}", bce[i]))?,
+        ];
+        let reconstructions = Picture {
+            name: "reconstructions".to_owned(),
+            title: format!("{}: test images reconstructed from the top-{k} pixels only", self.spec.name),
+            body: PictureBody::Images { rows },
+        };
+        Ok(vec![mask, reconstructions])
     }
 }
 

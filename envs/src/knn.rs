@@ -22,6 +22,7 @@ use crate::data::Mnist;
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
+use crate::pictures::{Picture, PictureBody};
 use crate::space::KHotSpace;
 
 /// Held-out images classified per chunk during evaluation (bounds the distance matrix).
@@ -38,6 +39,8 @@ pub struct StochasticKnn {
     k: i64,
     /// `[B, C]`: 1 where candidate `c` shares query `b`'s label (the last observation).
     same_label: Option<Tensor>,
+    /// The legend's names of the labels (`class 0`, ... unless told).
+    class_names: Vec<String>,
 }
 
 impl StochasticKnn {
@@ -76,7 +79,13 @@ impl StochasticKnn {
                 "stochastic {k}-NN: pick {k} of {candidates} candidates per query; test = {k}-NN vote in the learned embedding"
             ),
         };
-        Ok(Self { spec, data, batch: batch as i64, k: k as i64, same_label: None })
+        Ok(Self { spec, data, batch: batch as i64, k: k as i64, same_label: None, class_names: Vec::new() })
+    }
+
+    /// The environment with the labels named `names` in its figures.
+    pub fn with_class_names(mut self, names: Vec<String>) -> Self {
+        self.class_names = names;
+        self
     }
 
     /// Embeds `images` in chunks with the policy.
@@ -142,6 +151,60 @@ impl Environment for StochasticKnn {
         }
         Ok(BTreeMap::from([("accuracy".to_owned(), correct as f64 / n as f64)]))
     }
+
+    /// Queries: the split's first `rows` images; candidates: the `n` images after them.
+    fn held_out_observation(&mut self, phase: Phase, rows: usize) -> Result<Option<Observation>, EnvError> {
+        let split = held_out(&self.data, phase);
+        let candidates = self.spec.space.n();
+        if split.len() <= candidates {
+            return Ok(None);
+        }
+        let rows = rows.min(split.len() - candidates) as i64;
+        let images = &split.images;
+        Ok(Some(Observation {
+            inputs: vec![images.f_narrow(0, 0, rows)?, images.f_narrow(0, rows, candidates as i64)?],
+        }))
+    }
+
+    /// `embedding`: the validation split in the learned embedding, coloured by label (the
+    /// paper's Figure 6), titled with the test accuracy. An embedding of more than two
+    /// dimensions is shown on its first two principal axes.
+    fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
+        let accuracy = self.evaluate(Phase::Test, policy)?["accuracy"];
+        let _guard = tch::no_grad_guard();
+        let split = &self.data.validation;
+        let embedded = Self::embed(policy, &split.images)?.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?;
+        let dimensions = embedded.size()[1];
+        let (plane, axes) = match dimensions {
+            1 => (Tensor::f_cat(&[embedded.shallow_clone(), embedded.f_zeros_like()?], 1)?, ["embedding", ""]),
+            2 => (embedded, ["embedding dimension 1", "embedding dimension 2"]),
+            _ => {
+                let centred = embedded.f_sub(&embedded.f_mean_dim(0, true, None::<Kind>)?)?;
+                // The two leading eigenvectors of the covariance (eigh sorts ascending).
+                let (_, vectors) = centred.f_transpose(0, 1)?.f_matmul(&centred)?.f_linalg_eigh("L")?;
+                let axes = vectors.f_narrow(1, dimensions - 2, 2)?.f_flip([1])?;
+                (centred.f_matmul(&axes)?, ["principal axis 1", "principal axis 2"])
+            }
+        };
+        let flat = Vec::<f64>::try_from(plane.f_contiguous()?.f_flatten(0, -1)?)?;
+        let points: Vec<[f64; 2]> = flat.chunks(2).map(|p| [p[0], p[1]]).collect();
+        let labels = Vec::<i64>::try_from(split.labels.f_to_device(Device::Cpu)?)?;
+        let classes: Vec<usize> = labels.iter().map(|&l| l.max(0) as usize).collect();
+        let count = classes.iter().max().map_or(0, |m| m + 1);
+        let class_names =
+            (0..count).map(|c| self.class_names.get(c).cloned().unwrap_or_else(|| format!("class {c}"))).collect();
+        let title = format!(
+            "{}: the {} validation images in the learned {dimensions}-D embedding (test accuracy {accuracy:.3})",
+            self.spec.name,
+            points.len()
+        );
+        let [x_label, y_label] = axes.map(str::to_owned);
+        Ok(vec![Picture {
+            name: "embedding".to_owned(),
+            title,
+            body: PictureBody::Scatter { points, classes, class_names, x_label, y_label },
+        }])
+    }
 }
 
 /// The registry's entry of the paper's stochastic k-NN on `set` (`knn-mnist`, `knn-fashion`;
@@ -155,10 +218,11 @@ pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
         &format!(
             "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
         ),
-        |mut make| {
+        move |mut make| {
             let candidates = make.options.count("candidates")?;
             let data = make.take_data()?;
-            Ok(Box::new(StochasticKnn::new(make.name, data, make.batch_size, candidates, make.k, make.device)?))
+            let env = StochasticKnn::new(make.name, data, make.batch_size, candidates, make.k, make.device)?;
+            Ok(Box::new(env.with_class_names(crate::pictures::class_names(set))))
         },
     )
     .data(set)

@@ -49,6 +49,9 @@ use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_items,
     distinct_indices, random_subsets,
 };
+use crate::pictures::{
+    IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask, square_side,
+};
 use crate::space::KHotSpace;
 
 /// Bytes the distance matrices of one piece of work (a group of samples in `step`, a
@@ -493,6 +496,50 @@ impl Environment for KnnFeatureSelection {
         ]);
         self.baselines[slot] = Some(out.clone());
         Ok(out)
+    }
+
+    /// `mask` (the pixels' inclusion probabilities and the top-k pixels) and
+    /// `masked-inputs` (the first test images and the pixels the classifier sees of them,
+    /// with its prediction), for square images.
+    fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
+        if square_side(self.pixels as usize).is_none() {
+            return Ok(Vec::new());
+        }
+        let _guard = tch::no_grad_guard();
+        let mask = pixel_mask(&self.spec.name, policy)?;
+        let (chosen, _) = global_selection(policy)?;
+        let selected: Vec<usize> = chosen.iter().enumerate().filter(|(_, c)| **c).map(|(p, _)| p).collect();
+        let test = &self.data.test;
+        let count = IMAGES_PER_ROW.min(test.len());
+        let images = test.images.f_narrow(0, 0, count as i64)?.f_div_scalar(255.0)?;
+        let predicted = Vec::<i64>::try_from(self.predict(&selected, &images)?.f_to_device(Device::Cpu)?)?;
+        let labels = Vec::<i64>::try_from(test.labels.f_narrow(0, 0, count as i64)?.f_to_device(Device::Cpu)?)?;
+        let rows = first_rows(&images, count)?;
+        let panels = |shown: Option<&[bool]>| {
+            rows.iter()
+                .enumerate()
+                .map(|(i, values)| {
+                    let caption = match shown {
+                        None => format!("label {}", labels[i]),
+                        Some(_) => format!("predicted {}", predicted[i]),
+                    };
+                    let panel = Panel::square(values.clone(), Scale::Grey, caption)?;
+                    Ok(shown.map_or(panel.clone(), |shown| panel.with_shown(shown)))
+                })
+                .collect::<Result<Vec<_>, EnvError>>()
+        };
+        let k = selected.len();
+        let masked = Picture {
+            name: "masked-inputs".to_owned(),
+            title: format!("{}: test images and the {k} pixels the k-NN classifier sees", self.spec.name),
+            body: PictureBody::Images {
+                rows: vec![
+                    ImageRow { label: "test image".to_owned(), panels: panels(None)? },
+                    ImageRow { label: format!("its {k} pixels"), panels: panels(Some(&chosen))? },
+                ],
+            },
+        };
+        Ok(vec![mask, masked])
     }
 }
 

@@ -24,6 +24,7 @@ pub mod feature_selection;
 pub mod gymnasium;
 pub mod knn;
 pub mod knn_selection;
+pub mod pictures;
 pub mod registry;
 pub mod scheduling;
 pub mod sensor;

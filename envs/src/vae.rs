@@ -27,6 +27,8 @@ use crate::data::Mnist;
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
+use crate::env::{k_hot_rows, random_subsets};
+use crate::pictures::{IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows};
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
@@ -197,7 +199,75 @@ impl Environment for SubsetVae {
             ("kl_categorical".to_owned(), kl_categorical),
         ]))
     }
+
+    /// The split's first `rows` images.
+    fn held_out_observation(&mut self, phase: Phase, rows: usize) -> Result<Option<Observation>, EnvError> {
+        let split = held_out(&self.data, phase);
+        let rows = rows.min(split.len()) as i64;
+        Ok(Some(Observation { inputs: vec![split.images.f_narrow(0, 0, rows)?] }))
+    }
+
+    /// `reconstructions` (the first test images and their decodings from the encoder's
+    /// top-k codes) and `samples` (decodings of codes drawn from the prior, uniform over
+    /// the k-subsets of each group, from a fixed seed).
+    fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
+        let _guard = tch::no_grad_guard();
+        let Latent { groups, items, k } = self.latent;
+        let code = (groups * items) as i64;
+        let test = &self.data.test;
+        let count = IMAGES_PER_ROW.min(test.len());
+        let images = test.images.f_narrow(0, 0, count as i64)?;
+        let codes = policy.act(&Observation { inputs: vec![images.shallow_clone()] })?;
+        let codes = codes.f_view([1, count as i64, code])?.f_to_kind(images.kind())?;
+        let bce = Vec::<f64>::try_from(
+            self.bce(&codes, &images)?.f_view([-1])?.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?,
+        )?;
+        let decoded = self.decoder.forward(&codes).f_sigmoid()?.f_view([count as i64, PIXELS])?;
+        let row = |label: &str, tensor: &Tensor, caption: &dyn Fn(usize) -> String| {
+            let panels = first_rows(tensor, count)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, values)| Panel::square(values, Scale::Grey, caption(i)))
+                .collect::<Result<Vec<_>, EnvError>>()?;
+            Ok::<_, EnvError>(ImageRow { label: label.to_owned(), panels })
+        };
+        let reconstructions = Picture {
+            name: "reconstructions".to_owned(),
+            title: format!("{}: test images decoded from their {groups} subsets of {k} of {items}", self.spec.name),
+            body: PictureBody::Images {
+                rows: vec![
+                    row("test image", &images, &|i| format!("test image {i}"))?,
+                    row("reconstruction", &decoded, &|i| format!("BCE {:.1}", bce[i]))?,
+                ],
+            },
+        };
+        let prior_rows = 2;
+        let draws = random_subsets(PRIOR_SEED, prior_rows * IMAGES_PER_ROW * groups, items, k);
+        let codes = k_hot_rows(&draws, items)?
+            .f_view([(prior_rows * IMAGES_PER_ROW) as i64, code])?
+            .f_to_device(images.device())?
+            .f_to_kind(images.kind())?;
+        let samples = self.decoder.forward(&codes).f_sigmoid()?;
+        let rows = (0..prior_rows)
+            .map(|r| {
+                let part = samples.f_narrow(0, (r * IMAGES_PER_ROW) as i64, IMAGES_PER_ROW as i64)?;
+                row(if r == 0 { "prior sample" } else { "" }, &part, &|_| String::new())
+            })
+            .collect::<Result<Vec<_>, EnvError>>()?;
+        let samples = Picture {
+            name: "samples".to_owned(),
+            title: format!(
+                "{}: decoded samples from the prior (each group a uniform {k}-subset of {items})",
+                self.spec.name
+            ),
+            body: PictureBody::Images { rows },
+        };
+        Ok(vec![reconstructions, samples])
+    }
 }
+
+/// The seed of the prior's draws in the `samples` figure.
+const PRIOR_SEED: u64 = 0;
 
 /// The registry's entry of the paper's subset VAE on `set` (`vae-mnist`, `vae-fashion`;
 /// Table 3): d = 10 subsets of k = 5 of n = 10 per image (the paper's other setting is

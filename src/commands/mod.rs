@@ -4,4 +4,5 @@ pub mod bench;
 pub mod compare;
 pub mod inspect;
 pub mod report;
+pub mod show;
 pub mod toy;

@@ -14,7 +14,8 @@
 //! training steps (`curves`), reward evaluations (`curves-evaluations`: steps × rows ×
 //! samples, the cost on a black box) and wall-clock seconds (`curves-seconds`), with the
 //! baselines as dashed lines, and `speed` (median seconds per step); each as SVG and PNG,
-//! prefixed by the group's name when there are several groups.
+//! prefixed by the group's name when there are several groups. Under each table, links to
+//! every run's own figures (its `figures/`, see [`crate::commands::show`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -213,6 +214,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
         let group = tabulate(entry, values, runs, registry);
         let title = title(&group);
         md += &markdown(&group, &title, entry.metric.digits, several);
+        md += &figure_links(dir, runs);
         for row in &group.estimators {
             let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
             let join = |v: Vec<String>| v.join(" ");
@@ -244,6 +246,37 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
     write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
     write_atomically(&dir.join("summary.json"), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
     Ok(md)
+}
+
+/// The figures of each run of a group (what `show` drew into its `figures/`), linked
+/// relative to the report's folder: one line per run that has any.
+fn figure_links(dir: &Path, runs: &[RunData]) -> String {
+    let mut lines = String::new();
+    for run in runs {
+        let folder = dir.join(&run.task.name).join(crate::run::FIGURES);
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".png") && !name.contains(".partial."))
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            continue;
+        }
+        let links: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let stem = name.trim_end_matches(".png");
+                format!("[{stem}]({}/{}/{name})", run.task.name, crate::run::FIGURES)
+            })
+            .collect();
+        lines += &format!("- {}: {}\n", run.task.name, links.join(", "));
+    }
+    if lines.is_empty() {
+        lines
+    } else {
+        format!("Figures of each run (`sfess-agent show RUN` draws them again):\n\n{lines}\n")
+    }
 }
 
 /// `knn-mnist`, or `vae-mnist, latent d10-n10-k5` for a group with grid values.
@@ -464,6 +497,7 @@ fn draw_figures(dir: &Path, prefix: &str, title: &str, group: &Group, runs: &[Ru
             y_label: format!("validation {metric}"),
             curves,
             baselines: baselines.clone(),
+            log_y: false,
         };
         crate::plot::curves(&dir.join(format!("{prefix}{stem}")), &panel)?;
     }

@@ -8,10 +8,14 @@
 //!   of the window's steps, every `min(100, eval_every)` steps; validation every
 //!   `eval_every` and before the first step; test at the end), appended a whole batch of
 //!   lines at a time;
+//! - `marginals.jsonl` and `events.out.tfevents.sfess-agent` (TensorBoard's): see
+//!   [`crate::run::log`], appended with the metrics;
 //! - `checkpoint.ot`: see [`crate::run::checkpoint`]; rewritten atomically at every validation
 //!   and when a signal stops the run;
 //! - `summary.json` once the run is complete:
 //!   `{"env", "estimator", "seed", "steps", "device", "seconds_per_step", "test": {METRIC: VALUE}}`;
+//! - `figures/`: what `sfess-agent show` draws (see [`crate::commands::show`]), written at
+//!   the end of `train` unless `--no-figures`;
 //! - `.lock`: see [`crate::run::lock`]; one process at a time writes to the folder.
 //!
 //! # Guarantees
@@ -29,11 +33,11 @@
 pub mod checkpoint;
 pub mod files;
 pub mod lock;
+pub mod log;
 pub mod signals;
 pub mod window;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +56,7 @@ use crate::train::trainer::Adam;
 use checkpoint::Progress;
 use files::write_atomically;
 use lock::FolderLock;
+use log::{EVENTS, MARGINALS, MarginalsRecord, RunLog};
 use signals::{Interrupt, Interrupted};
 use window::TrainWindow;
 
@@ -63,8 +68,10 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const CHECKPOINT: &str = "checkpoint.ot";
 /// The summary of a complete run.
 pub const SUMMARY: &str = "summary.json";
+/// The figures `show` writes, in this folder of a run folder.
+pub const FIGURES: &str = "figures";
 /// Every file a run writes: a folder holding any of them holds a run.
-const RUN_FILES: [&str; 4] = [CONFIG, METRICS, CHECKPOINT, SUMMARY];
+const RUN_FILES: [&str; 6] = [CONFIG, METRICS, MARGINALS, EVENTS, CHECKPOINT, SUMMARY];
 
 /// Steps between training-loss records.
 pub const LOSS_EVERY: u64 = 100;
@@ -132,6 +139,8 @@ pub struct RunOptions {
     pub holder: String,
     /// The environments a configuration may name.
     pub registry: Arc<Registry>,
+    /// Draw the run's figures when it completes ([`crate::commands::show`]).
+    pub figures: bool,
 }
 
 /// The first run file in `dir`, if it holds any.
@@ -171,11 +180,14 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
     refuse_a_folder_with_a_run(dir)?;
     write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     let result = Run::start(&mut experiment, &config, dir, options, true).and_then(Run::finish);
+    if let Ok(summary) = &result {
+        draw_figures(dir, &mut experiment, &config, summary, options);
+    }
     if let Err(error) = &result {
         let interrupted = error.downcast_ref::<Interrupted>().is_some();
         if !interrupted && !dir.join(CHECKPOINT).exists() {
             // Nothing to continue from: free the folder for the corrected command.
-            for file in [METRICS, CONFIG] {
+            for file in [METRICS, MARGINALS, EVENTS, CONFIG] {
                 let _ = std::fs::remove_file(dir.join(file));
             }
         }
@@ -222,7 +234,32 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         files::remove_if_there(&dir.join(SUMMARY))?;
         write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     }
-    run.finish()
+    let summary = run.finish()?;
+    draw_figures(dir, &mut experiment, &config, &summary, options);
+    Ok(summary)
+}
+
+/// The figures of a run just completed, unless told not to. A failure is reported on
+/// stderr, not as the run's: the run is complete, and `sfess-agent show` draws them again.
+fn draw_figures(
+    dir: &Path,
+    experiment: &mut Experiment,
+    config: &TrainConfig,
+    summary: &Summary,
+    options: &RunOptions,
+) {
+    if !options.figures {
+        return;
+    }
+    let name =
+        crate::commands::show::RunName { env: config.label(), estimator: config.estimator.as_str(), seed: config.seed };
+    if let Err(error) = crate::commands::show::write_figures(dir, experiment, &name, summary.steps) {
+        eprintln!(
+            "{}: the run is complete, but its figures could not be drawn: {error:#}; try again with: sfess-agent show {}",
+            dir.display(),
+            dir.display()
+        );
+    }
 }
 
 /// `sfess-agent eval --run DIR`: recomputes the test metrics of the run's checkpoint.
@@ -266,7 +303,7 @@ struct Run<'a> {
     options: &'a RunOptions,
     variables: Vec<(String, Tensor)>,
     optimizer: Adam,
-    log: MetricsLog,
+    log: RunLog,
     window: TrainWindow,
     progress: Progress,
     /// The step of the last checkpoint on disk.
@@ -309,7 +346,7 @@ impl<'a> Run<'a> {
         } else {
             (Progress::default(), None)
         };
-        let log = MetricsLog::open(dir, config, &progress)?;
+        let log = RunLog::open(dir, config, &progress)?;
         let window = TrainWindow::restore(&progress.window, experiment.device)?;
         let bar = progress_bar(config.steps, progress.step, options.verbosity);
         let now = Instant::now();
@@ -414,7 +451,17 @@ impl<'a> Run<'a> {
             Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
             Err(error) => return Err(error),
         };
-        self.log.append(self.progress.step, "validation", &metrics, self.elapsed())?;
+        let elapsed = self.elapsed();
+        self.log.append(self.progress.step, "validation", &metrics, elapsed)?;
+        let marginals = match self.experiment.recorded_marginals(Phase::Validation) {
+            Ok(marginals) => marginals,
+            Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
+            Err(error) => return Err(error),
+        };
+        if let Some((ranked, marginals)) = marginals {
+            let record = MarginalsRecord { step: self.progress.step, ranked, marginals, elapsed_seconds: elapsed };
+            self.log.append_marginals(&record)?;
+        }
         self.progress.validation_due = false;
         if self.progress.step > 0 {
             self.checkpoint()?;
@@ -526,85 +573,6 @@ impl<'a> Run<'a> {
 /// Whether `error` is an environment's report that a signal stopped its wait.
 fn is_interruption(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| matches!(cause.downcast_ref::<EnvError>(), Some(EnvError::Interrupted { .. })))
-}
-
-/// Appends batches of records to `metrics.jsonl`; a failed append is cut back to the last
-/// whole batch.
-struct MetricsLog {
-    file: std::fs::File,
-    path: PathBuf,
-    /// The length of the file up to its last whole batch.
-    length: u64,
-}
-
-impl MetricsLog {
-    /// Opens the log of `dir` for a run of `config` standing at `progress`: the records an
-    /// uninterrupted run had written by then are kept, the later ones dropped (as is a last
-    /// line cut short by a crash). A complete run that is extended drops the records of its
-    /// last step that only the end of a run writes (a cut-short loss window, a validation
-    /// off the schedule, the test).
-    ///
-    /// # Errors
-    /// A line before the last that is not a record (the file was edited or damaged).
-    fn open(dir: &Path, config: &TrainConfig, progress: &Progress) -> anyhow::Result<Self> {
-        let path = dir.join(METRICS);
-        let text = files::read_or_empty(&path)?;
-        let mut kept = String::new();
-        for (index, line) in text.split_inclusive('\n').enumerate() {
-            if !line.ends_with('\n') {
-                break; // The last line, cut short: it belongs to the records after the checkpoint.
-            }
-            let record: Record = serde_json::from_str(line).with_context(|| {
-                format!("{} line {} is not a metrics record; fix or remove that line", path.display(), index + 1)
-            })?;
-            let step = progress.step;
-            let last = step == config.steps;
-            let on_schedule = |every: u64| last || step.is_multiple_of(every);
-            let keep = record.step < step
-                || (record.step == step
-                    && ((record.split == "train" && on_schedule(LOSS_EVERY.min(config.eval_every)))
-                        || (record.split == "validation"
-                            && !progress.validation_due
-                            && on_schedule(config.eval_every))));
-            if keep {
-                kept += line;
-            }
-        }
-        if kept.len() != text.len() {
-            write_atomically(&path, kept.as_bytes())?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self { file, path, length: kept.len() as u64 })
-    }
-
-    /// Appends one record per metric, in one write.
-    ///
-    /// # Errors
-    /// The write fails (a full disk): the file is cut back to its last whole batch and the
-    /// error names it and the step.
-    fn append(&mut self, step: u64, split: &str, metrics: &BTreeMap<String, f64>, elapsed: f64) -> anyhow::Result<()> {
-        let mut batch = String::new();
-        for (metric, value) in metrics {
-            anyhow::ensure!(value.is_finite(), "the {split} {metric} at step {step} is {value}");
-            let record =
-                Record { step, split: split.into(), metric: metric.clone(), value: *value, elapsed_seconds: elapsed };
-            batch += &(serde_json::to_string(&record)? + "\n");
-        }
-        match self.file.write_all(batch.as_bytes()).and_then(|()| self.file.flush()) {
-            Ok(()) => {
-                self.length += batch.len() as u64;
-                Ok(())
-            }
-            Err(error) => {
-                let _ = self.file.set_len(self.length);
-                Err(error).with_context(|| format!("writing {} at step {step}", self.path.display()))
-            }
-        }
-    }
 }
 
 fn progress_bar(steps: u64, start: u64, verbosity: Verbosity) -> ProgressBar {

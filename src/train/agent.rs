@@ -31,9 +31,11 @@ use anyhow::Context;
 use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
+use crate::commands::show::{RunName, write_figures};
 use crate::config::PolicyName;
 use crate::run::checkpoint::{self, Progress};
 use crate::run::files::write_atomically;
+use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, unix_now};
 use crate::run::window::TrainWindow;
 use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
 use crate::system::device::device_name;
@@ -104,6 +106,9 @@ pub struct Agent {
     window: TrainWindow,
     /// Every record so far: training-loss means, and each evaluation's metrics.
     records: Vec<Record>,
+    /// The marginals recorded at each validation ([`Agent::evaluate`] of the validation
+    /// split).
+    marginals: Vec<MarginalsRecord>,
 }
 
 impl Agent {
@@ -140,6 +145,7 @@ impl Agent {
             elapsed_seconds: 0.0,
             window: TrainWindow::default(),
             records: Vec::new(),
+            marginals: Vec::new(),
         })
     }
 
@@ -195,8 +201,14 @@ impl Agent {
     pub fn evaluate(&mut self, phase: Phase) -> anyhow::Result<BTreeMap<String, f64>> {
         let started = Instant::now();
         let metrics = self.experiment.evaluate(phase)?;
+        let marginals = if phase == Phase::Validation { self.experiment.recorded_marginals(phase)? } else { None };
         self.elapsed_seconds += started.elapsed().as_secs_f64();
         self.record(phase.name(), &metrics);
+        if let Some((ranked, marginals)) = marginals {
+            let step = self.steps;
+            self.marginals.retain(|r| r.step != step);
+            self.marginals.push(MarginalsRecord { step, ranked, marginals, elapsed_seconds: self.elapsed_seconds });
+        }
         Ok(metrics)
     }
 
@@ -301,6 +313,7 @@ impl Agent {
         self.elapsed_seconds = progress.elapsed_seconds;
         self.window = TrainWindow::restore(&progress.window, self.options.device)?;
         self.records.clear();
+        self.marginals.clear();
         Ok(())
     }
 
@@ -310,6 +323,9 @@ impl Agent {
     /// - `metrics.jsonl`: [`Agent::records`], then the test metrics and baselines of now
     ///   (split `test`, the baselines as `baseline.NAME`), as `sfess-agent train` ends;
     /// - `summary.json`: [`Summary`] of now (`env` is the environment's name);
+    /// - `marginals.jsonl` and the TensorBoard event file ([`crate::run::log`]): the
+    ///   marginals of each [`Agent::evaluate`] of the validation split, and every record;
+    /// - `figures/`: what `sfess-agent show` draws ([`crate::commands::show`]);
     /// - `config.json`: what is true of an agent, not a `sfess-agent train` configuration:
     ///   `{"kind": "agent", "env", "n", "k", "steps", "learning_rate", "options"}`. A user's
     ///   environment (a closure) has no name the command line could rebuild it from, so
@@ -356,6 +372,16 @@ impl Agent {
             metrics += &(serde_json::to_string(record)? + "\n");
         }
         write_atomically(&dir.join(run_folder::METRICS), metrics.as_bytes())?;
+        let mut marginals = String::new();
+        for record in &self.marginals {
+            marginals += &(serde_json::to_string(record)? + "\n");
+        }
+        write_atomically(&dir.join(MARGINALS), marginals.as_bytes())?;
+        let started =
+            std::fs::read(dir.join(EVENTS)).ok().and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
+        let events =
+            events_of(started.unwrap_or_else(|| unix_now() - self.elapsed_seconds), &self.records, &self.marginals);
+        write_atomically(&dir.join(EVENTS), &events)?;
         self.save(dir.join(run_folder::CHECKPOINT))?;
         let summary = Summary {
             env: spec.name.clone(),
@@ -368,6 +394,8 @@ impl Agent {
             baselines,
         };
         write_atomically(&dir.join(run_folder::SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+        let name = RunName { env: &summary.env, estimator: &summary.estimator, seed: summary.seed };
+        write_figures(dir, &mut self.experiment, &name, self.steps)?;
         Ok(summary)
     }
 
@@ -392,6 +420,7 @@ impl Agent {
         self.load(dir.join(run_folder::CHECKPOINT))?;
         let step = self.steps;
         self.records = records.into_iter().filter(|r| r.step <= step).collect();
+        self.marginals = crate::run::log::read_marginals(dir)?.into_iter().filter(|r| r.step <= step).collect();
         Ok(())
     }
 }
@@ -515,6 +544,34 @@ mod tests {
         std::fs::write(other.join(run_folder::CONFIG), "{\"env\": \"knn\"}").unwrap();
         let message = format!("{:#}", second.write_run_folder(&other).unwrap_err());
         assert!(message.contains("not an agent's"), "{message}");
+    }
+
+    /// An agent's run folder has what a run of the command line has: the marginals of each
+    /// validation, the TensorBoard event file and the figures; continuing it keeps them.
+    #[test]
+    fn an_agents_run_folder_has_its_marginals_events_and_figures() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let mut agent = agent(12, 3);
+        agent.evaluate(Phase::Validation).unwrap();
+        agent.train(LOSS_EVERY).unwrap();
+        agent.evaluate(Phase::Validation).unwrap();
+        agent.write_run_folder(&dir).unwrap();
+        let marginals = crate::run::log::read_marginals(&dir).unwrap();
+        assert_eq!(
+            marginals.iter().map(|r| (r.step, r.ranked, r.marginals.len())).collect::<Vec<_>>(),
+            [(0, false, 12), (100, false, 12)]
+        );
+        let total: f32 = marginals[1].marginals.iter().sum();
+        assert!((total - 3.0).abs() < 1e-4, "the marginals sum to k: {total}");
+        let events = std::fs::read(dir.join(EVENTS)).unwrap();
+        assert!(sfess_tensorboard::header_wall_time(&events).is_some());
+        for name in ["curve.png", "marginals.png", "subset.json"] {
+            assert!(dir.join(run_folder::FIGURES).join(name).exists(), "{name}");
+        }
+        let mut again = self::agent(12, 3);
+        again.load_run_folder(&dir).unwrap();
+        assert_eq!(again.marginals, marginals);
     }
 
     /// An agent trains over episodes of a closure's sequential environment (the README's

@@ -10,7 +10,7 @@ use sfess_envs::EnvError;
 use sfess_envs::data::{Mnist, default_data_dir};
 use sfess_envs::registry::{Make, Network, Registry};
 use sfess_envs::vae::SubsetKl;
-use sfess_envs::{EnvSpec, Environment, Phase};
+use sfess_envs::{EnvSpec, Environment, Observation, Phase};
 use tch::{Device, Tensor};
 
 use crate::config::{PolicyName, TrainConfig};
@@ -227,6 +227,44 @@ impl Experiment {
         Adam::new(self.variables(), learning_rate, beta1, beta2)
     }
 
+    /// What the policy does on `phase`'s held-out data ([`HeldOutChoice`]): free logits'
+    /// one row, or a contextual policy's rows of the environment's held-out observation
+    /// ([`Environment::held_out_observation`], [`HELD_OUT_ROWS`] rows); `None` for a
+    /// contextual policy whose environment has no held-out observation.
+    ///
+    /// # Errors
+    /// Environment and policy errors.
+    pub fn held_out_choice(&mut self, phase: Phase) -> anyhow::Result<Option<HeldOutChoice>> {
+        let contextual = self.policy.contextual();
+        let observation = if contextual {
+            match self.env.held_out_observation(phase, HELD_OUT_ROWS)? {
+                Some(observation) => observation,
+                None => return Ok(None),
+            }
+        } else {
+            Observation { inputs: Vec::new() }
+        };
+        let Some(marginals) = self.policy.marginals(&observation)? else { return Ok(None) };
+        let actions = self.policy.act(&observation)?;
+        let (marginals, actions) =
+            if contextual { (marginals, actions) } else { (marginals.f_narrow(0, 0, 1)?, actions.f_narrow(0, 0, 1)?) };
+        let spec = self.env.spec();
+        let top_k = sfess_envs::env::chosen_lists(spec, &actions)?;
+        let n = spec.space.n();
+        let flat = Vec::<f64>::try_from(marginals.f_contiguous()?.f_flatten(0, -1)?)?;
+        let marginals = flat.chunks(n.max(1)).map(<[f64]>::to_vec).collect();
+        Ok(Some(HeldOutChoice { contextual, top_k, marginals }))
+    }
+
+    /// What a run records of the policy's marginals at a validation on `phase` (see
+    /// [`HeldOutChoice::recorded`]); `None` when there is no held-out choice.
+    ///
+    /// # Errors
+    /// As [`Experiment::held_out_choice`].
+    pub fn recorded_marginals(&mut self, phase: Phase) -> anyhow::Result<Option<(bool, Vec<f32>)>> {
+        Ok(self.held_out_choice(phase)?.map(|choice| choice.recorded()))
+    }
+
     /// Evaluates the policy on `phase`.
     ///
     /// # Errors
@@ -237,6 +275,46 @@ impl Experiment {
             bail!("the {} {name} of {} is {value}", phase.name(), self.env.spec().name);
         }
         Ok(metrics)
+    }
+}
+
+/// Rows of held-out data whose marginals a run records and `subset.json` lists, for a
+/// contextual policy.
+pub const HELD_OUT_ROWS: usize = 64;
+
+/// What the policy does on held-out data: per row, its top-k items and its inclusion
+/// probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOutChoice {
+    /// Whether the policy reads the observation: `false` for free logits, whose one row
+    /// stands for every observation.
+    pub contextual: bool,
+    /// The top-k items of each row, ascending.
+    pub top_k: Vec<Vec<usize>>,
+    /// `P(z_i = 1)` of each row, `n` values each.
+    pub marginals: Vec<Vec<f64>>,
+}
+
+impl HeldOutChoice {
+    /// What a run records at a validation ([`crate::run::log::MarginalsRecord`]): free
+    /// logits' marginals per item (`ranked` false); for a contextual policy, the mean over
+    /// rows of each row's marginals sorted in decreasing order (`ranked` true).
+    pub fn recorded(&self) -> (bool, Vec<f32>) {
+        if !self.contextual {
+            return (
+                false,
+                self.marginals.first().map_or_else(Vec::new, |row| row.iter().map(|&m| m as f32).collect()),
+            );
+        }
+        let n = self.marginals.first().map_or(0, Vec::len);
+        let mut sums = vec![0.0; n];
+        for row in &self.marginals {
+            let mut sorted = row.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sums.iter_mut().zip(sorted).for_each(|(sum, m)| *sum += m);
+        }
+        let rows = self.marginals.len().max(1) as f64;
+        (true, sums.into_iter().map(|sum| (sum / rows) as f32).collect())
     }
 }
 

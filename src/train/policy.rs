@@ -1,6 +1,7 @@
 //! Policies: networks from an observation to the logits of the k-subset distribution.
 
 use anyhow::Context;
+use sfess_agents::ConditionalPoisson;
 use sfess_envs::{EnvError, EvalPolicy, Observation};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Tensor};
@@ -16,6 +17,23 @@ pub trait Policy: EvalPolicy {
 
     /// The trainable variables.
     fn var_store(&self) -> &VarStore;
+
+    /// Whether the logits depend on the observation (an MLP, an embedding, an encoder);
+    /// free logits do not.
+    fn contextual(&self) -> bool {
+        true
+    }
+}
+
+/// The inclusion probabilities of the k-subset law of `logits` `[rows, n]`: `[rows, n]`
+/// `f64` on the CPU, from the exact stable normaliser.
+///
+/// # Errors
+/// Logits the law refuses (not finite); libtorch errors.
+pub fn marginals_of(logits: &Tensor, k: i64) -> Result<Tensor, EnvError> {
+    let logits = logits.f_detach()?.f_to_kind(tch::Kind::Double)?.f_to_device(Device::Cpu)?;
+    let law = ConditionalPoisson::new(&logits, k).map_err(|e| EnvError::Distribution(e.to_string()))?;
+    Ok(law.marginals())
 }
 
 pub use sfess_envs::env::top_k_hot;
@@ -40,6 +58,10 @@ macro_rules! evaluated_by_forward {
 
             fn embed(&self, inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
                 Ok($embed(self, inputs))
+            }
+
+            fn marginals(&self, observation: &Observation) -> Result<Option<Tensor>, EnvError> {
+                Ok(Some(marginals_of(&EvalPolicy::logits(self, observation)?, self.k)?))
             }
         }
     };
@@ -139,6 +161,11 @@ impl EvalPolicy for GlobalLogits {
     fn embed(&self, _inputs: &Tensor) -> Result<Option<Tensor>, EnvError> {
         Ok(None)
     }
+
+    fn marginals(&self, observation: &Observation) -> Result<Option<Tensor>, EnvError> {
+        let one = marginals_of(&self.logits, self.k)?;
+        Ok(Some(one.f_expand([self.rows_of(observation), -1], false)?))
+    }
 }
 
 impl Policy for GlobalLogits {
@@ -149,6 +176,10 @@ impl Policy for GlobalLogits {
 
     fn var_store(&self) -> &VarStore {
         &self.vs
+    }
+
+    fn contextual(&self) -> bool {
+        false
     }
 }
 

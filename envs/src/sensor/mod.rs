@@ -54,6 +54,9 @@ use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_items,
     distinct_indices, random_subsets,
 };
+use crate::pictures::{
+    ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask, square_side,
+};
 use crate::space::KHotSpace;
 use basis::{FieldSet, principal_components, project};
 
@@ -409,7 +412,59 @@ impl Environment for SensorPlacement {
             ("qr-pivoting".to_owned(), self.error_of(&self.qr, phase)?),
         ]))
     }
+
+    /// For square fields: `mask` (the pixels' inclusion probabilities and the top-k
+    /// pixels) and `sensors` (the first test fields with the learned sensors circled and
+    /// their reconstructions, beside QR pivoting's).
+    fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
+        let n = self.spec.space.n();
+        if square_side(n).is_none() {
+            return Ok(Vec::new());
+        }
+        let _guard = tch::no_grad_guard();
+        let mask = pixel_mask(&self.spec.name, policy)?;
+        let (chosen, _) = global_selection(policy)?;
+        let learned: Vec<usize> = chosen.iter().enumerate().filter(|(_, c)| **c).map(|(p, _)| p).collect();
+        let count = FIELDS_SHOWN.min(self.test.len() as usize);
+        let fields = self.test.fields.f_narrow(0, 0, count as i64)?;
+        let originals = first_rows(&fields, count)?;
+        let mut rows = Vec::new();
+        let mut shown = Vec::new();
+        for (name, sensors) in [("learned", &learned), ("QR pivoting", &self.qr)] {
+            let reconstructions = first_rows(&self.reconstruct(sensors, &fields)?, count)?;
+            let mse = self.error_of(sensors, Phase::Test)?;
+            shown.push((format!("{name}: test MSE {mse:.4}"), sensors.clone(), reconstructions));
+        }
+        let values = originals.iter().chain(shown.iter().flat_map(|(_, _, r)| r.iter())).flatten();
+        let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let scale = Scale::Heat { min, max: max.max(min + 1e-12), label: "field value".to_owned() };
+        for (label, sensors, reconstructions) in shown {
+            let mut panels = Vec::new();
+            for (i, (original, reconstruction)) in originals.iter().zip(reconstructions).enumerate() {
+                let error = original.iter().zip(&reconstruction).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n as f64;
+                panels.push(
+                    Panel::square(original.clone(), scale.clone(), format!("test field {i} and its sensors"))?
+                        .with_marks(sensors.clone()),
+                );
+                panels.push(Panel::square(reconstruction, scale.clone(), format!("reconstruction, MSE {error:.4}"))?);
+            }
+            rows.push(ImageRow { label, panels });
+        }
+        let k = learned.len();
+        let sensors = Picture {
+            name: "sensors".to_owned(),
+            title: format!(
+                "{}: {k} sensors and the fields they reconstruct, learned and by QR pivoting",
+                self.spec.name
+            ),
+            body: PictureBody::Images { rows },
+        };
+        Ok(vec![mask, sensors])
+    }
 }
+
+/// Test fields in the `sensors` figure.
+const FIELDS_SHOWN: usize = 2;
 
 /// The registry's entry of sensor placement: on synthetic smooth fields
 /// (`sensor-placement-synthetic`, no data) or on the images of `set`

@@ -1,7 +1,10 @@
 //! Figures as SVG and PNG, written atomically (drawn to a temporary name, then renamed).
 //!
-//! Two kinds, after the paper: bars with one-standard-deviation error bars per estimator
-//! (Figure 2) and a line with error bars against a logarithmic axis (Figure 3c).
+//! After the paper: bars with one-standard-deviation error bars per estimator (Figure 2), a
+//! line with error bars against a logarithmic axis (Figure 3c), curves with bands (the
+//! learning curves of `compare`); and in [`pictures`], what a run learned (`show`).
+
+pub mod pictures;
 
 use std::path::{Path, PathBuf};
 
@@ -255,6 +258,17 @@ pub struct CurvePanel {
     /// Horizontal dashed lines across the whole axis: `(legend name, value)` (methods
     /// that do not train, such as a random subset).
     pub baselines: Vec<(String, f64)>,
+    /// A logarithmic vertical axis (every value positive), for values over decades.
+    pub log_y: bool,
+}
+
+impl CurvePanel {
+    /// Whether `values` are positive and span more than two decades: a logarithmic axis
+    /// shows them better.
+    pub fn spans_decades(values: impl IntoIterator<Item = f64>) -> bool {
+        let (lo, hi) = values.into_iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        lo > 0.0 && hi / lo > 100.0
+    }
 }
 
 /// Lines with one-standard-deviation bands, as `stem.svg` and `stem.png`.
@@ -278,13 +292,25 @@ const CURVE_PALETTE: [RGBColor; 6] = [
 /// Greys and a dark olive for the dashed baselines, apart from the curves' colours.
 const BASELINE_PALETTE: [RGBColor; 3] = [RGBColor(90, 90, 90), RGBColor(150, 150, 150), RGBColor(110, 110, 40)];
 
-fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePanel) -> anyhow::Result<()> {
+pub(crate) fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePanel) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
-    let all = panel.curves.iter().flat_map(|c| c.points.iter());
+    // On a logarithmic axis every value is drawn as its log10, and the ticks say 10^y.
+    let y = |v: f64| if panel.log_y { v.max(f64::MIN_POSITIVE).log10() } else { v };
+    let transformed: Vec<Curve> = panel
+        .curves
+        .iter()
+        .map(|c| Curve {
+            name: c.name.clone(),
+            points: c.points.iter().map(|&(x, m, s)| (x, y(m), if panel.log_y { 0.0 } else { s })).collect(),
+        })
+        .collect();
+    let baselines: Vec<(String, f64)> = panel.baselines.iter().map(|(n, v)| (n.clone(), y(*v))).collect();
+    let tick = |v: &f64| format!("{:.3}", 10f64.powf(*v));
+    let all = transformed.iter().flat_map(|c| c.points.iter());
     let (x_max, lo, hi) = all.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), p| {
         (x.max(p.0), lo.min(p.1 - p.2), hi.max(p.1 + p.2))
     });
-    let (lo, hi) = panel.baselines.iter().fold((lo, hi), |(lo, hi), b| (lo.min(b.1), hi.max(b.1)));
+    let (lo, hi) = baselines.iter().fold((lo, hi), |(lo, hi), b| (lo.min(b.1), hi.max(b.1)));
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let mut chart = ChartBuilder::on(&root)
         .caption(&panel.title, ("sans-serif", 20))
@@ -293,15 +319,14 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
         .y_label_area_size(75)
         .build_cartesian_2d(0f64..x_max, (lo - pad)..(hi + pad))
         .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc(&panel.x_label)
-        .y_desc(&panel.y_label)
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
-    for (i, curve) in panel.curves.iter().enumerate() {
+    let steps = |x: &f64| format!("{x:.0}");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(&panel.x_label).y_desc(&panel.y_label).x_label_formatter(&steps).label_style(("sans-serif", 15));
+    if panel.log_y {
+        mesh.y_label_formatter(&tick);
+    }
+    mesh.draw().map_err(plot_error)?;
+    for (i, curve) in transformed.iter().enumerate() {
         let color = CURVE_PALETTE[i % CURVE_PALETTE.len()];
         let band: Vec<(f64, f64)> = curve
             .points
@@ -316,7 +341,7 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
             .label(&curve.name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    for (i, (name, value)) in panel.baselines.iter().enumerate() {
+    for (i, (name, value)) in baselines.iter().enumerate() {
         let color = BASELINE_PALETTE[i % BASELINE_PALETTE.len()];
         chart
             .draw_series(DashedLineSeries::new([(0.0, *value), (x_max, *value)], 8, 5, color.stroke_width(2)))
@@ -324,6 +349,11 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &CurvePa
             .label(name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    // The legend goes where the first curve is not at its end: above a falling curve.
+    let falling = transformed.first().is_some_and(|c| match (c.points.first(), c.points.last()) {
+        (Some(first), Some(last)) => last.1 < first.1,
+        _ => false,
+    });
+    legend(&mut chart, if falling { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })?;
     Ok(())
 }
