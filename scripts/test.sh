@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs libtorch if it is missing (once, into a
 # per-user cache) and Slurm's packages if they are missing, then checks formatting and lints (every feature, the Gymnasium adapter
-# included), runs every test and doctest, and runs each example briefly.
+# included), runs every test and doctest, runs each example briefly, and has TensorBoard read
+# a run's event file.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -24,6 +25,24 @@ cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 exa
     --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json
 cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
     --n 20 --k 3 --context-dim 4 --policy mlp --batch-size 32 --steps 20 --eval-every 10 --out "$scratch/ctx" --json
+
+# TensorBoard itself reads a run's event file back to the run's records (the tests decode it
+# with a reader of their own; this is the program users watch runs with). Installed once from
+# PyPI into a per-user cache, beside libtorch's.
+echo "== TensorBoard"
+tensorboard_venv="${XDG_CACHE_HOME:-$HOME/.cache}/sfess-agent/tensorboard-2.21.0"
+if [ ! -f "$tensorboard_venv/.complete" ]; then
+    rm -rf "$tensorboard_venv"
+    python3 -m venv "$tensorboard_venv"
+    "$tensorboard_venv/bin/python" -m pip install --quiet --disable-pip-version-check "tensorboard==2.21.0"
+    touch "$tensorboard_venv/.complete"
+fi
+cargo run --quiet --bin sfess-agent -- train --env max-coverage --steps 300 --eval-every 100 \
+    --out "$scratch/tensorboard" --quiet --no-figures
+# Extended past its end: the event file drops what only the first end wrote (its test), and no
+# step is recorded twice.
+cargo run --quiet --bin sfess-agent -- train --resume "$scratch/tensorboard" --steps 450 --quiet
+"$tensorboard_venv/bin/python" scripts/check-tensorboard.py "$scratch/tensorboard"
 
 # A crate of your own (examples/own-crate, outside the workspace), built as a user builds it:
 # on its own, in a target folder of its own, and run without LD_LIBRARY_PATH (its build.rs,

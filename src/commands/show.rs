@@ -236,7 +236,8 @@ pub fn marginals_over_training(records: &[MarginalsRecord], title: &str) -> Opti
     }
     let (order, y_label, row_labels): (Vec<usize>, String, Vec<(usize, String)>) = if last.ranked {
         let label = format!("rank of the item in its row (1 = most probable; mean of {HELD_OUT_ROWS} held-out rows)");
-        ((0..n).collect(), label, Vec::new())
+        let names = if n <= NAMED_ITEMS { (0..n).map(|i| (i, (i + 1).to_string())).collect() } else { Vec::new() };
+        ((0..n).collect(), label, names)
     } else if n <= NAMED_ITEMS {
         ((0..n).collect(), "item".to_owned(), (0..n).map(|i| (i, i.to_string())).collect())
     } else {
