@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A contextual reward command for `--env cmd` in contextual mode (the protocol is in the README).
+"""A contextual reward command for `--env cmd` in contextual mode (the protocol: docs/book/src/cmd.md).
 
 A contextual bandit with a hidden linear structure: each context x is a random point on the unit
 sphere in 4 dimensions, each of the 20 items j has a hidden unit vector w_j, and a subset of k

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Machine maintenance: a sequential task for `--env cmd-episodes` (protocol: the README, "Episodes").
+"""Machine maintenance: a sequential task for `--env cmd-episodes` (protocol: docs/book/src/episodes.md).
 
 A plant has N = 8 machines. Each wears out at a rate of its own (machine i faster than machine
 i - 1), with noise. Every step the policy services k of them: a serviced machine produces nothing

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A reward command for `sfess-agent train --env cmd` (the protocol is in the README).
+"""A reward command for `sfess-agent train --env cmd` (the protocol: docs/book/src/cmd.md).
 
 Facility location (k-median): choose k of n candidate sites in the unit square; the reward is
 minus the mean distance from 200 demand points to their nearest chosen site. The sites and

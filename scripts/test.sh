@@ -14,7 +14,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 cargo test --workspace --all-features
 
-# The examples, briefly (the README runs them in full).
+# The examples, briefly (the README and the book run them in full).
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 echo "== examples"

@@ -53,7 +53,7 @@ pub enum Command {
     /// distribution over k-subsets. With --samples, also the inclusion frequencies and the
     /// count of each sampled subset (keyed by its sorted indices joined by commas).
     Inspect(InspectArgs),
-    /// Measure speed on this machine (see the README for the figures).
+    /// Measure speed on this machine (the figures: docs/book/src/results.md and distribution.md).
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Print the estimators and their properties (the paper's Table 1, for this
@@ -216,7 +216,7 @@ pub struct SweepArgs {
     /// `status` or `cancel` of a sweep folder.
     #[command(subcommand)]
     pub action: Option<SweepAction>,
-    /// The sweep file: TOML or JSON (see the README's Sweeps, and sweeps/*.toml).
+    /// The sweep file: TOML or JSON (see docs/book/src/sweeps.md, and sweeps/*.toml).
     #[arg(required = true)]
     pub file: Option<PathBuf>,
     /// The sweep's folder: one run folder per combination, and the report.

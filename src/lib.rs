@@ -27,3 +27,23 @@ pub mod system;
 pub mod train;
 
 pub use train::{Agent, AgentOptions};
+
+/// The README's and the book's Rust samples as doctests (`cargo test --doc`): each file with
+/// Rust blocks is included here, so that its samples compile and run (`no_run` ones only
+/// compile). The Gymnasium chapter's are in `sfess-envs` (its feature), the build script's in
+/// `sfess-link`; `tests/book.rs` checks that every file with Rust blocks is included somewhere.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/book/src/closure.md")]
+    struct Closure;
+    #[doc = include_str!("../docs/book/src/own-environment.md")]
+    struct OwnEnvironment;
+    #[doc = include_str!("../docs/book/src/episodes.md")]
+    struct Episodes;
+    #[doc = include_str!("../docs/book/src/library.md")]
+    struct Library;
+    #[doc = include_str!("../docs/book/src/estimators.md")]
+    struct Estimators;
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the `sfess-agent` binary (one test binary; modules below).
 
 mod blackbox;
+mod book;
 mod cli;
 mod common;
 mod compare;

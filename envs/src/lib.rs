@@ -35,3 +35,10 @@ pub mod vae;
 pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, Observation, Phase, StepSeed, Transition};
 pub use episodes::{EpisodeStep, Episodic, SequentialEnvironment};
 pub use space::{KHotSpace, SpaceError};
+
+/// The book's Gymnasium chapter as a doctest (its samples need this crate's `gymnasium`
+/// feature and its `gymnasium_rs` and `ndarray` dependencies); the other chapters' samples
+/// are doctests of the root package (`sfess-agent`'s `mod book`).
+#[cfg(all(doctest, feature = "gymnasium"))]
+#[doc = include_str!("../../docs/book/src/gymnasium.md")]
+struct GymnasiumChapter;

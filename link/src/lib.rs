@@ -119,6 +119,12 @@ impl Plan {
     }
 }
 
+/// The book's chapter on a crate of your own as a doctest: its `build.rs` sample compiles
+/// and runs against this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/book/src/own-crate.md")]
+struct OwnCrateChapter;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -574,8 +574,9 @@ mod tests {
         assert_eq!(again.marginals, marginals);
     }
 
-    /// An agent trains over episodes of a closure's sequential environment (the README's
-    /// example): sticking with the same items pays, which the MLP of the counters learns.
+    /// An agent trains over episodes of a closure's sequential environment (the book's
+    /// example, docs/book/src/episodes.md): sticking with the same items pays, which the MLP
+    /// of the counters learns.
     #[test]
     fn an_agent_trains_over_episodes() {
         use sfess_envs::Episodic;
