@@ -18,6 +18,7 @@ use std::process::{Command as Process, Stdio};
 use clap::Parser;
 use serde_json::Value;
 use sfess_agent::cli::{Cli, Command, with_env_options};
+use sfess_agent::commands::show::SubsetFile;
 use sfess_agent::config::TrainConfig;
 use sfess_agent::sweep::spec::SweepSpec;
 use sfess_envs::registry::Registry;
@@ -435,6 +436,7 @@ fn json_and_toml_samples_parse_with_the_tools_own_readers() {
     let packages = packages();
     let mut failures = Vec::new();
     let (mut json, mut documents, mut configs, mut toml, mut sweeps, mut manifests) = (0, 0, 0, 0, 0, 0);
+    let mut subsets = 0;
     for block in all_blocks() {
         let mut fail = |why: String| failures.push(format!("{}: {why}", block.at));
         match block.lang.as_str() {
@@ -445,6 +447,13 @@ fn json_and_toml_samples_parse_with_the_tools_own_readers() {
                     documents += 1;
                     match value {
                         Err(error) => fail(format!("not JSON: {error}")),
+                        // What `show` writes: subset.json, read with its own type.
+                        Ok(value) if value.get("rows").is_some() && value.get("contextual").is_some() => {
+                            subsets += 1;
+                            if let Err(error) = serde_json::from_value::<SubsetFile>(value) {
+                                fail(format!("not a subset.json: {error}"));
+                            }
+                        }
                         // A run's configuration (config.json, a --config file).
                         Ok(value) if value.get("env").is_some() => {
                             configs += 1;
@@ -493,10 +502,10 @@ fn json_and_toml_samples_parse_with_the_tools_own_readers() {
     }
     assert!(failures.is_empty(), "samples that do not parse:\n{}", failures.join("\n"));
     eprintln!(
-        "book: {json} JSON blocks ({documents} documents, {configs} configurations), {toml} TOML blocks \
-         ({sweeps} sweep files, {manifests} manifests)"
+        "book: {json} JSON blocks ({documents} documents, {configs} configurations, {subsets} subset files), \
+         {toml} TOML blocks ({sweeps} sweep files, {manifests} manifests)"
     );
-    assert!(configs >= 1 && sweeps >= 1 && manifests >= 1);
+    assert!(configs >= 1 && subsets >= 1 && sweeps >= 1 && manifests >= 1);
 }
 
 /// This repository's packages: folder → name.
@@ -607,8 +616,9 @@ fn normalize(path: &Path) -> Option<PathBuf> {
     Some(out.iter().collect())
 }
 
-/// The targets of the links and images of the prose lines: `(line, target)`. Inline code
-/// (which may span lines within a paragraph) is not searched; a link's text may be code.
+/// The targets of the links and images (Markdown, and HTML `src="..."`) of the prose lines:
+/// `(line, target)`. Inline code (which may span lines within a paragraph) is not searched; a
+/// link's text may be code.
 fn links(prose: &[(usize, String)]) -> Vec<(usize, String)> {
     let mut links = Vec::new();
     let mut in_code = false;
@@ -631,6 +641,13 @@ fn links(prose: &[(usize, String)]) -> Vec<(usize, String)> {
         for (i, _) in line.match_indices("](") {
             let rest = &line[i + 2..];
             if let Some(end) = rest.find(')') {
+                links.push((*number, rest[..end].to_owned()));
+            }
+        }
+        // HTML images (<img src="...">), which the README uses to size its pictures.
+        for (i, _) in line.match_indices("src=\"") {
+            let rest = &line[i + 5..];
+            if let Some(end) = rest.find('"') {
                 links.push((*number, rest[..end].to_owned()));
             }
         }

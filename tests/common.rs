@@ -17,13 +17,17 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = sfess()
-        .args(args)
+    with_stdin(sfess().args(args), input)
+}
+
+/// Runs `command` with `input` on its standard input, and its outputs captured.
+fn with_stdin(command: &mut Command, input: &str) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary starts");
+        .expect("the command starts");
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -61,4 +65,10 @@ pub fn usage_error(output: &Output, phrase: &str) {
     assert_eq!(output.status.code(), Some(2), "stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains(phrase), "{phrase:?} not in {err:?}");
+}
+
+/// Runs the Python `script` with `args` (the python3 on the PATH: scripts/env.sh puts
+/// PyTorch's first).
+pub fn run_python(script: &str, args: &[&str]) -> Output {
+    with_stdin(Command::new("python3").arg("-").args(args), script)
 }

@@ -5,10 +5,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::common::{json, run};
 use crate::decoder::{Decoded, DecodedEvent, decode_file};
+use crate::train::lines;
 
 const EVENTS: &str = "events.out.tfevents.sfess-agent";
 
@@ -33,10 +32,6 @@ pub(crate) fn events(dir: &Path) -> Vec<(i64, String, Decoded)> {
         }
     }
     out
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Every metrics record is the scalar `SPLIT/METRIC` at its step, as an f32, at the wall time

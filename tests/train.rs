@@ -75,7 +75,8 @@ fn with<'a>(mut args: Vec<&'a str>, flag: &'a str, value: &'a str) -> Vec<&'a st
     args
 }
 
-fn lines(path: &Path) -> Vec<Value> {
+/// The JSON objects of a JSON-lines file.
+pub(crate) fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 

@@ -24,7 +24,7 @@ use sfess_envs::registry::Registry;
 
 use crate::plot::pictures::{MarginalsMap, curve_panels, marginals_map, picture};
 use crate::plot::{Curve, CurvePanel};
-use crate::run::log::{MarginalsRecord, read_marginals};
+use crate::run::log::{MARGINALS, MarginalsRecord, read_records};
 use crate::run::{CHECKPOINT, FIGURES, METRICS, Record, read_config};
 use crate::train::experiment::{Experiment, HELD_OUT_ROWS};
 
@@ -37,6 +37,7 @@ const NAMED_ITEMS: usize = 40;
 
 /// `subset.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct SubsetFile {
     /// Environment.
     pub env: String,
@@ -59,6 +60,7 @@ pub struct SubsetFile {
 
 /// One row of `subset.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct SubsetRow {
     /// The top-k items, ascending.
     pub top_k: Vec<usize>,
@@ -129,7 +131,7 @@ pub fn write_figures(
         written.extend(picture(&figures, &one).with_context(|| format!("drawing {}", one.name))?);
     }
     let label = format!("{} with {}, seed {}", run.env, run.estimator, run.seed);
-    let records = read_records(dir)?;
+    let records: Vec<Record> = read_records(&dir.join(METRICS), "metrics")?;
     let baselines = experiment.env.baselines(Phase::Validation)?;
     let spec = experiment.env.spec().clone();
     if let Some(panels) = learning_curve(&records, &spec.metric, spec.higher_is_better, &baselines) {
@@ -143,7 +145,7 @@ pub fn write_figures(
             .collect();
         written.extend(curve_panels(&stem, &panels)?);
     }
-    let marginals = read_marginals(dir)?;
+    let marginals: Vec<MarginalsRecord> = read_records(&dir.join(MARGINALS), "marginals")?;
     if let Some(map) = marginals_over_training(&marginals, &format!("{label}: the policy's inclusion probabilities")) {
         written.extend(marginals_map(&figures.join("marginals"), &map)?);
     }
@@ -168,20 +170,6 @@ pub fn write_figures(
         written.push(path);
     }
     Ok(written)
-}
-
-/// The whole records of `dir`'s `metrics.jsonl` (a line cut short is left out).
-fn read_records(dir: &Path) -> anyhow::Result<Vec<Record>> {
-    let path = dir.join(METRICS);
-    crate::run::files::read_or_empty(&path)?
-        .split_inclusive('\n')
-        .filter(|line| line.ends_with('\n'))
-        .enumerate()
-        .map(|(index, line)| {
-            serde_json::from_str(line)
-                .with_context(|| format!("{} line {} is not a metrics record", path.display(), index + 1))
-        })
-        .collect()
 }
 
 /// The learning curve's panels: the training loss (when recorded) and the validation

@@ -280,13 +280,19 @@ pub fn curves(stem: &Path, panel: &CurvePanel) -> anyhow::Result<Vec<PathBuf>> {
     clean_partials(stem, result)
 }
 
-const CURVE_PALETTE: [RGBColor; 6] = [
+/// Ten distinguishable colours (matplotlib's tab10): the curves', and the classes' of a
+/// scatter plot.
+const TAB10: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Greys and a dark olive for the dashed baselines, apart from the curves' colours.
@@ -327,7 +333,7 @@ pub(crate) fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, pane
     }
     mesh.draw().map_err(plot_error)?;
     for (i, curve) in transformed.iter().enumerate() {
-        let color = CURVE_PALETTE[i % CURVE_PALETTE.len()];
+        let color = TAB10[i % TAB10.len()];
         let band: Vec<(f64, f64)> = curve
             .points
             .iter()

@@ -10,21 +10,7 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use sfess_envs::pictures::{ImageRow, Panel, Picture, PictureBody, Scale};
 
-use super::{clean_partials, plot_error, write_both};
-
-/// Ten distinguishable colours for classes (matplotlib's tab10), then repeated.
-const CLASS_PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
+use super::{TAB10, clean_partials, plot_error, write_both};
 
 /// The width of the scatter plot's legend, at its right.
 const LEGEND_WIDTH: u32 = 150;
@@ -127,7 +113,7 @@ impl Scatter<'_> {
         let style = TextStyle::from(("sans-serif", 15).into_font()).color(&BLACK);
         let top = plot.dim_in_pixel().1 as i32 / 2 - 14 * self.class_names.len() as i32;
         for (class, name) in self.class_names.iter().enumerate() {
-            let color = CLASS_PALETTE[class % CLASS_PALETTE.len()];
+            let color = TAB10[class % TAB10.len()];
             let points = self.points.iter().zip(self.classes).filter(|(_, c)| **c == class);
             chart
                 .draw_series(points.map(|(p, _)| Circle::new((p[0], p[1]), 2, color.mix(0.6).filled())))

@@ -292,20 +292,28 @@ fn append_whole(
     }
 }
 
-/// The marginals records of the run in `dir` (none when it has no `marginals.jsonl`); a
-/// line cut short by a crash is left out.
+/// The records of the JSON-lines file `path` (none when there is no such file), `what`
+/// records (`metrics`, `marginals`) for the error; a last line cut short by a crash is left
+/// out.
 ///
 /// # Errors
 /// A whole line that is not a record; I/O errors.
-pub fn read_marginals(dir: &Path) -> anyhow::Result<Vec<MarginalsRecord>> {
-    let path = dir.join(MARGINALS);
-    read_or_empty(&path)?
+pub fn read_records<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Vec<T>> {
+    read_or_empty(path)?
         .split_inclusive('\n')
         .filter(|line| line.ends_with('\n'))
         .enumerate()
         .map(|(index, line)| {
             serde_json::from_str(line)
-                .with_context(|| format!("{} line {} is not a marginals record", path.display(), index + 1))
+                .with_context(|| format!("{} line {} is not a {what} record", path.display(), index + 1))
         })
         .collect()
+}
+
+/// The marginals records of the run in `dir` (see [`read_records`]).
+///
+/// # Errors
+/// As [`read_records`].
+pub fn read_marginals(dir: &Path) -> anyhow::Result<Vec<MarginalsRecord>> {
+    read_records(&dir.join(MARGINALS), "marginals")
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's pictures: one short run of each kind of task, whose figures `train` draws at
-# its end (sfess-agent show RUN draws them again). Each run's figures/ folder is copied here.
+# its end (`sfess-agent show OUT/NAME` draws them again from the run's checkpoint). Each run's
+# PNGs, subset.json and summary.json are copied here.
 #
 # Usage: docs/results/figures/run.sh [OUT]   (runs go to OUT, default /tmp/sfess-figures)
 # SFESS=path/to/sfess-agent picks the binary (default: the ./sfess-agent wrapper).
@@ -21,6 +22,7 @@ run() {
 }
 # Paper Figure 6: the learned 2-D embedding of the validation set.
 run knn-mnist --env knn-mnist --steps 5000 --eval-every 250
+run knn-fashion --env knn-fashion --steps 5000 --eval-every 250
 # Paper Table 2's task: 50 pixels that reconstruct the image (learning rate 1e-2, see the
 # results chapter's fs-mnist-2000-lr1e-2).
 run feature-selection-mnist --env feature-selection-mnist --steps 3000 --eval-every 150 --lr 1e-2
