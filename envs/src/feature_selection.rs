@@ -207,7 +207,7 @@ impl Environment for FeatureSelection {
         let k = self.spec.space.k();
         let rows = vec![
             row("test image", &images, None, &|i| format!("test image {i}"))?,
-            row(&format!("its {k} pixels"), &masked, Some(&chosen), &|_| String::new())?,
+            row(&format!("its {k} pixels\n(blue: unseen)"), &masked, Some(&chosen), &|_| String::new())?,
             row("reconstruction", &reconstructions, None, &|i| format!("BCE {:.3}", bce[i]))?,
         ];
         let reconstructions = Picture {

@@ -535,7 +535,7 @@ impl Environment for KnnFeatureSelection {
             body: PictureBody::Images {
                 rows: vec![
                     ImageRow { label: "test image".to_owned(), panels: panels(None)? },
-                    ImageRow { label: format!("its {k} pixels"), panels: panels(Some(&chosen))? },
+                    ImageRow { label: format!("its {k} pixels\n(blue: unseen)"), panels: panels(Some(&chosen))? },
                 ],
             },
         };

@@ -40,7 +40,7 @@ pub enum PictureBody {
 /// A row of images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRow {
-    /// Written left of the row.
+    /// Written left of the row (lines split at `\n`).
     pub label: String,
     /// The images, left to right.
     pub panels: Vec<Panel>,
@@ -62,7 +62,7 @@ pub struct Panel {
     pub hidden: Vec<bool>,
     /// Pixels to circle (sensors), by index `row · width + column`.
     pub marks: Vec<usize>,
-    /// Written under the image.
+    /// Written under the image (lines split at `\n`).
     pub caption: String,
 }
 
@@ -174,10 +174,10 @@ pub fn pixel_mask(env: &str, policy: &dyn crate::EvalPolicy) -> Result<Picture, 
     let mut panels = Vec::new();
     if let Some(marginals) = marginals {
         let heat = Scale::Heat { min: 0.0, max: 1.0, label: "inclusion probability".to_owned() };
-        panels.push(Panel::square(marginals, heat, "inclusion probability P(z_i = 1)")?);
+        panels.push(Panel::square(marginals, heat, "each pixel's inclusion\nprobability P(z_i = 1)")?);
     }
     let top_k = chosen.iter().map(|&c| f64::from(u8::from(c))).collect();
-    panels.push(Panel::square(top_k, Scale::Grey, format!("the top-{k} pixels (white)"))?);
+    panels.push(Panel::square(top_k, Scale::Grey, format!("the top-{k} pixels\n(white)"))?);
     Ok(Picture {
         name: "mask".to_owned(),
         title: format!("{env}: which of the pixels the policy selects"),

@@ -223,7 +223,7 @@ pub fn marginals_over_training(records: &[MarginalsRecord], title: &str) -> Opti
         return None;
     }
     let (order, y_label, row_labels): (Vec<usize>, String, Vec<(usize, String)>) = if last.ranked {
-        let label = format!("rank of the item in its row (1 = most probable; mean of {HELD_OUT_ROWS} held-out rows)");
+        let label = format!("items ranked in each row, most probable first (mean of {HELD_OUT_ROWS} held-out rows)");
         let names = if n <= NAMED_ITEMS { (0..n).map(|i| (i, (i + 1).to_string())).collect() } else { Vec::new() };
         ((0..n).collect(), label, names)
     } else if n <= NAMED_ITEMS {

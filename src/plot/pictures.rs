@@ -97,20 +97,21 @@ impl Scatter<'_> {
         };
         let (plot, legend_area) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(self.title, ("sans-serif", 19))
+            .caption(self.title, ("sans-serif", 22))
             .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
             .build_cartesian_2d(range(0), range(1))
             .map_err(plot_error)?;
         chart
             .configure_mesh()
             .x_desc(self.x_label)
             .y_desc(self.y_label)
-            .label_style(("sans-serif", 15))
+            .label_style(("sans-serif", 17))
+            .axis_desc_style(("sans-serif", 18))
             .draw()
             .map_err(plot_error)?;
-        let style = TextStyle::from(("sans-serif", 15).into_font()).color(&BLACK);
+        let style = text_style(18);
         let top = plot.dim_in_pixel().1 as i32 / 2 - 14 * self.class_names.len() as i32;
         for (class, name) in self.class_names.iter().enumerate() {
             let color = TAB10[class % TAB10.len()];
@@ -136,12 +137,18 @@ struct Grid<'a> {
     label_width: u32,
     /// The heat scales, one colour bar each, at the right.
     bars: Vec<(f64, f64, String)>,
+    /// Height of the captions under each row (their longest, in lines).
+    caption_height: u32,
 }
 
-const TITLE_HEIGHT: u32 = 44;
-const CAPTION_HEIGHT: u32 = 24;
+const TITLE_HEIGHT: u32 = 50;
+/// Height of a line of a caption (16 px type).
+const LINE_HEIGHT: u32 = 20;
 const GAP: u32 = 14;
-const BAR_WIDTH: u32 = 120;
+const BAR_WIDTH: u32 = 130;
+/// Widths of a character, about: of the row labels (18 px type) and of the title (24 px).
+const LABEL_CHAR: u32 = 10;
+const TITLE_CHAR: u32 = 13;
 
 impl<'a> Grid<'a> {
     fn new(title: &'a str, rows: &'a [ImageRow]) -> Self {
@@ -151,8 +158,10 @@ impl<'a> Grid<'a> {
             3..=4 => 180,
             _ => 112,
         };
-        let longest = rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(0) as u32;
-        let label_width = if longest == 0 { GAP } else { longest * 8 + 2 * GAP };
+        let longest = rows.iter().flat_map(|r| r.label.lines()).map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+        let label_width = if longest == 0 { GAP } else { longest * LABEL_CHAR + 2 * GAP };
+        let lines = rows.iter().flat_map(|r| &r.panels).map(|p| p.caption.lines().count()).max().unwrap_or(0) as u32;
+        let caption_height = lines * LINE_HEIGHT + 6;
         let mut bars: Vec<(f64, f64, String)> = Vec::new();
         for panel in rows.iter().flat_map(|r| &r.panels) {
             if let Scale::Heat { min, max, label } = &panel.scale
@@ -161,7 +170,7 @@ impl<'a> Grid<'a> {
                 bars.push((*min, *max, label.clone()));
             }
         }
-        Self { title, rows, cell, label_width, bars }
+        Self { title, rows, cell, label_width, bars, caption_height }
     }
 
     fn columns(&self) -> u32 {
@@ -170,29 +179,32 @@ impl<'a> Grid<'a> {
 
     fn size(&self) -> (u32, u32) {
         let width = self.label_width + self.columns() * (self.cell + GAP) + GAP + BAR_WIDTH * self.bars.len() as u32;
-        let title_width = self.title.chars().count() as u32 * 10 + 2 * GAP;
-        let height = TITLE_HEIGHT + self.rows.len() as u32 * (self.cell + CAPTION_HEIGHT + GAP) + GAP;
+        let title_width = self.title.chars().count() as u32 * TITLE_CHAR + 2 * GAP;
+        let height = TITLE_HEIGHT + self.rows.len() as u32 * self.row_height() + GAP;
         (width.max(title_width).max(400), height)
+    }
+
+    fn row_height(&self) -> u32 {
+        self.cell + self.caption_height + GAP
     }
 
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
         let (width, height) = self.size();
-        let centred = |size: u32| TextStyle::from(("sans-serif", size).into_font()).color(&BLACK);
-        root.draw(&Text::new(self.title.to_owned(), (GAP as i32, 12), centred(20))).map_err(plot_error)?;
+        root.draw(&Text::new(self.title.to_owned(), (GAP as i32, 14), text_style(24))).map_err(plot_error)?;
         for (r, row) in self.rows.iter().enumerate() {
-            let top = (TITLE_HEIGHT + r as u32 * (self.cell + CAPTION_HEIGHT + GAP)) as i32;
-            let label_y = top + self.cell as i32 / 2 - 8;
-            root.draw(&Text::new(row.label.clone(), (GAP as i32, label_y), centred(15))).map_err(plot_error)?;
+            let top = (TITLE_HEIGHT + r as u32 * self.row_height()) as i32;
+            let lines = row.label.lines().count() as i32;
+            let label_y = top + self.cell as i32 / 2 - 11 * lines;
+            draw_lines(&root, &row.label, (GAP as i32, label_y), 18, 22)?;
             for (c, panel) in row.panels.iter().enumerate() {
                 let left = (self.label_width + c as u32 * (self.cell + GAP)) as i32;
                 self.draw_panel(&root, panel, (left, top))?;
-                let caption = Text::new(panel.caption.clone(), (left, top + self.cell as i32 + 4), centred(13));
-                root.draw(&caption).map_err(plot_error)?;
+                draw_lines(&root, &panel.caption, (left, top + self.cell as i32 + 5), 16, LINE_HEIGHT as i32)?;
             }
         }
         let bar_top = TITLE_HEIGHT as i32;
-        let bar_height = (height - TITLE_HEIGHT - GAP).min(self.cell * 2 + CAPTION_HEIGHT) as i32;
+        let bar_height = (height - TITLE_HEIGHT - GAP).min(self.cell * 2 + self.caption_height) as i32;
         for (i, (min, max, label)) in self.bars.iter().enumerate() {
             let left = (width - BAR_WIDTH * (self.bars.len() - i) as u32) as i32 + GAP as i32;
             colour_bar(&root, (left, bar_top), bar_height, *min, *max, label)?;
@@ -233,6 +245,26 @@ impl<'a> Grid<'a> {
         }
         Ok(())
     }
+}
+
+/// Black text of `size` pixels.
+fn text_style(size: u32) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font()).color(&BLACK)
+}
+
+/// The lines of `text` from `(left, top)` down, `spacing` pixels apart.
+fn draw_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    (left, top): (i32, i32),
+    size: u32,
+    spacing: i32,
+) -> anyhow::Result<()> {
+    for (i, line) in text.lines().enumerate() {
+        root.draw(&Text::new(line.to_owned(), (left, top + spacing * i as i32), text_style(size)))
+            .map_err(plot_error)?;
+    }
+    Ok(())
 }
 
 fn colour_of(scale: &Scale, value: f64) -> RGBColor {
@@ -277,15 +309,16 @@ fn colour_bar<DB: DrawingBackend>(
     root.draw(&image).map_err(plot_error)?;
     root.draw(&Rectangle::new([(left, top), (left + w as i32, top + h as i32)], BLACK.stroke_width(1)))
         .map_err(plot_error)?;
-    let style = TextStyle::from(("sans-serif", 13).into_font()).color(&BLACK);
+    let style = text_style(15);
     for i in 0..5 {
         let fraction = f64::from(i) / 4.0;
         let y = top + ((1.0 - fraction) * f64::from(h)) as i32;
         let value = min + (max - min) * fraction;
-        root.draw(&Text::new(short_number(value), (left + w as i32 + 4, y - 7), style.clone())).map_err(plot_error)?;
+        root.draw(&Text::new(short_number(value), (left + w as i32 + 5, y - 8), style.clone())).map_err(plot_error)?;
     }
-    let vertical = TextStyle::from(("sans-serif", 14).into_font().transform(FontTransform::Rotate270)).color(&BLACK);
-    root.draw(&Text::new(label.to_owned(), (left + w as i32 + 62, top + h as i32 / 2 + 50), vertical))
+    let vertical = TextStyle::from(("sans-serif", 16).into_font().transform(FontTransform::Rotate270)).color(&BLACK);
+    let half = (label.chars().count() * 4) as i32;
+    root.draw(&Text::new(label.to_owned(), (left + w as i32 + 66, top + h as i32 / 2 + half), vertical))
         .map_err(plot_error)?;
     Ok(())
 }
@@ -344,7 +377,7 @@ fn draw_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, map: &MarginalsMap
     };
     let x_range = edges[0].max(if map.steps[0] == 0 { -0.5 } else { edges[0] })..edges[edges.len() - 1].max(last);
     let mut chart = ChartBuilder::on(&main)
-        .caption(&map.title, ("sans-serif", 19))
+        .caption(&map.title, ("sans-serif", 21))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(if map.row_labels.is_empty() { 60 } else { 90 })
@@ -363,7 +396,8 @@ fn draw_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, map: &MarginalsMap
         .x_desc("training step")
         .y_desc(&map.y_label)
         .x_label_formatter(&x_formatter)
-        .label_style(("sans-serif", 14));
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 16));
     if labels.is_empty() {
         mesh.y_label_formatter(&counted);
     } else {

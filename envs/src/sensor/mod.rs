@@ -433,7 +433,7 @@ impl Environment for SensorPlacement {
         for (name, sensors) in [("learned", &learned), ("QR pivoting", &self.qr)] {
             let reconstructions = first_rows(&self.reconstruct(sensors, &fields)?, count)?;
             let mse = self.error_of(sensors, Phase::Test)?;
-            shown.push((format!("{name}: test MSE {mse:.4}"), sensors.clone(), reconstructions));
+            shown.push((format!("{name}:\ntest MSE {mse:.4}"), sensors.clone(), reconstructions));
         }
         let values = originals.iter().chain(shown.iter().flat_map(|(_, _, r)| r.iter())).flatten();
         let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
@@ -443,10 +443,10 @@ impl Environment for SensorPlacement {
             for (i, (original, reconstruction)) in originals.iter().zip(reconstructions).enumerate() {
                 let error = original.iter().zip(&reconstruction).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n as f64;
                 panels.push(
-                    Panel::square(original.clone(), scale.clone(), format!("test field {i} and its sensors"))?
+                    Panel::square(original.clone(), scale.clone(), format!("test field {i}\nand its sensors"))?
                         .with_marks(sensors.clone()),
                 );
-                panels.push(Panel::square(reconstruction, scale.clone(), format!("reconstruction, MSE {error:.4}"))?);
+                panels.push(Panel::square(reconstruction, scale.clone(), format!("reconstruction\nMSE {error:.4}"))?);
             }
             rows.push(ImageRow { label, panels });
         }
