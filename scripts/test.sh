@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs libtorch if it is missing (once, into a
 # per-user cache) and Slurm's packages if they are missing, then checks formatting and lints (every feature, the Gymnasium adapter
-# included), runs every test and doctest, runs each example briefly, and has TensorBoard read
-# a run's event file.
+# included), runs every test and doctest, runs each example briefly, has TensorBoard read
+# a run's event file, and builds the book.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -43,6 +43,15 @@ cargo run --quiet --bin sfess-agent -- train --env max-coverage --steps 300 --ev
 # step is recorded twice.
 cargo run --quiet --bin sfess-agent -- train --resume "$scratch/tensorboard" --steps 450 --quiet
 "$tensorboard_venv/bin/python" scripts/check-tensorboard.py "$scratch/tensorboard"
+
+# The book builds (mdBook, installed once from crates.io into a per-user cache); its samples are
+# tested above (tests/book.rs and the doctests).
+echo "== book"
+mdbook_root="${XDG_CACHE_HOME:-$HOME/.cache}/sfess-agent/mdbook-0.5.4"
+if [ ! -x "$mdbook_root/bin/mdbook" ]; then
+    cargo install --quiet --locked --version 0.5.4 --root "$mdbook_root" mdbook
+fi
+"$mdbook_root/bin/mdbook" build docs/book --dest-dir "$scratch/book"
 
 # A crate of your own (examples/own-crate, outside the workspace), built as a user builds it:
 # on its own, in a target folder of its own, and run without LD_LIBRARY_PATH (its build.rs,
