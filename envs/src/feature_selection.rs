@@ -27,9 +27,7 @@ use crate::data::Mnist;
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, held_out, random_batch,
 };
-use crate::pictures::{
-    IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask,
-};
+use crate::pictures::{GlobalSelection, IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows};
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
@@ -177,9 +175,9 @@ impl Environment for FeatureSelection {
     /// reconstructions from the top-k pixels).
     fn pictures(&mut self, policy: &dyn EvalPolicy) -> Result<Vec<Picture>, EnvError> {
         let _guard = tch::no_grad_guard();
-        let mask = pixel_mask(&self.spec.name, policy)?;
-        let (chosen, _) = global_selection(policy)?;
-        let action = policy.act(&Observation { inputs: Vec::new() })?.f_view([1, PIXELS])?;
+        let selection = GlobalSelection::of(policy)?;
+        let chosen = &selection.chosen;
+        let action = selection.k_hot()?;
         let test = &self.data.test;
         let count = IMAGES_PER_ROW.min(test.len()) as i64;
         let images = test.images.f_narrow(0, 0, count)?;
@@ -207,7 +205,7 @@ impl Environment for FeatureSelection {
         let k = self.spec.space.k();
         let rows = vec![
             row("test image", &images, None, &|i| format!("test image {i}"))?,
-            row(&format!("its {k} pixels\n(blue: unseen)"), &masked, Some(&chosen), &|_| String::new())?,
+            row(&format!("its {k} pixels\n(blue: unseen)"), &masked, Some(chosen), &|_| String::new())?,
             row("reconstruction", &reconstructions, None, &|i| format!("BCE {:.3}", bce[i]))?,
         ];
         let reconstructions = Picture {
@@ -215,7 +213,7 @@ impl Environment for FeatureSelection {
             title: format!("{}: test images reconstructed from the top-{k} pixels only", self.spec.name),
             body: PictureBody::Images { rows },
         };
-        Ok(vec![mask, reconstructions])
+        Ok(vec![selection.pixel_mask(&self.spec.name)?, reconstructions])
     }
 }
 

@@ -50,7 +50,7 @@ use crate::env::{
     distinct_indices, random_subsets,
 };
 use crate::pictures::{
-    IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask, square_side,
+    GlobalSelection, IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, square_side,
 };
 use crate::space::KHotSpace;
 
@@ -506,9 +506,8 @@ impl Environment for KnnFeatureSelection {
             return Ok(Vec::new());
         }
         let _guard = tch::no_grad_guard();
-        let mask = pixel_mask(&self.spec.name, policy)?;
-        let (chosen, _) = global_selection(policy)?;
-        let selected: Vec<usize> = chosen.iter().enumerate().filter(|(_, c)| **c).map(|(p, _)| p).collect();
+        let selection = GlobalSelection::of(policy)?;
+        let (chosen, selected) = (&selection.chosen, selection.items());
         let test = &self.data.test;
         let count = IMAGES_PER_ROW.min(test.len());
         let images = test.images.f_narrow(0, 0, count as i64)?.f_div_scalar(255.0)?;
@@ -535,11 +534,11 @@ impl Environment for KnnFeatureSelection {
             body: PictureBody::Images {
                 rows: vec![
                     ImageRow { label: "test image".to_owned(), panels: panels(None)? },
-                    ImageRow { label: format!("its {k} pixels\n(blue: unseen)"), panels: panels(Some(&chosen))? },
+                    ImageRow { label: format!("its {k} pixels\n(blue: unseen)"), panels: panels(Some(chosen))? },
                 ],
             },
         };
-        Ok(vec![mask, masked])
+        Ok(vec![selection.pixel_mask(&self.spec.name)?, masked])
     }
 }
 

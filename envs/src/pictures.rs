@@ -147,42 +147,65 @@ pub fn first_rows(images: &tch::Tensor, count: usize) -> Result<Vec<Vec<f64>>, c
     Ok(flat.chunks(width.max(1)).take(count).map(<[f64]>::to_vec).collect())
 }
 
-/// The policy's top-k items for an observation without inputs (one global subset), as
-/// flags per item, and its inclusion probabilities (when the policy is a law).
-///
-/// # Errors
-/// Policy and libtorch errors.
-pub fn global_selection(policy: &dyn crate::EvalPolicy) -> Result<(Vec<bool>, Option<Vec<f64>>), crate::EnvError> {
-    let observation = crate::Observation { inputs: Vec::new() };
-    let action = policy.act(&observation)?.f_to_kind(tch::Kind::Double)?.f_to_device(tch::Device::Cpu)?;
-    let chosen = Vec::<f64>::try_from(action.f_flatten(0, -1)?)?.into_iter().map(|v| v == 1.0).collect();
-    let marginals = match policy.marginals(&observation)? {
-        Some(marginals) => Some(Vec::<f64>::try_from(marginals.f_narrow(0, 0, 1)?.f_flatten(0, -1)?)?),
-        None => None,
-    };
-    Ok((chosen, marginals))
+/// What a policy of one global subset (an observation without inputs) selects: its top-k
+/// items and, when the policy is a law, its inclusion probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalSelection {
+    /// Whether each item is among the top k.
+    pub chosen: Vec<bool>,
+    /// `P(z_i = 1)` of each item.
+    pub marginals: Option<Vec<f64>>,
 }
 
-/// `mask`: a global subset of the pixels of a square image: the policy's inclusion
-/// probability of each pixel beside its top-k pixels.
-///
-/// # Errors
-/// Policy and libtorch errors; `n` is not a square.
-pub fn pixel_mask(env: &str, policy: &dyn crate::EvalPolicy) -> Result<Picture, crate::EnvError> {
-    let (chosen, marginals) = global_selection(policy)?;
-    let k = chosen.iter().filter(|&&c| c).count();
-    let mut panels = Vec::new();
-    if let Some(marginals) = marginals {
-        let heat = Scale::Heat { min: 0.0, max: 1.0, label: "inclusion probability".to_owned() };
-        panels.push(Panel::square(marginals, heat, "each pixel's inclusion\nprobability P(z_i = 1)")?);
+impl GlobalSelection {
+    /// The selection of `policy`.
+    ///
+    /// # Errors
+    /// Policy and libtorch errors.
+    pub fn of(policy: &dyn crate::EvalPolicy) -> Result<Self, crate::EnvError> {
+        let observation = crate::Observation { inputs: Vec::new() };
+        let action = policy.act(&observation)?.f_to_kind(tch::Kind::Double)?.f_to_device(tch::Device::Cpu)?;
+        let chosen = Vec::<f64>::try_from(action.f_flatten(0, -1)?)?.into_iter().map(|v| v == 1.0).collect();
+        let marginals = match policy.marginals(&observation)? {
+            Some(marginals) => Some(Vec::<f64>::try_from(marginals.f_narrow(0, 0, 1)?.f_flatten(0, -1)?)?),
+            None => None,
+        };
+        Ok(Self { chosen, marginals })
     }
-    let top_k = chosen.iter().map(|&c| f64::from(u8::from(c))).collect();
-    panels.push(Panel::square(top_k, Scale::Grey, format!("the top-{k} pixels\n(white)"))?);
-    Ok(Picture {
-        name: "mask".to_owned(),
-        title: format!("{env}: which of the pixels the policy selects"),
-        body: PictureBody::Images { rows: vec![ImageRow { label: String::new(), panels }] },
-    })
+
+    /// The top-k items, ascending.
+    pub fn items(&self) -> Vec<usize> {
+        self.chosen.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| i).collect()
+    }
+
+    /// The top-k as a k-hot row `[1, n]` (f32, on the CPU).
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn k_hot(&self) -> Result<tch::Tensor, crate::EnvError> {
+        crate::env::k_hot_rows(&[self.items()], self.chosen.len())
+    }
+
+    /// `mask`: a global subset of the pixels of a square image, the inclusion probability
+    /// of each pixel beside the top-k pixels.
+    ///
+    /// # Errors
+    /// `n` is not a square.
+    pub fn pixel_mask(&self, env: &str) -> Result<Picture, crate::EnvError> {
+        let k = self.items().len();
+        let mut panels = Vec::new();
+        if let Some(marginals) = self.marginals.clone() {
+            let heat = Scale::Heat { min: 0.0, max: 1.0, label: "inclusion probability".to_owned() };
+            panels.push(Panel::square(marginals, heat, "each pixel's inclusion\nprobability P(z_i = 1)")?);
+        }
+        let top_k = self.chosen.iter().map(|&c| f64::from(u8::from(c))).collect();
+        panels.push(Panel::square(top_k, Scale::Grey, format!("the top-{k} pixels\n(white)"))?);
+        Ok(Picture {
+            name: "mask".to_owned(),
+            title: format!("{env}: which of the pixels the policy selects"),
+            body: PictureBody::Images { rows: vec![ImageRow { label: String::new(), panels }] },
+        })
+    }
 }
 
 #[cfg(test)]

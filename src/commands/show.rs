@@ -75,12 +75,8 @@ pub struct SubsetRow {
 /// No run or no checkpoint in `dir`; a corrupt checkpoint; the data cannot be loaded; a
 /// figure cannot be written.
 pub fn show(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<PathBuf>> {
-    let kind = std::fs::read_to_string(dir.join(crate::run::CONFIG))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|config| config.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
     anyhow::ensure!(
-        kind.as_deref() != Some(crate::train::agent::AGENT_RUN),
+        !crate::train::agent::is_agent_run(dir),
         "{} is an Agent's run folder: its environment is your program's, which the command line cannot rebuild; \
          Agent::write_run_folder draws its figures",
         dir.display()
@@ -97,7 +93,7 @@ pub fn show(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<PathBuf>> {
     let variables = experiment.variables();
     let mut optimizer = experiment.optimizer(config.lr(registry)?, config.beta1, config.beta2)?;
     let progress = crate::run::checkpoint::load(&path, &variables, &mut optimizer)?;
-    let name = RunName { env: config.label(), estimator: config.estimator.as_str(), seed: config.seed };
+    let name = RunName::of(&config);
     write_figures(dir, &mut experiment, &name, progress.step)
 }
 
@@ -110,6 +106,13 @@ pub struct RunName<'a> {
     pub estimator: &'a str,
     /// The seed.
     pub seed: u64,
+}
+
+impl<'a> RunName<'a> {
+    /// The name of a run of `config`.
+    pub fn of(config: &'a crate::config::TrainConfig) -> Self {
+        Self { env: config.label(), estimator: config.estimator.as_str(), seed: config.seed }
+    }
 }
 
 /// Writes the figures and `subset.json` of the run in `dir` whose `experiment` stands at

@@ -167,12 +167,20 @@ impl JsonLines {
     }
 
     fn append<T: Serialize>(&mut self, batch: &[T], step: u64) -> anyhow::Result<()> {
-        let mut text = String::new();
-        for record in batch {
-            text += &(serde_json::to_string(record)? + "\n");
-        }
-        append_whole(&mut self.file, &mut self.length, &self.path, text.as_bytes(), step)
+        append_whole(&mut self.file, &mut self.length, &self.path, json_lines(batch)?.as_bytes(), step)
     }
+}
+
+/// `records` as JSON lines, each ended by `\n`.
+///
+/// # Errors
+/// A record that does not serialise.
+pub(crate) fn json_lines<T: Serialize>(records: &[T]) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for record in records {
+        text += &(serde_json::to_string(record)? + "\n");
+    }
+    Ok(text)
 }
 
 /// The run's TensorBoard event file.

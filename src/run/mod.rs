@@ -251,8 +251,7 @@ fn draw_figures(
     if !options.figures {
         return;
     }
-    let name =
-        crate::commands::show::RunName { env: config.label(), estimator: config.estimator.as_str(), seed: config.seed };
+    let name = crate::commands::show::RunName::of(config);
     if let Err(error) = crate::commands::show::write_figures(dir, experiment, &name, summary.steps) {
         eprintln!(
             "{}: the run is complete, but its figures could not be drawn: {error:#}; try again with: sfess-agent show {}",
@@ -446,18 +445,17 @@ impl<'a> Run<'a> {
     /// is not training time.
     fn validate(&mut self) -> anyhow::Result<()> {
         self.close_segment();
-        let metrics = match self.experiment.evaluate(Phase::Validation) {
-            Ok(metrics) => metrics,
+        let measured = self
+            .experiment
+            .evaluate(Phase::Validation)
+            .and_then(|metrics| Ok((metrics, self.experiment.recorded_marginals(Phase::Validation)?)));
+        let (metrics, marginals) = match measured {
+            Ok(both) => both,
             Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
             Err(error) => return Err(error),
         };
         let elapsed = self.elapsed();
         self.log.append(self.progress.step, "validation", &metrics, elapsed)?;
-        let marginals = match self.experiment.recorded_marginals(Phase::Validation) {
-            Ok(marginals) => marginals,
-            Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
-            Err(error) => return Err(error),
-        };
         if let Some((ranked, marginals)) = marginals {
             let record = MarginalsRecord { step: self.progress.step, ranked, marginals, elapsed_seconds: elapsed };
             self.log.append_marginals(&record)?;

@@ -35,7 +35,7 @@ use crate::commands::show::{RunName, write_figures};
 use crate::config::PolicyName;
 use crate::run::checkpoint::{self, Progress};
 use crate::run::files::write_atomically;
-use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, unix_now};
+use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, json_lines, unix_now};
 use crate::run::window::TrainWindow;
 use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
 use crate::system::device::device_name;
@@ -45,6 +45,15 @@ use crate::train::trainer::{Adam, StepReport};
 
 /// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
 pub const AGENT_RUN: &str = "agent";
+
+/// Whether `dir` holds an agent's run folder ([`Agent::write_run_folder`]): its
+/// `config.json` says `"kind": "agent"`.
+pub fn is_agent_run(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(run_folder::CONFIG))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|config| config.get("kind").and_then(|k| k.as_str()) == Some(AGENT_RUN))
+}
 
 /// How an [`Agent`] learns.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -340,12 +349,8 @@ impl Agent {
     pub fn write_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<Summary> {
         let dir = dir.as_ref();
         if let Some(file) = run_folder::run_file_in(dir) {
-            let config: Option<serde_json::Value> = std::fs::read_to_string(dir.join(run_folder::CONFIG))
-                .ok()
-                .and_then(|text| serde_json::from_str(&text).ok());
-            let is_agents = config.as_ref().and_then(|c| c.get("kind")).and_then(|k| k.as_str()) == Some(AGENT_RUN);
             anyhow::ensure!(
-                is_agents,
+                is_agent_run(dir),
                 "{} already holds a run that is not an agent's (its {file}); choose another folder",
                 dir.display()
             );
@@ -367,16 +372,8 @@ impl Agent {
             "options": self.options,
         });
         write_atomically(&dir.join(run_folder::CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-        let mut metrics = String::new();
-        for record in &self.records {
-            metrics += &(serde_json::to_string(record)? + "\n");
-        }
-        write_atomically(&dir.join(run_folder::METRICS), metrics.as_bytes())?;
-        let mut marginals = String::new();
-        for record in &self.marginals {
-            marginals += &(serde_json::to_string(record)? + "\n");
-        }
-        write_atomically(&dir.join(MARGINALS), marginals.as_bytes())?;
+        write_atomically(&dir.join(run_folder::METRICS), json_lines(&self.records)?.as_bytes())?;
+        write_atomically(&dir.join(MARGINALS), json_lines(&self.marginals)?.as_bytes())?;
         let started =
             std::fs::read(dir.join(EVENTS)).ok().and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
         let events =

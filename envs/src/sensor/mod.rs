@@ -54,9 +54,7 @@ use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, check_actions, chosen_items,
     distinct_indices, random_subsets,
 };
-use crate::pictures::{
-    ImageRow, Panel, Picture, PictureBody, Scale, first_rows, global_selection, pixel_mask, square_side,
-};
+use crate::pictures::{GlobalSelection, ImageRow, Panel, Picture, PictureBody, Scale, first_rows, square_side};
 use crate::space::KHotSpace;
 use basis::{FieldSet, principal_components, project};
 
@@ -422,9 +420,8 @@ impl Environment for SensorPlacement {
             return Ok(Vec::new());
         }
         let _guard = tch::no_grad_guard();
-        let mask = pixel_mask(&self.spec.name, policy)?;
-        let (chosen, _) = global_selection(policy)?;
-        let learned: Vec<usize> = chosen.iter().enumerate().filter(|(_, c)| **c).map(|(p, _)| p).collect();
+        let selection = GlobalSelection::of(policy)?;
+        let learned = selection.items();
         let count = FIELDS_SHOWN.min(self.test.len() as usize);
         let fields = self.test.fields.f_narrow(0, 0, count as i64)?;
         let originals = first_rows(&fields, count)?;
@@ -459,7 +456,7 @@ impl Environment for SensorPlacement {
             ),
             body: PictureBody::Images { rows },
         };
-        Ok(vec![mask, sensors])
+        Ok(vec![selection.pixel_mask(&self.spec.name)?, sensors])
     }
 }
 
