@@ -150,8 +150,14 @@ pub struct SchedulerArgs {
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = "Slurm")]
     pub sbatch_args: Vec<String>,
     /// Slurm: seconds before its time limit at which a task checkpoints and requeues
-    /// itself (Slurm may signal up to a minute earlier).
-    #[arg(long, default_value_t = crate::sweep::slurm::DEFAULT_SIGNAL_BEFORE, value_name = "SECONDS", help_heading = "Slurm")]
+    /// itself, 1 to 65535 and less than --time (Slurm may signal up to a minute earlier).
+    #[arg(
+        long,
+        default_value_t = crate::sweep::slurm::DEFAULT_SIGNAL_BEFORE,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=crate::sweep::slurm::MAX_SIGNAL_BEFORE),
+        help_heading = "Slurm"
+    )]
     pub signal_before: u64,
 }
 
@@ -160,7 +166,7 @@ impl SchedulerArgs {
     /// shared among the local jobs.
     ///
     /// # Errors
-    /// `--jobs 0`; Slurm's options without `--scheduler slurm`.
+    /// `--jobs 0`; Slurm's options without `--scheduler slurm`; `--signal-before` not less than `--time`.
     pub fn scheduler(
         &self,
         command: &'static str,
@@ -185,6 +191,15 @@ impl SchedulerArgs {
         match self.scheduler {
             SchedulerName::Slurm => {
                 anyhow::ensure!(self.cpus_per_task.is_none_or(|c| c >= 1), "--cpus-per-task must be at least 1");
+                if let Some(limit) = self.time.as_deref().and_then(crate::sweep::slurm::time_limit_seconds) {
+                    anyhow::ensure!(
+                        self.signal_before < limit,
+                        "--signal-before {} is not less than --time {} ({limit} seconds): a task would be told to \
+                         stop before it started",
+                        self.signal_before,
+                        self.time.as_deref().unwrap_or_default()
+                    );
+                }
                 Ok(Scheduler::Slurm { options, wait: self.wait, quiet })
             }
             SchedulerName::Local => {
@@ -745,6 +760,7 @@ pub fn run_with(registry: Registry) -> anyhow::Result<()> {
         Cli::parse_from(with_env_options(&registry, std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
     crate::system::threads::configure(cli.threads)?;
     let interrupt = Interrupt::install().context("installing the handlers of SIGINT and SIGTERM")?;
+    crate::run::signals::fail_writes_past_the_file_size_limit().context("installing the handler of SIGXFSZ")?;
     stop_with_the_parent_compare(&interrupt);
     execute(&cli, &Arc::new(registry), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
 }
@@ -878,7 +894,10 @@ pub fn execute(
         }
         Command::Bench(BenchCommand::Distribution(args)) => {
             let device = cli.device().resolve()?;
-            eprintln!("sfess-agent bench distribution on {}", bench::Machine::describe(device).line());
+            crate::system::messages::say(format_args!(
+                "sfess-agent bench distribution on {}",
+                bench::Machine::describe(device).line()
+            ));
             let results = bench::distribution(device, args.seconds)?;
             let text = if args.json {
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
@@ -899,7 +918,10 @@ pub fn execute(
             let results = match args.task {
                 Some(index) => bench::train_step_of_task(&plan, index)?,
                 None => {
-                    eprintln!("sfess-agent bench train on {}", bench::Machine::describe(device).line());
+                    crate::system::messages::say(format_args!(
+                        "sfess-agent bench train on {}",
+                        bench::Machine::describe(device).line()
+                    ));
                     bench::train_steps(&plan)?
                 }
             };
@@ -1032,7 +1054,12 @@ pub fn execute(
                 figures: true,
             };
             // For the task's log: the CPUs it uses (its share, or SLURM_CPUS_PER_TASK).
-            eprintln!("{}: task {} with {} threads", program_name(), args.name, rayon::current_num_threads());
+            crate::system::messages::say(format_args!(
+                "{}: task {} with {} threads",
+                program_name(),
+                args.name,
+                rayon::current_num_threads()
+            ));
             crate::sweep::run_task(&args.dir, &args.name, &options).map(drop)
         }
         Command::Report(args) => {

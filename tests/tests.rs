@@ -16,6 +16,8 @@ mod own_env;
 mod run_folder;
 mod settings;
 mod slurm;
+mod slurm_scripts;
 mod sweep;
 mod tensorboard;
 mod train;
+mod unsafe_writes;

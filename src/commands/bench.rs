@@ -197,11 +197,11 @@ pub fn distribution(device: Device, seconds: f64) -> anyhow::Result<Distribution
                       timing: (f64, f64, usize),
                       memory: Option<(f64, f64)>| {
         let (median_seconds, min_seconds, calls) = timing;
-        eprintln!(
+        crate::system::messages::say(format_args!(
             "  {case:<38} {:<15} B={batch:<5} n={n:<6} k={k:<5} median {:>10.3} ms",
             normalizer.name(),
             median_seconds * 1e3
-        );
+        ));
         results.push(Measurement {
             case: case.to_owned(),
             normalizer: normalizer.name().to_owned(),
@@ -531,10 +531,10 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
     let operands = product_operands(&step_products(&config, &registry, device)?, device);
     let (floor, _, _) = time(budget, device, || products_once(&operands))?;
     let used = bench.normalizer.resolve(device).name();
-    eprintln!(
+    crate::system::messages::say(format_args!(
         "  {task:<26} {used:<9} {median:>8.4} s/step   floor {floor:>8.4} s ({:.2}x)   paper's code {paper_seconds} s",
         median / floor
-    );
+    ));
     let measurement = StepMeasurement {
         task: task.to_owned(),
         normalizer: used.to_owned(),

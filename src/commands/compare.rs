@@ -68,11 +68,11 @@ pub fn estimators_for(env: &EnvEntry, wanted: &[EstimatorName]) -> anyhow::Resul
         wanted.iter().partition(|name| name.works_on_black_box());
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|n| n.as_str()).collect();
-        eprintln!(
+        crate::system::messages::say(format_args!(
             "compare: {} is a black box; skipping {} (they need a differentiable loss)",
             env.name,
             names.join(", ")
-        );
+        ));
     }
     anyhow::ensure!(
         !kept.is_empty(),

@@ -1,4 +1,5 @@
-//! Figures as SVG and PNG, written atomically (drawn to a temporary name, then renamed).
+//! Figures as SVG and PNG, drawn in memory and written atomically
+//! ([`crate::run::files::write_atomically`]: never half-written, never through a link).
 //!
 //! After the paper: bars with one-standard-deviation error bars per estimator (Figure 2), a
 //! line with error bars against a logarithmic axis (Figure 3c), curves with bands (the
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+use crate::run::files::write_atomically;
 
 /// One bar: its label, height and error (one standard deviation).
 #[derive(Debug, Clone)]
@@ -55,32 +58,43 @@ const SIZE: (u32, u32) = (1000, 420);
 const PALETTE: [RGBColor; 4] =
     [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
 
-/// Writes `stem.svg` and `stem.png` with `draw`, each under a temporary name first.
+/// Writes `stem.svg` and `stem.png` with `draw`: each drawn in memory, then written
+/// atomically; an error names the file.
 fn write_both(
     stem: &Path,
     size: (u32, u32),
     draw_svg: impl Fn(DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
     draw_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let with = |ext: &str| stem.with_extension(ext);
-    let partial = |ext: &str| stem.with_extension(format!("partial.{ext}"));
-    let (svg_path, png_path) = (partial("svg"), partial("png"));
+    let (svg_path, png_path) = (stem.with_extension("svg"), stem.with_extension("png"));
+    let mut svg = String::new();
     {
-        let root = SVGBackend::new(&svg_path, size).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         draw_svg(root.clone())?;
-        root.present().map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}")).with_context(|| format!("drawing {}", svg_path.display()))?;
     }
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {
-        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         draw_png(root.clone())?;
-        root.present().map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}")).with_context(|| format!("drawing {}", png_path.display()))?;
     }
-    let mut written = Vec::new();
-    for ext in ["svg", "png"] {
-        std::fs::rename(partial(ext), with(ext)).with_context(|| format!("writing {}", with(ext).display()))?;
-        written.push(with(ext));
-    }
-    Ok(written)
+    let png = encode_png(&pixels, size).with_context(|| format!("encoding {}", png_path.display()))?;
+    write_atomically(&svg_path, svg.as_bytes())?;
+    write_atomically(&png_path, &png)?;
+    Ok(vec![svg_path, png_path])
+}
+
+/// RGB pixels, row by row, as a PNG file's bytes.
+fn encode_png(pixels: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(pixels)?;
+    writer.finish()?;
+    Ok(bytes)
 }
 
 /// Panels of grouped bars side by side, as `stem.svg` and `stem.png`.
@@ -88,8 +102,7 @@ fn write_both(
 /// # Errors
 /// The figure cannot be drawn or written.
 pub fn bars(stem: &Path, panels: &[BarPanel]) -> anyhow::Result<Vec<PathBuf>> {
-    let result = write_both(stem, SIZE, |root| draw_bars(root, panels), |root| draw_bars(root, panels));
-    clean_partials(stem, result)
+    write_both(stem, SIZE, |root| draw_bars(root, panels), |root| draw_bars(root, panels))
 }
 
 /// A line against a log₂ axis, as `stem.svg` and `stem.png`.
@@ -97,18 +110,7 @@ pub fn bars(stem: &Path, panels: &[BarPanel]) -> anyhow::Result<Vec<PathBuf>> {
 /// # Errors
 /// The figure cannot be drawn or written.
 pub fn line(stem: &Path, panel: &LinePanel) -> anyhow::Result<Vec<PathBuf>> {
-    let result = write_both(stem, (700, 420), |root| draw_line(root, panel), |root| draw_line(root, panel));
-    clean_partials(stem, result)
-}
-
-/// Removes temporary files left by a failed write.
-fn clean_partials(stem: &Path, result: anyhow::Result<Vec<PathBuf>>) -> anyhow::Result<Vec<PathBuf>> {
-    if result.is_err() {
-        for ext in ["svg", "png"] {
-            let _ = std::fs::remove_file(stem.with_extension(format!("partial.{ext}")));
-        }
-    }
-    result
+    write_both(stem, (700, 420), |root| draw_line(root, panel), |root| draw_line(root, panel))
 }
 
 /// The legend of every figure: framed, on a translucent white box, at `position`.
@@ -276,8 +278,7 @@ impl CurvePanel {
 /// # Errors
 /// The figure cannot be drawn or written.
 pub fn curves(stem: &Path, panel: &CurvePanel) -> anyhow::Result<Vec<PathBuf>> {
-    let result = write_both(stem, (800, 480), |root| draw_curves(root, panel), |root| draw_curves(root, panel));
-    clean_partials(stem, result)
+    write_both(stem, (800, 480), |root| draw_curves(root, panel), |root| draw_curves(root, panel))
 }
 
 /// Ten distinguishable colours (matplotlib's tab10): the curves', and the classes' of a

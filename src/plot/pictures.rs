@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use sfess_envs::pictures::{ImageRow, Panel, Picture, PictureBody, Scale};
 
-use super::{TAB10, clean_partials, plot_error, write_both};
+use super::{TAB10, plot_error, write_both};
 
 /// The width of the scatter plot's legend, at its right.
 const LEGEND_WIDTH: u32 = 150;
@@ -27,7 +27,7 @@ const MARK: RGBColor = RGBColor(230, 20, 20);
 /// range); the figure cannot be written.
 pub fn picture(dir: &Path, picture: &Picture) -> anyhow::Result<Vec<PathBuf>> {
     let stem = dir.join(&picture.name);
-    let result = match &picture.body {
+    match &picture.body {
         PictureBody::Scatter { points, classes, class_names, x_label, y_label } => {
             anyhow::ensure!(
                 points.len() == classes.len(),
@@ -49,8 +49,7 @@ pub fn picture(dir: &Path, picture: &Picture) -> anyhow::Result<Vec<PathBuf>> {
             let grid = Grid::new(&picture.title, rows);
             write_both(&stem, grid.size(), |root| grid.draw(root), |root| grid.draw(root))
         }
-    };
-    clean_partials(&stem, result)
+    }
 }
 
 fn check_panel(name: &str, panel: &Panel) -> anyhow::Result<()> {
@@ -358,8 +357,7 @@ pub struct MarginalsMap {
 pub fn marginals_map(stem: &Path, map: &MarginalsMap) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(!map.steps.is_empty() && !map.rows.is_empty(), "no marginals were recorded");
     anyhow::ensure!(map.rows.iter().all(|r| r.len() == map.steps.len()), "rows of marginals of different lengths");
-    let result = write_both(stem, (900, 560), |root| draw_map(root, map), |root| draw_map(root, map));
-    clean_partials(stem, result)
+    write_both(stem, (900, 560), |root| draw_map(root, map), |root| draw_map(root, map))
 }
 
 fn draw_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, map: &MarginalsMap) -> anyhow::Result<()> {
@@ -431,9 +429,7 @@ fn draw_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, map: &MarginalsMap
 /// The figure cannot be written.
 pub fn curve_panels(stem: &Path, panels: &[super::CurvePanel]) -> anyhow::Result<Vec<PathBuf>> {
     let width = 560 * panels.len().max(1) as u32;
-    let result =
-        write_both(stem, (width, 440), |root| draw_curve_panels(root, panels), |root| draw_curve_panels(root, panels));
-    clean_partials(stem, result)
+    write_both(stem, (width, 440), |root| draw_curve_panels(root, panels), |root| draw_curve_panels(root, panels))
 }
 
 fn draw_curve_panels<DB: DrawingBackend>(

@@ -4,11 +4,14 @@
 //! The lock is the operating system's (`flock`, through [`std::fs::File::try_lock`]): it
 //! is released when the process ends however it ends, so a killed process never leaves a
 //! folder locked. The file itself stays, and says who holds the lock now: a second process
-//! is refused with the holder's pid, command and start time.
+//! is refused with the holder's pid, command and start time. A `.lock` that is a symbolic
+//! link is refused ([`crate::run::files::open_for_writing`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use crate::run::files::{OpenError, open_for_writing};
 
 /// The lock file's name inside the folder.
 pub const LOCK: &str = ".lock";
@@ -30,7 +33,10 @@ pub enum LockError {
         /// What the lock file says about its holder.
         holder: String,
     },
-    /// The lock file cannot be opened or locked.
+    /// The lock file cannot be opened (it is a symbolic link, the folder is not writable).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The lock file cannot be locked.
     #[error("locking {}: {source}", dir.display())]
     Io {
         /// The folder.
@@ -44,13 +50,12 @@ impl FolderLock {
     /// Locks `dir` (which must exist) for this process, recording `what` it does there.
     ///
     /// # Errors
-    /// [`LockError::Held`] when another process holds the lock; [`LockError::Io`] when the
-    /// lock file cannot be opened.
+    /// [`LockError::Held`] when another process holds the lock; [`LockError::Open`] when the
+    /// lock file cannot be opened; [`LockError::Io`] when it cannot be locked.
     pub fn acquire(dir: &Path, what: &str) -> Result<Self, LockError> {
         let io = |source| LockError::Io { dir: dir.to_owned(), source };
         let path = dir.join(LOCK);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = open_for_writing(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sfess_tensorboard::{Event, Histogram, Value};
 
 use super::checkpoint::Progress;
-use super::files::{read_or_empty, write_atomically};
+use super::files::{open_for_writing, read_or_empty, write_atomically};
 use super::{LOSS_EVERY, METRICS, Record, SECONDS_PER_STEP};
 use crate::config::TrainConfig;
 
@@ -205,10 +205,7 @@ impl EventFile {
         let expected = events_of(started, metrics, marginals);
         if existing.starts_with(&expected) {
             if existing.len() != expected.len() {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .with_context(|| format!("opening {}", path.display()))?;
+                let file = open_for_writing(path, std::fs::OpenOptions::new().write(true))?;
                 file.set_len(expected.len() as u64).with_context(|| format!("cutting back {}", path.display()))?;
             }
         } else {
@@ -273,11 +270,7 @@ pub(crate) fn unix_now() -> f64 {
 }
 
 fn open_append(path: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
+    Ok(open_for_writing(path, std::fs::OpenOptions::new().create(true).append(true))?)
 }
 
 /// Appends `bytes` in one write; on failure (a full disk) cuts the file back to `length`.

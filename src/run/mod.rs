@@ -218,7 +218,10 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         let summary: Summary = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid summary", dir.join(SUMMARY).display()))?;
         if options.verbosity == Verbosity::Normal {
-            eprintln!("{} is complete already ({steps} steps); nothing to do", dir.display());
+            crate::system::messages::say(format_args!(
+                "{} is complete already ({steps} steps); nothing to do",
+                dir.display()
+            ));
         }
         return Ok(summary);
     }
@@ -253,11 +256,11 @@ fn draw_figures(
     }
     let name = crate::commands::show::RunName::of(config);
     if let Err(error) = crate::commands::show::write_figures(dir, experiment, &name, summary.steps) {
-        eprintln!(
+        crate::system::messages::say(format_args!(
             "{}: the run is complete, but its figures could not be drawn: {error:#}; try again with: sfess-agent show {}",
             dir.display(),
             dir.display()
-        );
+        ));
     }
 }
 

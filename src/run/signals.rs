@@ -5,11 +5,16 @@
 //! 128 + the signal (130 for SIGINT, 143 for SIGTERM, 138 for SIGUSR1: the signal Slurm
 //! sends before a time limit, which a sweep's task script turns into a requeue). A second
 //! signal ends the process at once with that code, for when stopping cleanly takes too long.
+//!
+//! SIGXFSZ (a write past the file-size limit, `ulimit -f`) is caught and does nothing
+//! ([`fail_writes_past_the_file_size_limit`]): the write then fails with `EFBIG`, and the
+//! run reports it like a full disk (the file and the step named, the append cut back to its
+//! last whole line) instead of being killed without a word.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGXFSZ};
 
 /// The handlers' flag, once installed.
 static INSTALLED: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
@@ -72,6 +77,18 @@ impl Interrupt {
     pub fn flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.flag)
     }
+}
+
+/// Makes a write past the file-size limit fail with `EFBIG` instead of killing the
+/// process: SIGXFSZ gets a handler that does nothing. A handler (not `SIG_IGN`, which child
+/// processes would inherit) is reset by `exec`, so the commands a run starts keep the
+/// default.
+///
+/// # Errors
+/// The handler cannot be installed.
+pub fn fail_writes_past_the_file_size_limit() -> std::io::Result<()> {
+    // The flag is never read: the handler only has to exist.
+    signal_hook::flag::register(SIGXFSZ, Arc::new(AtomicBool::new(false))).map(drop)
 }
 
 /// The conventional name of a signal number (`SIGINT`), or `signal N`.

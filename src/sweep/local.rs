@@ -56,13 +56,13 @@ pub fn run(out: &Path, prepared: &Prepared, pool: &Pool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
     let queue: Vec<&Combination> = prepared.record.tasks.iter().filter(|t| !super::is_complete(out, t)).collect();
     let total = queue.len();
-    eprintln!(
+    crate::system::messages::say(format_args!(
         "{}: {} runs complete already, {total} to run, {} at a time with {} threads each",
         pool.command,
         prepared.record.tasks.len() - total,
         pool.jobs,
         pool.threads_per_run
-    );
+    ));
     let queue = Arc::new(Mutex::new(queue.into_iter().rev().collect::<Vec<_>>()));
     let counts = Arc::new(Mutex::new((0usize, 0usize))); // (launched, finished)
     let started = Instant::now();
@@ -89,12 +89,12 @@ pub fn run(out: &Path, prepared: &Prepared, pool: &Pool) -> anyhow::Result<()> {
                         Ok(Outcome::Stopped) => "stopped by the signal (its checkpoint is kept)".to_owned(),
                         Err(e) => format!("failed: {e:#}"),
                     };
-                    eprintln!(
+                    crate::system::messages::say(format_args!(
                         "{}: {} {status} | {done} finished, {running} running, {} waiting, ETA {eta:.0} s",
                         pool.command,
                         task.name,
                         left - running
-                    );
+                    ));
                 }
             });
         }

@@ -9,10 +9,11 @@
 //! - A task is run by `sfess-agent sweep-task DIR NAME` (a hidden subcommand, [`run_task`]):
 //!   it starts the run or resumes it from its checkpoint, and records a failure in the
 //!   run folder. [`local`] runs tasks as child processes, a pool of `--jobs`; [`slurm`]
-//!   submits them as one array job.
+//!   submits them as one array job, with scripts that hold every value by [`script`]'s rule.
 //! - [`status`] reads the run folders first and the scheduler second.
 
 pub mod local;
+pub mod script;
 pub mod slurm;
 pub mod spec;
 pub mod status;
@@ -201,6 +202,10 @@ pub enum Scheduler {
 /// As [`prepare`], [`local::run`], [`slurm::submit`], [`status::wait`] and the report.
 pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) -> anyhow::Result<Option<String>> {
     let out = &request.out;
+    if let Scheduler::Slurm { .. } = scheduler {
+        // Before the folder is made: its path must fit the scripts and sbatch's options.
+        slurm::check_folder(out)?;
+    }
     let prepared = prepare(request, registry)?;
     let (options, wait, quiet) = match scheduler {
         Scheduler::Local(pool) => {
@@ -215,7 +220,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     let command = request.command;
     let follow = format!("sfess-agent sweep status {}", out.display());
     match &submitted {
-        Some(submission) => eprintln!(
+        Some(submission) => crate::system::messages::say(format_args!(
             "{command}: submitted array job {} ({} task{}{}) and report job {} (after every task); follow with: \
              {follow} --wait",
             submission.array,
@@ -223,8 +228,10 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
             if submission.tasks.len() == 1 { "" } else { "s" },
             options.jobs.map_or(String::new(), |j| format!(", at most {j} at a time")),
             submission.report
-        ),
-        None => eprintln!("{command}: every task is complete, queued or running already; nothing submitted"),
+        )),
+        None => crate::system::messages::say(format_args!(
+            "{command}: every task is complete, queued or running already; nothing submitted"
+        )),
     }
     // Nothing left to submit and no report job to wait for: the report is built here.
     if submitted.is_none() && !status::status(out)?.report.is_some_and(|r| r.active) {

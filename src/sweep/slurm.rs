@@ -15,6 +15,11 @@
 //! - `submissions.jsonl`: one line per submission (array job, report job, task indices);
 //! - `logs/`: each task's output across its attempts (`task-INDEX.out`) and the report's.
 //!
+//! The scripts hold the folder and the binary quoted, never in a comment ([`super::script`]);
+//! `--output` and `--chdir` go on sbatch's command line, the folder's `%` escaped as `%%`
+//! in the `--output` pattern. A folder that no script can hold (a control character, and
+//! for the pattern a backslash) is refused before anything is written.
+//!
 //! It needs the Slurm client commands (`sbatch`, `squeue`, `scontrol`, `scancel`) on the
 //! PATH and a folder that the compute nodes share. `sacct` is never used: many clusters
 //! have no accounting; what a task did is in its run folder.
@@ -27,6 +32,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::Prepared;
+use super::script::{self, ScriptError, shell_quote};
 use crate::run::files::{read_or_empty, write_atomically};
 
 /// The scheduler's files inside the sweep folder.
@@ -43,6 +49,32 @@ pub const REQUEUE_STATUS: i32 = 138;
 /// Seconds before its time limit at which a task is told to checkpoint, unless asked
 /// otherwise: enough for a checkpoint of the paper's networks on a slow shared disk.
 pub const DEFAULT_SIGNAL_BEFORE: u64 = 120;
+
+/// The most seconds `--signal` takes before a time limit (sbatch's `sig_time`: 0 to 65535).
+pub const MAX_SIGNAL_BEFORE: u64 = 65_535;
+
+/// `--time` in seconds (sbatch's forms: `MINUTES`, `MINUTES:SECONDS`, `HOURS:MINUTES:SECONDS`,
+/// `DAYS-HOURS`, `DAYS-HOURS:MINUTES`, `DAYS-HOURS:MINUTES:SECONDS`); `None` for no limit
+/// (`0`, `UNLIMITED`, `INFINITE`) and for text of another form, which sbatch judges.
+pub fn time_limit_seconds(time: &str) -> Option<u64> {
+    let time = time.trim();
+    let (days, rest) = match time.split_once('-') {
+        Some((days, rest)) => (u64::from(days.parse::<u32>().ok()?), rest),
+        None => (0, time),
+    };
+    // u32 parts: no sum of them in seconds overflows.
+    let parts: Vec<u64> = rest.split(':').map(|p| p.parse::<u32>().ok().map(u64::from)).collect::<Option<_>>()?;
+    let (hours, minutes, seconds) = match (time.contains('-'), parts.as_slice()) {
+        (false, [m]) => (0, *m, 0),
+        (false, [m, s]) => (0, *m, *s),
+        (false, [h, m, s]) | (true, [h, m, s]) => (*h, *m, *s),
+        (true, [h]) => (*h, 0, 0),
+        (true, [h, m]) => (*h, *m, 0),
+        _ => return None,
+    };
+    let total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
+    (total > 0).then_some(total)
+}
 
 /// What the user asks of Slurm.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -303,17 +335,13 @@ pub fn task_states(
     latest
 }
 
-/// Quotes `text` for a POSIX shell.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// The array job's script.
-fn task_script(exe: &Path, out: &Path, signal_before: u64) -> String {
-    let (exe, dir) = (quote(&exe.display().to_string()), quote(&out.display().to_string()));
-    format!(
+/// The array job's script, for this binary `exe` and the sweep folder `dir` (absolute).
+/// Every value it holds is quoted ([`script::shell_quote`]) and none is in a comment.
+fn task_script(exe: &str, dir: &str, signal_before: u64) -> Result<String, ScriptError> {
+    let (exe, dir) = (shell_quote("the sfess-agent binary", exe)?, shell_quote("the sweep folder", dir)?);
+    Ok(format!(
         r#"#!/bin/bash
-# One task of the sfess-agent sweep in {dir}; written by sfess-agent, rewritten at each submission.
+# One task of an sfess-agent sweep (its folder: dir below); written by sfess-agent, rewritten at each submission.
 #SBATCH --open-mode=append
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@{signal_before}
@@ -349,15 +377,15 @@ if [ "$status" -gt 128 ] && [ "$status" -ne 130 ] && [ "$status" -ne 143 ] && [ 
 fi
 exit "$status"
 "#
-    )
+    ))
 }
 
-/// The report job's script.
-fn report_script(exe: &Path, out: &Path) -> String {
-    let (exe, dir) = (quote(&exe.display().to_string()), quote(&out.display().to_string()));
-    format!(
+/// The report job's script (as [`task_script`]).
+fn report_script(exe: &str, dir: &str) -> Result<String, ScriptError> {
+    let (exe, dir) = (shell_quote("the sfess-agent binary", exe)?, shell_quote("the sweep folder", dir)?);
+    Ok(format!(
         r#"#!/bin/bash
-# The report of the sfess-agent sweep in {dir}, after every task; written by sfess-agent.
+# The report of an sfess-agent sweep (its folder: dir below), after every task; written by sfess-agent.
 #SBATCH --open-mode=append
 set -u
 dir={dir}
@@ -366,7 +394,45 @@ status=$?
 echo "$status" > "$dir/slurm/report-$SLURM_JOB_ID.exit.partial" && mv "$dir/slurm/report-$SLURM_JOB_ID.exit.partial" "$dir/slurm/report-$SLURM_JOB_ID.exit"
 exit "$status"
 "#
-    )
+    ))
+}
+
+/// What the scripts and sbatch's options hold of the sweep folder and this binary, checked.
+struct ScriptPaths {
+    /// The sweep folder, absolute.
+    out: PathBuf,
+    /// Its text.
+    dir: String,
+    /// The folder of the logs as the start of a Slurm file name pattern.
+    logs_pattern: String,
+    /// This binary.
+    exe: String,
+}
+
+impl ScriptPaths {
+    /// The paths of a Slurm sweep in `out`.
+    ///
+    /// # Errors
+    /// The current folder or this binary cannot be found; a path that a script cannot
+    /// hold ([`ScriptError`]).
+    fn of(out: &Path) -> anyhow::Result<Self> {
+        let out = std::path::absolute(out).context("reading the current folder")?;
+        let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+        let what = "the sweep folder";
+        let dir = script::checked_path(what, &out)?.to_owned();
+        let logs_pattern = script::slurm_filename_pattern(what, &slurm_dir(&out).join(LOGS))?;
+        let exe = script::checked_path("the sfess-agent binary", &exe)?.to_owned();
+        Ok(Self { out, dir, logs_pattern, exe })
+    }
+}
+
+/// Checks that a Slurm sweep can be written in `out` (before its folder is made): the
+/// scripts must hold its path, and sbatch's file name patterns too.
+///
+/// # Errors
+/// As [`ScriptPaths::of`].
+pub fn check_folder(out: &Path) -> anyhow::Result<()> {
+    ScriptPaths::of(out).map(drop)
 }
 
 /// Where the report job `id` writes its exit status.
@@ -393,8 +459,7 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
              grid into several sweep files"
         );
     }
-    let out = std::path::absolute(out).context("reading the current folder")?;
-    let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+    let ScriptPaths { out, dir: folder, logs_pattern, exe } = ScriptPaths::of(out)?;
     let dir = slurm_dir(&out);
     std::fs::create_dir_all(dir.join(LOGS)).with_context(|| format!("creating {}", dir.join(LOGS).display()))?;
     let earlier = submissions(&out)?;
@@ -412,10 +477,15 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
     if tasks.is_empty() {
         return Ok(None);
     }
-    let names: String = prepared.record.tasks.iter().map(|t| format!("{}\n", t.name)).collect();
+    // One name a line, read back by the task script: a name must not hold a newline.
+    let mut names = String::new();
+    for task in &prepared.record.tasks {
+        names += script::checked("the task name", &task.name)?;
+        names.push('\n');
+    }
     write_atomically(&dir.join(TASKS), names.as_bytes())?;
-    write_atomically(&dir.join(TASK_SCRIPT), task_script(&exe, &out, options.signal_before).as_bytes())?;
-    write_atomically(&dir.join(REPORT_SCRIPT), report_script(&exe, &out).as_bytes())?;
+    write_atomically(&dir.join(TASK_SCRIPT), task_script(&exe, &folder, options.signal_before)?.as_bytes())?;
+    write_atomically(&dir.join(REPORT_SCRIPT), report_script(&exe, &folder)?.as_bytes())?;
     let name = format!("sfess-{}", out.file_name().map_or("sweep".into(), |n| n.to_string_lossy()));
     let throttle = options.jobs.map_or(String::new(), |jobs| format!("%{jobs}"));
     let mut shared = Vec::new();
@@ -434,8 +504,8 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
         .arg("--parsable")
         .arg(format!("--array={}{throttle}", index_list(&tasks)))
         .arg(format!("--job-name={name}"))
-        .arg(format!("--output={}", dir.join(LOGS).join("task-%a.out").display()))
-        .arg(format!("--chdir={}", out.display()))
+        .arg(format!("--output={logs_pattern}/task-%a.out"))
+        .arg(format!("--chdir={folder}"))
         .args(&shared);
     for (flag, value) in [
         ("--cpus-per-task", options.cpus_per_task.map(|c| c.to_string())),
@@ -453,8 +523,8 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
         .arg("--parsable")
         .arg(format!("--dependency=afterany:{array_id}"))
         .arg(format!("--job-name={name}-report"))
-        .arg(format!("--output={}", dir.join(LOGS).join("report-%j.out").display()))
-        .arg(format!("--chdir={}", out.display()))
+        .arg(format!("--output={logs_pattern}/report-%j.out"))
+        .arg(format!("--chdir={folder}"))
         .args(&shared)
         .args(&options.sbatch_args)
         .arg(dir.join(REPORT_SCRIPT));
@@ -499,8 +569,9 @@ fn job_id(text: &str) -> anyhow::Result<String> {
 /// ids cancelled.
 ///
 /// # Errors
-/// No Slurm client commands, or `scancel` fails.
+/// `out` holds no sweep (or does not exist); no Slurm client commands, or `scancel` fails.
 pub fn cancel(out: &Path) -> anyhow::Result<Vec<String>> {
+    super::SweepRecord::read(out)?;
     let submissions = submissions(out)?;
     let states = job_states(&submissions)?;
     let mut ids = Vec::new();
@@ -546,6 +617,24 @@ mod tests {
         assert_eq!(job_id("123\n").unwrap(), "123");
         assert_eq!(job_id("123;cluster\n").unwrap(), "123");
         assert!(job_id("Submitted batch job 1").is_err());
+    }
+
+    #[test]
+    fn time_limits_in_sbatch_forms() {
+        for (time, seconds) in [
+            ("90", Some(5400)),
+            ("2:30", Some(150)),
+            ("1:00:00", Some(3600)),
+            ("1-2", Some(93_600)),
+            ("1-0:1", Some(86_460)),
+            ("0-0:0:30", Some(30)),
+            ("0", None),
+            ("UNLIMITED", None),
+            ("1:2:3:4", None),
+            ("99999999999", None),
+        ] {
+            assert_eq!(time_limit_seconds(time), seconds, "{time}");
+        }
     }
 
     #[test]

@@ -1,4 +1,14 @@
-//! Error messages as the binary prints them: one line.
+//! Error messages as the binary prints them: one line, on a standard error that may be
+//! gone ([`say`]).
+
+use std::io::Write;
+
+/// Writes `message` and a newline to standard error, ignoring a failure: a standard error
+/// on a full disk or a closed pipe has nowhere to report it, and `eprintln!` would panic
+/// (exit 101). Every message of the library goes through here.
+pub fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
 
 /// `message` on one line: its lines trimmed and joined by spaces, without the C++ stack
 /// that libtorch appends to its errors (`Exception raised from …` and the `frame #N:` lines
