@@ -420,7 +420,7 @@ impl ScriptPaths {
         let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
         let what = "the sweep folder";
         let dir = script::checked_path(what, &out)?.to_owned();
-        let logs_pattern = script::slurm_filename_pattern(what, &slurm_dir(&out).join(LOGS))?;
+        let logs_pattern = format!("{}/{SLURM_DIR}/{LOGS}", script::slurm_filename_pattern(what, &out)?);
         let exe = script::checked_path("the sfess-agent binary", &exe)?.to_owned();
         Ok(Self { out, dir, logs_pattern, exe })
     }
