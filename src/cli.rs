@@ -97,7 +97,7 @@ pub struct SweepTaskArgs {
     /// The sweep's folder.
     pub dir: PathBuf,
     /// The task's name (its run folder inside DIR).
-    pub name: String,
+    pub name: crate::system::names::PathName,
 }
 
 /// Where the runs of `compare` and `sweep` go.
@@ -1001,7 +1001,7 @@ pub fn execute(
                 tasks: spec.combinations(registry)?,
                 command: "compare",
             };
-            write_tables(crate::sweep::execute(&request, &scheduler, registry)?, stdout)
+            finish(&crate::sweep::execute(&request, &scheduler, registry)?, &args.out, stdout)
         }
         Command::Sweep(args) => match (&args.action, &args.file, &args.out) {
             (Some(SweepAction::Status(status)), _, _) => {
@@ -1040,7 +1040,7 @@ pub fn execute(
                     tasks: spec.combinations(registry).with_context(|| format!("the sweep file {}", file.display()))?,
                     command: "sweep",
                 };
-                write_tables(crate::sweep::execute(&request, &scheduler, registry)?, stdout)
+                finish(&crate::sweep::execute(&request, &scheduler, registry)?, out, stdout)
             }
             // clap requires FILE and --out without a subcommand.
             (None, _, _) => anyhow::bail!("sweep needs a sweep file and --out DIR"),
@@ -1093,12 +1093,13 @@ pub fn execute(
     }
 }
 
-/// The tables of a sweep that ended, on `stdout` (nothing for one that goes on in Slurm).
-fn write_tables(tables: Option<String>, stdout: &mut dyn Write) -> anyhow::Result<()> {
-    match tables {
-        Some(tables) => stdout.write_all(tables.as_bytes()).and_then(|()| stdout.flush()).context("writing the table"),
-        None => Ok(()),
+/// The tables of a sweep that ended, on `stdout` (nothing for one that goes on in Slurm),
+/// then an error if any of its tasks failed.
+fn finish(outcome: &crate::sweep::Outcome, out: &Path, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(tables) = &outcome.tables {
+        stdout.write_all(tables.as_bytes()).and_then(|()| stdout.flush()).context("writing the table")?;
     }
+    outcome.check(out)
 }
 
 /// The logits from `--logits` or `--logits-file` (`-` being `stdin`).

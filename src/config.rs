@@ -183,7 +183,8 @@ impl TrainConfig {
         let is_legacy = |key: &str| {
             registry.entries().iter().flat_map(|e| &e.options).any(|o| o.legacy_key().as_deref() == Some(key))
         };
-        let mut value: Value = serde_json::from_str(text)?;
+        // A key given twice is an error, as in TOML, not a silent choice of the last.
+        let mut value: Value = crate::system::json::parse(text)?;
         let mut moved = Vec::new();
         if let Value::Object(map) = &mut value {
             let known = serde_json::to_value(TrainConfig::default())?;
@@ -342,6 +343,9 @@ impl TrainConfig {
             other.check_option_names(section)?;
         }
         let options = entry.options_from(&self.given_options())?;
+        // It names the run's default folder (`runs/NAME-ESTIMATOR-seedSEED`).
+        crate::system::names::PathName::parse(self.label())
+            .map_err(|e| anyhow::anyhow!("the environment's name in the configuration: {e}"))?;
         anyhow::ensure!(self.steps >= 1, "--steps must be at least 1");
         anyhow::ensure!(self.eval_every >= 1, "--eval-every must be at least 1");
         for (flag, value, max) in [

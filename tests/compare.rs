@@ -97,7 +97,9 @@ fn a_failed_run_is_reported_and_the_others_complete() {
     let (data, out) = (tmp.path().to_str().unwrap(), tmp.path().join("cmp"));
     // sfess-vr needs two samples per row (sfess always draws one).
     let output = run(&compare_args(data, out.to_str().unwrap(), "sfess,sfess-vr", "1"));
-    assert!(output.status.success(), "{}", stderr(&output));
+    // The report is written and printed; the comparison does not exit 0.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("error: 2 of the 4 tasks of"), "{}", stderr(&output));
     let table = stdout(&output);
     let line = table.lines().find(|l| l.starts_with("| sfess-vr |")).unwrap();
     assert!(line.contains("seed 0 failed") && line.contains("at least 2 samples"), "{line}");
@@ -235,7 +237,8 @@ fn a_run_killed_by_a_signal_is_reported_as_such() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("(sfess-seed0: killed by SIGKILL (signal 9))"), "{}", stderr(&output));
     let failed = std::fs::read_to_string(out.join("sfess-seed0").join("failed.txt")).unwrap();
     assert_eq!(failed.trim(), "killed by SIGKILL (signal 9)");
 }

@@ -183,7 +183,9 @@ fn a_failing_task_is_shown_with_its_reason_and_the_others_finish(cluster: &Clust
     );
     let out = work.join("fail");
     let output = cluster.run(&["sweep", &file, "--out", out.to_str().unwrap(), "--scheduler", "slurm", "--wait"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    // The report is written and printed; the sweep does not exit 0.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("error: 1 of the 2 tasks of"), "{}", stderr(&output));
     let status = cluster.run(&["sweep", "status", out.to_str().unwrap()]);
     let text = stdout(&status);
     assert!(

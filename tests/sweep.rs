@@ -116,3 +116,106 @@ fn a_bad_sweep_file_is_refused_before_anything_is_written() {
     );
     fails_with(&run(&["sweep", "status", tmp.path().to_str().unwrap()]), "holds no sweep");
 }
+
+/// A cheap grid of `lists` under `[grid]` on max-coverage, 20 steps.
+fn cheap(lists: &str) -> String {
+    format!("[fixed]\nenv = \"max-coverage\"\nsteps = 20\neval_every = 10\nsamples = 2\n[grid]\n{lists}")
+}
+
+/// A label that is not a folder name is refused before anything is written (`..` trained a
+/// whole run into the sweep folder's parent, `.` into the sweep folder itself); a folder
+/// that holds a run is refused as a sweep's (its summary was overwritten); a sweep whose
+/// task failed writes its report and exits 1, naming the task.
+#[test]
+fn bad_names_run_folders_and_failed_tasks_are_not_a_quiet_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for (label, phrase) in [("..", "the name \"..\" is not allowed"), (".", "the name \".\""), ("table.md", "taken by")]
+    {
+        let file =
+            write(&tmp.path().join("labels.toml"), &cheap(&format!("size = [{{ k = 3, label = \"{label}\" }}]\n")));
+        fails_with(&run(&["sweep", &file, "--out", out.to_str().unwrap()]), phrase);
+        assert!(!out.exists() && !tmp.path().join("config.json").exists(), "{label}");
+    }
+    let grid = write(&tmp.path().join("grid.toml"), &cheap("seed = [0]\n"));
+    let trained = tmp.path().join("trained");
+    let train = run(&["train", "--env", "max-coverage", "--steps", "5", "--device", "cpu", "--quiet", "--out"]
+        .into_iter()
+        .chain([trained.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    assert!(train.status.success(), "{}", stderr(&train));
+    let summary = std::fs::read_to_string(trained.join("summary.json")).unwrap();
+    fails_with(
+        &run(&["sweep", &grid, "--out", trained.to_str().unwrap()]),
+        "holds a run (its config.json), not a sweep",
+    );
+    assert_eq!(std::fs::read_to_string(trained.join("summary.json")).unwrap(), summary);
+    // sfess-vr needs two samples per row: the task fails, the others and the report go on.
+    let failing = write(
+        &tmp.path().join("failing.toml"),
+        &cheap("estimator = [\"sfess\", \"sfess-vr\"]\nseed = [0]\n").replace("samples = 2", "samples = 1"),
+    );
+    let output = run(&["sweep", &failing, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stdout(&output).contains("seed 0 failed"), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(error.contains("error: 1 of the 2 tasks of") && error.contains("(sfess-vr-seed0: "), "{error}");
+    assert!(out.join("table.md").exists() && out.join("sfess-seed0/summary.json").exists());
+}
+
+/// The report writes its tables before any figure and names a file it cannot write; its
+/// groups' figures never overwrite each other (titles that differ only in punctuation);
+/// a run it cannot read is named and skipped, not the end of the report.
+#[test]
+fn the_report_keeps_its_tables_its_figures_apart_and_skips_what_it_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let file = write(
+        &tmp.path().join("grid.toml"),
+        &cheap("size = [{ k = 3, label = \"a b\" }, { k = 4, label = \"a-b\" }]\nseed = [0]\n"),
+    );
+    let output = run(&["sweep", &file, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Both groups' titles make the file name `max-coverage-size-a-b`.
+    let first = std::fs::read(out.join("max-coverage-size-a-b-curves.svg")).unwrap();
+    let second = std::fs::read(out.join("max-coverage-size-a-b-2-curves.svg")).unwrap();
+    assert_ne!(first, second);
+    assert!(String::from_utf8_lossy(&second).contains("size a-b"));
+    // A figure that cannot be written (here a folder in its place) is named; the tables are there.
+    for table in ["table.md", "table.csv", "summary.json"] {
+        std::fs::remove_file(out.join(table)).unwrap();
+    }
+    std::fs::remove_file(out.join("max-coverage-size-a-b-speed.png")).unwrap();
+    std::fs::create_dir(out.join("max-coverage-size-a-b-speed.png")).unwrap();
+    let report = run(&["report", out.to_str().unwrap()]);
+    fails_with(&report, "max-coverage-size-a-b-speed");
+    assert!(stderr(&report).contains("table.md and "), "{}", stderr(&report));
+    for table in ["table.md", "table.csv", "summary.json"] {
+        assert!(out.join(table).exists(), "{table}");
+    }
+    std::fs::remove_dir(out.join("max-coverage-size-a-b-speed.png")).unwrap();
+    // A comparison without sweep.json is reported from its run folders' config.json: a
+    // broken one is named and skipped.
+    std::fs::remove_file(out.join("sweep.json")).unwrap();
+    std::fs::write(out.join("a-b-seed0/config.json"), "{").unwrap();
+    let report = run(&["report", out.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(
+        stderr(&report).contains("report: skipping") && stderr(&report).contains("a-b-seed0"),
+        "{}",
+        stderr(&report)
+    );
+    let table = stdout(&report);
+    assert!(table.contains("Skipped runs") && table.contains("- a-b-seed0: "), "{table}");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["skipped"][0]["name"], "a-b-seed0");
+    // So is a summary.json that does not parse.
+    std::fs::write(out.join("a_b-seed0/summary.json"), "{").unwrap();
+    let report = run(&["report", out.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(
+        stdout(&report).contains("- a_b-seed0: ") && stdout(&report).contains("is not a run's summary"),
+        "{}",
+        stdout(&report)
+    );
+}

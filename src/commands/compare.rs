@@ -38,7 +38,10 @@ pub fn sweep_of(
     if *device != DeviceSpec::Auto {
         config.device = device.to_string();
     }
-    let Value::Object(fixed) = serde_json::to_value(&config)? else { anyhow::bail!("a configuration is a table") };
+    let Value::Object(mut fixed) = serde_json::to_value(&config)? else { anyhow::bail!("a configuration is a table") };
+    // The grid's.
+    fixed.remove("estimator");
+    fixed.remove("seed");
     let one_sample = Map::from_iter([("samples".to_owned(), Value::from(1))]);
     Ok(SweepSpec {
         description: Some(format!("compare on {env}")),

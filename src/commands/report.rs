@@ -10,14 +10,20 @@
 //! Untrained baselines (random subsets, classical methods) are rows of their own.
 //!
 //! Files: `table.md` (every group), `table.csv` (one line per row, with its group),
-//! `summary.json` (`{"groups": [...]}`), and per group the validation curves against
-//! training steps (`curves`), reward evaluations (`curves-evaluations`: steps × rows ×
-//! samples, the cost on a black box) and wall-clock seconds (`curves-seconds`), with the
-//! baselines as dashed lines, and `speed` (median seconds per step); each as SVG and PNG,
-//! prefixed by the group's name when there are several groups. Under each table, links to
-//! every run's own figures (its `figures/`, see [`crate::commands::show`]).
+//! `summary.json` (`{"groups": [...]}`), written first; then per group the validation
+//! curves against training steps (`curves`), reward evaluations (`curves-evaluations`:
+//! steps × rows × samples, the cost on a black box) and wall-clock seconds
+//! (`curves-seconds`), with the baselines as dashed lines, and `speed` (median seconds per
+//! step); each as SVG and PNG, prefixed by the group's name when there are several groups
+//! (one prefix per group: `-2`, `-3` for names that differ only in punctuation). Under each
+//! table, links to every run's own figures (its `figures/`, see [`crate::commands::show`]).
+//!
+//! A run the report cannot read (a `config.json` or `summary.json` that does not parse, an
+//! environment this binary lacks) is left out with a warning on stderr and named under the
+//! tables (`skipped` in `summary.json`); a file the report cannot write is named in its
+//! error, after the tables are written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -25,11 +31,23 @@ use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::run::files::write_atomically;
-use crate::run::{Record, SECONDS_PER_STEP, SUMMARY, Summary};
+use crate::run::{Record, SECONDS_PER_STEP, Summary};
 use crate::sweep::spec::Combination;
 use crate::sweep::{FAILED, SweepRecord};
+use crate::system::names::PathName;
 use crate::train::estimators::EstimatorName;
 use sfess_envs::registry::{EnvEntry, Registry};
+
+/// The report's tables, in Markdown.
+pub const TABLE_MD: &str = "table.md";
+/// The report's rows, one CSV line each.
+pub const TABLE_CSV: &str = "table.csv";
+/// The report's numbers, as JSON.
+pub const SUMMARY: &str = crate::run::SUMMARY;
+/// The figures of each group (the stems of their `.svg` and `.png` files).
+const FIGURE_STEMS: [&str; 4] = ["curves", "curves-evaluations", "curves-seconds", "speed"];
+/// The longest figure prefix taken from a group's title, in bytes.
+const PREFIX_LEN: usize = 100;
 
 /// One estimator's line of a group's table.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +97,18 @@ pub struct Group {
 pub struct ReportSummary {
     /// One per environment and configuration.
     pub groups: Vec<Group>,
+    /// The runs the report could not read, left out of every group.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A run left out of the report, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Its folder inside the report's.
+    pub name: String,
+    /// Why it could not be read.
+    pub reason: String,
 }
 
 /// What the report reads of one run folder.
@@ -95,12 +125,12 @@ struct RunData {
 }
 
 /// The tasks of the folder: its `sweep.json`, else every sub-folder holding a run (a
-/// comparison made before sweeps existed).
-fn tasks_of(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<Combination>> {
+/// comparison made before sweeps existed); with the sub-folders that could not be read.
+fn tasks_of(dir: &Path, registry: &Registry) -> anyhow::Result<(Vec<Combination>, Vec<Skipped>)> {
     if dir.join(crate::sweep::RECORD).exists() {
-        return Ok(SweepRecord::read(dir)?.tasks);
+        return Ok((SweepRecord::read(dir)?.tasks, Vec::new()));
     }
-    let mut tasks = Vec::new();
+    let (mut tasks, mut skipped) = (Vec::new(), Vec::new());
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -108,15 +138,22 @@ fn tasks_of(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<Combination>>
         .collect();
     entries.sort();
     for path in entries {
-        let config = crate::run::read_config(&path, registry)?;
-        let values = BTreeMap::from([
-            ("estimator".to_owned(), config.estimator.as_str().to_owned()),
-            ("seed".to_owned(), config.seed.to_string()),
-        ]);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        tasks.push(Combination { name, values, config });
+        let folder = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let read = PathName::parse(&folder)
+            .map_err(anyhow::Error::from)
+            .and_then(|name| Ok((name, crate::run::read_config(&path, registry)?)));
+        match read {
+            Ok((name, config)) => {
+                let values = BTreeMap::from([
+                    ("estimator".to_owned(), config.estimator.as_str().to_owned()),
+                    ("seed".to_owned(), config.seed.to_string()),
+                ]);
+                tasks.push(Combination { name, values, config });
+            }
+            Err(error) => skipped.push(Skipped { name: folder, reason: format!("{error:#}") }),
+        }
     }
-    Ok(tasks)
+    Ok((tasks, skipped))
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {
@@ -128,13 +165,23 @@ fn median(values: &mut [f64]) -> Option<f64> {
     Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 })
 }
 
+/// What the report reads of the task's run folder.
+///
+/// # Errors
+/// The task's environment is not registered; its `summary.json` is there but does not
+/// parse.
 fn read_run(dir: &Path, task: Combination, registry: &Registry) -> anyhow::Result<RunData> {
     let path = dir.join(&task.name);
     let entry = registry.get(&task.config.env).with_context(|| {
         format!("{}: report it with the binary that registered {}", path.display(), task.config.env)
     })?;
-    let summary =
-        std::fs::read_to_string(path.join(SUMMARY)).ok().and_then(|t| serde_json::from_str::<Summary>(&t).ok());
+    let summary = match std::fs::read_to_string(path.join(crate::run::SUMMARY)) {
+        Ok(text) => Some(
+            serde_json::from_str::<Summary>(&text)
+                .with_context(|| format!("{} is not a run's summary", path.join(crate::run::SUMMARY).display()))?,
+        ),
+        Err(_) => None,
+    };
     let failed = std::fs::read_to_string(path.join(FAILED)).ok().map(|t| t.trim().to_owned());
     let metric = entry.metric.key.as_str();
     let records: Vec<Record> = std::fs::read_to_string(path.join(crate::run::METRICS))
@@ -181,27 +228,44 @@ fn group_values(task: &Combination) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Rebuilds `table.md`, `table.csv`, `summary.json` and the figures from the run folders
-/// in `dir`; returns the Markdown tables.
+/// Rebuilds `table.md`, `table.csv`, `summary.json` and then the figures from the run
+/// folders in `dir`; returns the Markdown tables. A run that cannot be read is skipped, with
+/// a warning on stderr, and named under the tables.
 ///
 /// # Errors
-/// `dir` holds no runs, or its files cannot be written.
+/// `dir` holds a run or no runs; a file cannot be written (named; the tables are written
+/// before any figure).
 pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
-    let tasks = tasks_of(dir, registry)?;
+    crate::sweep::refuse_a_run_folder(dir, "a sweep or a comparison")?;
+    let (tasks, mut skipped) = tasks_of(dir, registry)?;
     anyhow::ensure!(
-        !tasks.is_empty(),
+        !tasks.is_empty() || !skipped.is_empty(),
         "{} holds no comparison runs (no sweep.json and no run folders); run sfess-agent compare or sweep first",
         dir.display()
     );
     // Groups (environment, grid values) in the order of their first task.
     let mut grouped: Vec<(GroupKey, Vec<RunData>)> = Vec::new();
+    let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
     for task in tasks {
         let key = (task.config.env.clone(), group_values(&task));
-        let run = read_run(dir, task, registry)?;
-        match grouped.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, runs)) => runs.push(run),
-            None => grouped.push((key, vec![run])),
+        let name = task.name.to_string();
+        let run = match read_run(dir, task, registry) {
+            Ok(run) => run,
+            Err(error) => {
+                skipped.push(Skipped { name, reason: format!("{error:#}") });
+                continue;
+            }
+        };
+        match group_of.get(&key) {
+            Some(&i) => grouped[i].1.push(run),
+            None => {
+                group_of.insert(key.clone(), grouped.len());
+                grouped.push((key, vec![run]));
+            }
         }
+    }
+    for Skipped { name, reason } in &skipped {
+        eprintln!("report: skipping {}: {reason}", dir.join(name).display());
     }
     let several = grouped.len() > 1;
     let mut md = String::new();
@@ -209,6 +273,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
         "group,estimator,mean,std,seeds,failed,steps,samples,learning_rate,median_seconds_per_step,paper_mean,paper_std\n",
     );
     let mut groups = Vec::new();
+    let mut titles = Vec::new();
     for ((env, values), runs) in &grouped {
         let entry = registry.get(env)?;
         let group = tabulate(entry, values, runs, registry);
@@ -237,15 +302,57 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
         for (name, (m, s)) in &group.baselines {
             csv += &format!("{},baseline: {name},{m},{s},,0,,,,,,\n", csv_field(&title));
         }
-        let prefix = if several { format!("{}-", slug(&title)) } else { String::new() };
-        draw_figures(dir, &prefix, &title, &group, runs)?;
         groups.push(group);
+        titles.push(title);
     }
-    let summary = ReportSummary { groups };
-    write_atomically(&dir.join("table.md"), md.as_bytes())?;
-    write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
-    write_atomically(&dir.join("summary.json"), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+    if !skipped.is_empty() {
+        md += "Skipped runs (they could not be read):\n\n";
+        for Skipped { name, reason } in &skipped {
+            md += &format!("- {name}: {}\n", crate::system::messages::one_line(reason));
+        }
+        md += "\n";
+    }
+    let summary = ReportSummary { groups, skipped };
+    // The tables first: a figure that cannot be written (a full disk) loses no table.
+    write_atomically(&dir.join(TABLE_MD), md.as_bytes())?;
+    write_atomically(&dir.join(TABLE_CSV), csv.as_bytes())?;
+    write_atomically(&dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+    let mut unwritten = Vec::new();
+    let prefixes = if several { figure_prefixes(&titles) } else { vec![String::new()] };
+    for ((((_, runs), group), title), prefix) in grouped.iter().zip(&summary.groups).zip(&titles).zip(&prefixes) {
+        unwritten.extend(draw_figures(dir, prefix, title, group, runs).err().map(|e| format!("{e:#}")));
+    }
+    anyhow::ensure!(
+        unwritten.is_empty(),
+        "{} and {} are written, but not every figure: {}",
+        dir.join(TABLE_MD).display(),
+        dir.join(TABLE_CSV).display(),
+        unwritten.join("; ")
+    );
     Ok(md)
+}
+
+/// The figures' file-name prefix of each group (titled `titles`, several): its title made
+/// a file name (letters, digits and `-`, at most [`PREFIX_LEN`] bytes), with `-2`, `-3`
+/// added to one that an earlier group's took already (in any case): titles that differ only
+/// in punctuation or case, or beyond the length, get distinct prefixes.
+fn figure_prefixes(titles: &[String]) -> Vec<String> {
+    let mut taken = HashSet::new();
+    titles
+        .iter()
+        .map(|title| {
+            let mut base = slug(title);
+            base.truncate(PREFIX_LEN);
+            let base = base.trim_end_matches('-').to_owned();
+            let mut prefix = base.clone();
+            let mut n = 1;
+            while !taken.insert(prefix.to_ascii_lowercase()) {
+                n += 1;
+                prefix = format!("{base}-{n}");
+            }
+            format!("{prefix}-")
+        })
+        .collect()
 }
 
 /// The figures of each run of a group (what `show` drew into its `figures/`), linked
@@ -457,13 +564,15 @@ fn draw_figures(dir: &Path, prefix: &str, title: &str, group: &Group, runs: &[Ru
         group.baselines.iter().map(|(name, (mean, _))| (format!("baseline: {name} (test)"), *mean)).collect();
     // x of a validation record: its step, the rewards evaluated by then, or its wall clock.
     type Axis = fn(&RunData, (u64, f64, f64)) -> f64;
+    let [curves_stem, evaluations_stem, seconds_stem, speed_stem] = FIGURE_STEMS;
     let axes: [(&str, &str, Axis); 3] = [
-        ("curves", "training step", |_, (step, _, _)| step as f64),
-        ("curves-evaluations", "reward evaluations (steps × rows × samples)", |run, (step, _, _)| {
+        (curves_stem, "training step", |_, (step, _, _)| step as f64),
+        (evaluations_stem, "reward evaluations (steps × rows × samples)", |run, (step, _, _)| {
             step as f64 * run.evaluations_per_step
         }),
-        ("curves-seconds", "wall-clock seconds (training and validation)", |_, (_, _, elapsed)| elapsed),
+        (seconds_stem, "wall-clock seconds (training and validation)", |_, (_, _, elapsed)| elapsed),
     ];
+    let named = |stem: &Path| format!("writing the figure {} (.svg and .png)", stem.display());
     for (stem, x_label, x_of) in axes {
         let mut curves = Vec::new();
         for row in &group.estimators {
@@ -499,7 +608,8 @@ fn draw_figures(dir: &Path, prefix: &str, title: &str, group: &Group, runs: &[Ru
             baselines: baselines.clone(),
             log_y: false,
         };
-        crate::plot::curves(&dir.join(format!("{prefix}{stem}")), &panel)?;
+        let path = dir.join(format!("{prefix}{stem}"));
+        crate::plot::curves(&path, &panel).with_context(|| named(&path))?;
     }
     let timed: Vec<Bar> = group
         .estimators
@@ -513,7 +623,33 @@ fn draw_figures(dir: &Path, prefix: &str, title: &str, group: &Group, runs: &[Ru
             series: vec!["median over windows and seeds".into()],
             groups: timed,
         };
-        crate::plot::bars(&dir.join(format!("{prefix}speed")), &[panel])?;
+        let path = dir.join(format!("{prefix}{speed_stem}"));
+        crate::plot::bars(&path, &[panel]).with_context(|| named(&path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Groups whose titles make one file name (punctuation, case, length) get distinct
+    /// figure files, none longer than a file system allows.
+    #[test]
+    fn every_group_gets_its_own_figure_files() {
+        let long = format!("x, label {}", "a".repeat(300));
+        let titles: Vec<String> =
+            ["x, size a b", "x, size a-b", "x, size a.b", "X, size A-B", "x, size a-b-2", &long, &format!("{long}b")]
+                .map(str::to_owned)
+                .to_vec();
+        let prefixes = figure_prefixes(&titles);
+        assert_eq!(&prefixes[..3], ["x-size-a-b-", "x-size-a-b-2-", "x-size-a-b-3-"]);
+        let files: Vec<String> = prefixes
+            .iter()
+            .flat_map(|p| FIGURE_STEMS.iter().flat_map(move |s| ["svg", "png"].map(|e| format!("{p}{s}.{e}"))))
+            .collect();
+        let distinct: HashSet<String> = files.iter().map(|f| f.to_ascii_lowercase()).collect();
+        assert_eq!(distinct.len(), files.len(), "{files:?}");
+        assert!(files.iter().all(|f| f.len() < 200), "{files:?}");
+    }
 }

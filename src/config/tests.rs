@@ -116,6 +116,11 @@ fn check_refuses_each_value_out_of_range_naming_its_flag_or_option() {
         ),
         (with_option("cmd", "timeout", Value::from("NaN")), "cmd option timeout: must be positive"),
         (with_option("cmd", "timeout", Value::from(0.0)), "cmd option timeout: must be positive"),
+        // The environment's name names the run's folder: the one rule for names.
+        (
+            with_option("cmd", "name", Value::from("../x")),
+            "the environment's name in the configuration: the name \"../x\"",
+        ),
         (TrainConfig { device: "tpu".to_owned(), ..knn.clone() }, r#"device "tpu" in the configuration: unknown"#),
         (
             TrainConfig { k: Some(0), ..knn.clone() },
@@ -219,4 +224,11 @@ fn changed_flags_name_another_environment_without_its_options() {
         "{changed}"
     );
     assert!(!changed.contains("--env-option") && !changed.contains("null"), "{changed}");
+}
+
+/// A `config.json` that gives a key twice is refused, not read as its last value.
+#[test]
+fn a_key_given_twice_is_refused() {
+    let error = TrainConfig::from_json(r#"{"steps": 5, "steps": 6}"#, &registry()).unwrap_err().to_string();
+    assert!(error.contains("the key \"steps\" is given twice"), "{error}");
 }

@@ -5,7 +5,9 @@
 //! - The sweep folder `DIR` holds `sweep.json` (every task: its folder name, grid values
 //!   and configuration; a later request on the folder may add tasks, never change one),
 //!   one run folder per task (`DIR/NAME`, as `train` writes it, plus `failed.txt` when the
-//!   task failed), and the report (see [`crate::commands::report`]).
+//!   task failed), and the report (see [`crate::commands::report`]). A task's name is a
+//!   [`PathName`], checked again whenever `sweep.json` is read; a folder that holds a run is
+//!   not a sweep folder.
 //! - A task is run by `sfess-agent sweep-task DIR NAME` (a hidden subcommand, [`run_task`]):
 //!   it starts the run or resumes it from its checkpoint, and records a failure in the
 //!   run folder. [`local`] runs tasks as child processes, a pool of `--jobs`; [`slurm`]
@@ -18,6 +20,7 @@ pub mod slurm;
 pub mod spec;
 pub mod status;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -29,12 +32,22 @@ use crate::run::files::write_atomically;
 use crate::run::lock::{FolderLock, LockError};
 use crate::run::signals::Interrupted;
 use crate::run::{RunOptions, Summary};
+use crate::system::names::PathName;
 use spec::Combination;
 
 /// The sweep's record in its folder.
 pub const RECORD: &str = "sweep.json";
 /// A task's failure, in its run folder.
 pub const FAILED: &str = "failed.txt";
+/// Every name the sweep folder's own files and folders take (the report's figures aside:
+/// see [`crate::system::names`]); no task may take one.
+pub const FOLDER_FILES: [&str; 5] = [
+    RECORD,
+    crate::commands::report::TABLE_MD,
+    crate::commands::report::TABLE_CSV,
+    crate::commands::report::SUMMARY,
+    slurm::SLURM_DIR,
+];
 
 /// `sweep.json`: what the folder's tasks are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -51,12 +64,25 @@ impl SweepRecord {
     /// The record of the sweep in `dir`.
     ///
     /// # Errors
-    /// No sweep in `dir`, or a record that does not parse.
+    /// No sweep in `dir`, or a record that does not parse: a key given twice, a task name
+    /// that is not a [`PathName`], two tasks with one folder (in any case).
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(RECORD);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{} holds no sweep (no {RECORD})", dir.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a sweep record", path.display()))
+        let record: Self = crate::system::json::parse(&text)
+            .and_then(serde_json::from_value)
+            .with_context(|| format!("{} is not a sweep record", path.display()))?;
+        let mut folders = HashSet::with_capacity(record.tasks.len());
+        for task in &record.tasks {
+            anyhow::ensure!(
+                folders.insert(task.name.folder_key()),
+                "{} is not a sweep record: two of its tasks have the folder {}",
+                path.display(),
+                task.name
+            );
+        }
+        Ok(record)
     }
 
     /// The task named `name`.
@@ -97,17 +123,21 @@ pub struct Prepared {
 /// with other settings (each named, with the settings that differ).
 pub fn prepare(request: &Request, registry: &Registry) -> anyhow::Result<Prepared> {
     let out = &request.out;
+    refuse_a_run_folder(out, &format!("a {}", request.command))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let holder = std::env::args().collect::<Vec<_>>().join(" ");
     let lock = FolderLock::acquire(out, &holder)?;
+    // Again under the lock: a run may have started there meanwhile.
+    refuse_a_run_folder(out, &format!("a {}", request.command))?;
     let mut record = match SweepRecord::read(out) {
         Ok(record) => record,
         Err(_) if !out.join(RECORD).exists() => SweepRecord::default(),
         Err(error) => return Err(error),
     };
+    let recorded: HashMap<&PathName, &Combination> = record.tasks.iter().map(|t| (&t.name, t)).collect();
     let mut differing = Vec::new();
     for task in &request.tasks {
-        if let Some(recorded) = record.tasks.iter().find(|t| t.name == task.name) {
+        if let Some(recorded) = recorded.get(&task.name) {
             if let Some(changed) = changed_flags(&recorded.config, &task.config, "it") {
                 differing.push(format!("{} ({changed})", task.name));
             }
@@ -132,16 +162,37 @@ pub fn prepare(request: &Request, registry: &Registry) -> anyhow::Result<Prepare
         request.command,
         differing.join("; ")
     );
-    for task in &request.tasks {
-        if !record.tasks.iter().any(|t| t.name == task.name) {
-            record.tasks.push(task.clone());
-        }
-    }
+    let new: Vec<Combination> = request.tasks.iter().filter(|t| !recorded.contains_key(&t.name)).cloned().collect();
+    record.tasks.extend(new);
     if record.description.is_none() {
         record.description.clone_from(&request.description);
     }
     write_atomically(&out.join(RECORD), (serde_json::to_string_pretty(&record)? + "\n").as_bytes())?;
     Ok(Prepared { lock, record })
+}
+
+/// Refuses `dir` as the folder of `what` (`a sweep`, `a report`) when it holds a run: any
+/// file a run writes, but for `summary.json`, which a sweep's report writes too, only a
+/// run's (one without the report's `groups`).
+///
+/// # Errors
+/// `dir` holds a run, named by the file that shows it.
+pub fn refuse_a_run_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
+    let file = match crate::run::run_file_in(dir) {
+        Some(crate::run::SUMMARY) => {
+            let text = std::fs::read_to_string(dir.join(crate::run::SUMMARY)).unwrap_or_default();
+            let report = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("groups").is_some());
+            (!report).then_some(crate::run::SUMMARY)
+        }
+        other => other,
+    };
+    match file {
+        Some(file) => anyhow::bail!(
+            "{} holds a run (its {file}), not {what}: its files would be overwritten; choose another folder",
+            dir.display()
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Whether the task's run is complete: its summary is there.
@@ -194,23 +245,65 @@ pub enum Scheduler {
     },
 }
 
+/// How a request on a sweep ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The report's tables, once the sweep has ended here (`None`: it goes on in Slurm).
+    pub tables: Option<String>,
+    /// The tasks that failed, with their reasons (in the tables too).
+    pub failed: Vec<(String, String)>,
+    /// Every task of the sweep.
+    pub tasks: usize,
+}
+
+impl Outcome {
+    /// An error when a task failed: a sweep with failed tasks does not exit 0, though its
+    /// report is written and its tables printed.
+    ///
+    /// # Errors
+    /// Some task failed: how many, the first one and its reason, and what to do.
+    pub fn check(&self, out: &Path) -> anyhow::Result<()> {
+        let Some((name, reason)) = self.failed.first() else { return Ok(()) };
+        anyhow::bail!(
+            "{} of the {} tasks of {} failed ({name}: {reason}{}); the report shows them, and the same request runs \
+             them again",
+            self.failed.len(),
+            self.tasks,
+            out.display(),
+            if self.failed.len() > 1 { "; see sweep status for the others" } else { "" }
+        )
+    }
+}
+
 /// Runs `request` with `scheduler`: prepares the folder, then runs the tasks here or
 /// submits them; the report's tables once the sweep has ended here (always locally;
-/// on Slurm with `wait`, or when nothing was left to submit).
+/// on Slurm with `wait`, or when nothing was left to submit), with the tasks that failed.
 ///
 /// # Errors
 /// As [`prepare`], [`local::run`], [`slurm::submit`], [`status::wait`] and the report.
-pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) -> anyhow::Result<Option<String>> {
+pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) -> anyhow::Result<Outcome> {
     let out = &request.out;
     if let Scheduler::Slurm { .. } = scheduler {
         // Before the folder is made: its path must fit the scripts and sbatch's options.
         slurm::check_folder(out)?;
     }
     let prepared = prepare(request, registry)?;
+    let tasks = prepared.record.tasks.len();
     let (options, wait, quiet) = match scheduler {
         Scheduler::Local(pool) => {
             local::run(out, &prepared, pool)?;
-            return crate::commands::report::report(out, registry).map(Some);
+            let tables = crate::commands::report::report(out, registry)?;
+            let failed = prepared
+                .record
+                .tasks
+                .iter()
+                .filter(|task| !is_complete(out, task))
+                .map(|task| {
+                    let reason = std::fs::read_to_string(out.join(&task.name).join(FAILED));
+                    (task.name.to_string(), reason.map_or_else(|_| "incomplete".to_owned(), |r| r.trim().to_owned()))
+                })
+                .collect();
+            return Ok(Outcome { tables: Some(tables), failed, tasks });
         }
         Scheduler::Slurm { options, wait, quiet } => (options, *wait, *quiet),
     };
@@ -235,12 +328,72 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     }
     // Nothing left to submit and no report job to wait for: the report is built here.
     if submitted.is_none() && !status::status(out)?.report.is_some_and(|r| r.active) {
-        return crate::commands::report::report(out, registry).map(Some);
+        let tables = crate::commands::report::report(out, registry)?;
+        return Ok(Outcome { tables: Some(tables), failed: Vec::new(), tasks });
     }
     if !wait {
-        return Ok(None);
+        return Ok(Outcome { tables: None, failed: Vec::new(), tasks });
     }
-    status::wait(out, quiet)?;
-    let table = out.join("table.md");
-    std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display())).map(Some)
+    let ended = status::wait(out, quiet)?;
+    let table = out.join(crate::commands::report::TABLE_MD);
+    let tables = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
+    let failed = ended
+        .tasks
+        .into_iter()
+        .filter_map(|task| match task.state {
+            status::TaskState::Failed { reason } => Some((task.name, reason)),
+            _ => None,
+        })
+        .collect();
+    Ok(Outcome { tables: Some(tables), failed, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `sweep.json` of one task named `name`.
+    fn record_naming(name: &str) -> String {
+        let task = serde_json::json!({
+            "name": name,
+            "values": {"seed": "0"},
+            "config": crate::config::TrainConfig::of_env("max-coverage"),
+        });
+        serde_json::json!({ "tasks": [task] }).to_string()
+    }
+
+    /// Task names read back from a hand-edited `sweep.json` are checked as the sweep file's
+    /// were: no absolute path, no `..`, no two tasks in one folder.
+    #[test]
+    fn task_names_read_back_are_path_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["../../x", "/tmp/x", "..", "", "a/b", "table.md"] {
+            std::fs::write(dir.path().join(RECORD), record_naming(name)).unwrap();
+            let error = format!("{:#}", SweepRecord::read(dir.path()).unwrap_err());
+            assert!(error.contains("is not a sweep record") && error.contains("the name"), "{name}: {error}");
+        }
+        std::fs::write(dir.path().join(RECORD), record_naming("sfess-seed0")).unwrap();
+        assert_eq!(SweepRecord::read(dir.path()).unwrap().tasks[0].name, "sfess-seed0");
+        let twice =
+            record_naming("a").replace("\"tasks\":[", "\"tasks\":[{\"name\":\"A\",\"values\":{},\"config\":{}},");
+        std::fs::write(dir.path().join(RECORD), twice).unwrap();
+        let error = format!("{:#}", SweepRecord::read(dir.path()).unwrap_err());
+        assert!(error.contains("two of its tasks have the folder a"), "{error}");
+    }
+
+    /// A folder that holds a run is not a sweep's: its files would be overwritten. A sweep
+    /// folder whose report wrote `summary.json` is one.
+    #[test]
+    fn a_run_folder_is_refused_as_a_sweep_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        refuse_a_run_folder(dir.path(), "a sweep").unwrap();
+        std::fs::write(dir.path().join(crate::run::SUMMARY), "{\"groups\": []}\n").unwrap();
+        refuse_a_run_folder(dir.path(), "a sweep").unwrap();
+        std::fs::write(dir.path().join(crate::run::SUMMARY), "{\"env\": \"max-coverage\"}\n").unwrap();
+        let error = refuse_a_run_folder(dir.path(), "a sweep").unwrap_err().to_string();
+        assert!(error.contains("holds a run (its summary.json), not a sweep"), "{error}");
+        std::fs::remove_file(dir.path().join(crate::run::SUMMARY)).unwrap();
+        std::fs::write(dir.path().join(crate::run::METRICS), "").unwrap();
+        assert!(refuse_a_run_folder(dir.path(), "a sweep").is_err());
+    }
 }

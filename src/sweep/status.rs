@@ -2,7 +2,7 @@
 //! a task wrote is the truth on every cluster) and from the scheduler second (waiting,
 //! running, and why a task ended without writing anything); `--wait` follows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -121,7 +121,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
     let jobs: BTreeMap<String, JobState> =
         if submissions.is_empty() { BTreeMap::new() } else { slurm::job_states(&submissions)? };
     let scheduled = slurm::task_states(&submissions, &jobs);
-    let submitted: Vec<usize> = submissions.iter().flat_map(|s| s.tasks.iter().copied()).collect();
+    let submitted: HashSet<usize> = submissions.iter().flat_map(|s| s.tasks.iter().copied()).collect();
     let mut tasks = Vec::new();
     for (index, task) in record.tasks.iter().enumerate() {
         let dir = out.join(&task.name);
@@ -163,7 +163,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
                 _ => TaskState::NotStarted,
             }
         };
-        tasks.push(TaskStatus { name: task.name.clone(), state });
+        tasks.push(TaskStatus { name: task.name.to_string(), state });
     }
     let report = submissions.last().filter(|s| !s.report.is_empty()).map(|s: &Submission| {
         let exit = std::fs::read_to_string(slurm::report_exit_file(out, &s.report))
