@@ -192,7 +192,7 @@ fn an_mlp_policy_learns_the_contexts_a_reward_command_supplies() {
     // The best subset depends on the context: the MLP gets close to the optimum, one global
     // subset cannot do better than a random one by much (the contexts are symmetric).
     let mlp = train("mlp");
-    let (reward, optimal) = (mlp["test"]["reward"].as_f64().unwrap(), mlp["test"]["optimal"].as_f64().unwrap());
+    let (reward, optimal) = (mlp["test"]["reward"].as_f64().unwrap(), mlp["test"]["info.optimal"].as_f64().unwrap());
     assert!(reward > 0.95 * optimal, "the MLP policy scores {reward} of {optimal}");
     let logits = train("logits");
     assert!(logits["test"]["reward"].as_f64().unwrap() < 0.5 * optimal, "{logits}");
@@ -251,4 +251,41 @@ fn a_noisy_reward_seeded_by_the_request_resumes_to_the_straight_runs_records() {
     assert!(expected.iter().any(|r| r.2 == "info.step" && r.3 == 22.0), "the mean step of 20..25: {expected:?}");
     assert!(expected.iter().any(|r| r.1 == "test" && r.2 == "baseline.best"), "{expected:?}");
     assert_eq!(got, expected, "the resumed run's records after step 20");
+}
+
+/// A reward command's `info` is recorded as `info.NAME` in training, validation and the
+/// test, even when named as one of the trainer's metrics (`loss`, `reward`), which keep
+/// their meaning; a name that cannot be a key (`hit|rate`) stops the run at the first
+/// answer, before anything records it.
+#[test]
+fn a_commands_info_is_recorded_as_info_and_its_names_are_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("score.py");
+    let write = |info: &str| {
+        let text = format!(
+            "import json, sys\n\
+             for line in sys.stdin:\n    \
+                 actions = json.loads(line)['actions']\n    \
+                 print(json.dumps({{'rewards': [sum(a) / 100 for a in actions], 'info': {info}}}), flush=True)\n"
+        );
+        std::fs::write(&script, text).unwrap();
+    };
+    let command = format!("python3 {}", script.display());
+    write("{'loss': 5, 'reward': 7}");
+    let out = dir.path().join("shadow");
+    let summary = json(&train_cmd("--n 20 --k 3 --steps 20 --eval-every 10 --quiet --json", &command, &out));
+    assert_eq!(
+        (summary["test"]["info.loss"].as_f64(), summary["test"]["info.reward"].as_f64()),
+        (Some(5.0), Some(7.0))
+    );
+    assert!(summary["test"]["reward"].as_f64().unwrap() < 1.0 && summary["test"].get("loss").is_none(), "{summary}");
+    let records = records_after(&out, 0);
+    let value = |split: &str, metric: &str| records.iter().find(|r| r.1 == split && r.2 == metric).map(|r| r.3);
+    assert_eq!((value("train", "info.loss"), value("validation", "info.loss")), (Some(5.0), Some(5.0)));
+    assert!(value("train", "loss").is_some_and(|loss| loss != 5.0), "{records:?}");
+    assert!(value("validation", "loss").is_none() && value("validation", "reward") != Some(7.0), "{records:?}");
+
+    write("{'hit|rate': 0.5}");
+    let output = train_cmd("--n 20 --k 3 --steps 20 --eval-every 10 --quiet", &command, &dir.path().join("bar"));
+    fails_with(&output, "the info name \"hit|rate\" has the character '|'; use ASCII letters, digits, '_' and '-'");
 }

@@ -270,7 +270,7 @@ fn a_sequential_task_trains_resumes_exactly_and_evaluates() {
     assert!(baselines["greedy"].as_f64().is_some() && baselines["random"].as_f64().is_some(), "{summary}");
     assert!(learned > baselines["random"].as_f64().unwrap(), "{summary}");
     let records = crate::run_folder::records(&straight);
-    for metric in ["info.return", "info.length", "info.click_rate", "loss"] {
+    for metric in ["return", "length", "info.click_rate", "loss"] {
         assert!(records.iter().any(|r| r.1 == "train" && r.2 == metric), "no training {metric}: {records:?}");
     }
     // Stopped at step 150 (inside a loss window) and continued to 250: the same records.
@@ -353,4 +353,41 @@ fn compare_tabulates_returns_against_the_baselines() {
         assert!(table.contains(row), "{row} missing: {table}");
     }
     assert!(out.join("curves.png").exists());
+}
+
+/// A command's info named as the trainer's own measures of episodes (`return`, `length`)
+/// is recorded as `info.return` and `info.length`, beside the trainer's `return` and
+/// `length`, in training as in evaluation.
+#[test]
+fn a_commands_info_never_shadows_the_trainers_return_and_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("episodes.py");
+    // Every episode ends after two steps with a reward of 1 at each: a return and a length of 2.
+    std::fs::write(
+        &script,
+        "import json, sys\n\
+         for line in sys.stdin:\n    \
+             r = json.loads(line)\n    \
+             if r['request'] == 'reset':\n        \
+                 print(json.dumps({'states': [[0.0] for _ in r['seeds']]}), flush=True)\n    \
+             else:\n        \
+                 rows = len(r['actions'])\n        \
+                 print(json.dumps({'rewards': [1.0] * rows, 'terminated': [r['t'] >= 1] * rows,\n                 \
+                     'states': [[0.0]] * rows, 'info': {'return': 9, 'length': 7}}), flush=True)\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let command = format!("command=python3 {}", script.display());
+    let options = [command.as_str(), "n=4", "state-dim=1", "eval-episodes=8"];
+    let mut args = vec!["train", "--env", "cmd-episodes", "-k", "2", "--steps", "10", "--eval-every", "10"];
+    args.extend(options.iter().flat_map(|o| ["--env-option", o]));
+    args.extend(["--quiet", "--json", "--no-figures", "--out", out.to_str().unwrap()]);
+    let summary = json(&run(&args));
+    assert_eq!((summary["test"]["return"].as_f64(), summary["test"]["info.return"].as_f64()), (Some(2.0), Some(9.0)));
+    let records = crate::run_folder::records(&out);
+    let value = |split: &str, metric: &str| records.iter().find(|r| r.1 == split && r.2 == metric).map(|r| r.3);
+    for split in ["train", "validation"] {
+        let measured = ["return", "length", "info.return", "info.length"].map(|metric| value(split, metric));
+        assert_eq!(measured, [Some(2.0), Some(2.0), Some(9.0), Some(7.0)], "{split}: {records:?}");
+    }
 }

@@ -2,6 +2,7 @@
 
 mod blackbox;
 mod book;
+mod checkpoints;
 mod cli;
 mod common;
 mod compare;

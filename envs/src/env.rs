@@ -68,6 +68,18 @@ pub struct Observation {
     pub inputs: Vec<Tensor>,
 }
 
+/// The prefix of an environment's diagnostics among a run's metrics (see [`info_metric`]).
+pub const INFO_PREFIX: &str = "info.";
+
+/// The metric under which a run records the environment's diagnostic `name` (an entry of
+/// [`Transition::info`], of an episode step's info, or of a reward command's `info`):
+/// `info.NAME`, in training and in evaluation. No metric of the trainer's own (`loss`,
+/// `seconds_per_step`, `return`, `length`, ...) begins with it, so a diagnostic never
+/// shadows one.
+pub fn info_metric(name: &str) -> String {
+    format!("{INFO_PREFIX}{name}")
+}
+
 /// What [`Environment::step`] gives: Gymnasium's `(reward, terminated, truncated, info)`,
 /// batched over the `S` sampled actions of each row. Every task here is a one-step
 /// episode (a contextual bandit): each `reset` starts an episode and its `step` ends it.
@@ -81,7 +93,8 @@ pub struct Transition {
     pub terminated: bool,
     /// Whether the episode was cut short by a time limit.
     pub truncated: bool,
-    /// Diagnostics of this step (means over the batch), logged with the training loss.
+    /// Diagnostics of this step (means over the batch), logged with the training loss as
+    /// `info.NAME` ([`info_metric`]).
     pub info: BTreeMap<String, f64>,
 }
 

@@ -29,7 +29,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Device, Kind, Tensor};
 
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, k_hot_rows, random_subsets,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, Transition, info_metric, k_hot_rows, random_subsets,
 };
 
 /// Held-out episodes evaluated per phase, unless an environment says otherwise.
@@ -46,7 +46,8 @@ pub struct EpisodeStep {
     pub truncated: Tensor,
     /// The next observation of each episode, `[R, d]`.
     pub observations: Tensor,
-    /// Diagnostics of this step (means over the episodes), logged with the training loss.
+    /// Diagnostics of this step (means over the episodes), logged with the training loss as
+    /// `info.NAME` ([`crate::info_metric`]).
     pub info: BTreeMap<String, f64>,
 }
 
@@ -319,7 +320,7 @@ impl<E: SequentialEnvironment> Episodic<E> {
             ("return".to_owned(), rollout.returns()?.f_mean(Kind::Double)?.double_value(&[])),
             ("length".to_owned(), rollout.lengths()?.f_mean(Kind::Double)?.double_value(&[])),
         ]);
-        metrics.extend(rollout.info.into_iter().map(|(key, value)| (format!("info.{key}"), value)));
+        metrics.extend(rollout.info.iter().map(|(key, value)| (info_metric(key), *value)));
         Ok(metrics)
     }
 }

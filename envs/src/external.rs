@@ -53,6 +53,12 @@
 //! {"rewards": [0.5, 0.25, 1.0], "info": {"accuracy": 0.9}}
 //! ```
 //!
+//! Each diagnostic is recorded as `info.NAME` ([`info_metric`]; `info.accuracy` here), in
+//! training and in evaluation, so that it never stands for one of the trainer's own metrics
+//! (`loss`, `reward`, `seconds_per_step`, ...). Its name must be a key: 1 to 64 ASCII
+//! letters, digits, `_` or `-` (as the names of baselines, below), so that it is the same
+//! in every file of the run and in every table; any other name is an error.
+//!
 //! Rewards are "higher is better" and must be numbers that are finite in f32, as the
 //! rewards become f32 tensors (a string such as `"NaN"`, `null` or `1e39` is an error).
 //! An answer line may hold up to [`MAX_ANSWER_BYTES`] (16 MiB). Blank lines on stdout are
@@ -225,9 +231,10 @@ use tch::Tensor;
 
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, chosen_lists,
-    random_subsets,
+    info_metric, random_subsets,
 };
 use crate::space::KHotSpace;
+use crate::text::printable;
 
 /// The longest answer line, in bytes (without its end of line): 16 MiB. A command that
 /// writes more to stdout without ending the line fails, and the rest is never read.
@@ -260,9 +267,9 @@ const RANDOM_BASELINE: &str = "random";
 /// The longest name of an environment or a command's baseline.
 const MAX_KEY_CHARS: usize = 64;
 
-/// Checks that `name` can be a key (of `baselines`, `baseline.NAME` in the metrics, a
-/// folder or a table column): 1 to [`MAX_KEY_CHARS`] ASCII letters, digits, `_` or `-`.
-/// What is wrong, otherwise.
+/// Checks that `name` can be a key (of `baselines` or `info`, `baseline.NAME` or `info.NAME`
+/// in the metrics, a folder or a table column): 1 to [`MAX_KEY_CHARS`] ASCII letters,
+/// digits, `_` or `-`. What is wrong, otherwise.
 fn check_key(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("is empty".to_owned());
@@ -271,7 +278,9 @@ fn check_key(name: &str) -> Result<(), String> {
         return Err(format!("is longer than {MAX_KEY_CHARS} characters"));
     }
     match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        Some(c) => Err(format!("has the character {c:?}; use ASCII letters, digits, '_' and '-'")),
+        Some(c) => {
+            Err(format!("has the character {}; use ASCII letters, digits, '_' and '-'", printable(&format!("{c:?}"))))
+        }
         None => Ok(()),
     }
 }
@@ -598,8 +607,8 @@ impl Environment for ExternalReward {
     }
 
     /// `reward`: the command's reward for the policy's top-k subset, sent with `phase` (in
-    /// contextual mode, the mean over the rows of the held-out contexts of `phase`); the
-    /// answer's `info` entries are added (except one named `reward`).
+    /// contextual mode, the mean over the rows of the held-out contexts of `phase`); and the
+    /// answer's `info` entries, as `info.NAME` ([`info_metric`]).
     fn evaluate(&mut self, phase: Phase, policy: &dyn EvalPolicy) -> Result<BTreeMap<String, f64>, EnvError> {
         let observation = self.held_out_observation(phase)?;
         let action = policy.act(&observation)?;
@@ -610,7 +619,8 @@ impl Environment for ExternalReward {
         let subsets = chosen_lists(&self.spec, &action)?;
         let answer = self.request_rewards(phase.name(), Some(RequestSeed::held_out(phase)), &subsets, false)?;
         let mean = answer.rewards.iter().sum::<f64>() / rows as f64;
-        let mut metrics = answer.info;
+        let mut metrics: BTreeMap<String, f64> =
+            answer.info.iter().map(|(name, value)| (info_metric(name), *value)).collect();
         metrics.insert("reward".to_owned(), mean);
         Ok(metrics)
     }
@@ -863,7 +873,7 @@ fn parse_baselines(value: &Value) -> Result<BTreeMap<String, f64>, String> {
     };
     map.iter()
         .map(|(name, v)| {
-            check_key(name).map_err(|why| format!("the baseline name {} {why}", Value::from(name.as_str())))?;
+            check_key(name).map_err(|why| format!("the baseline name {} {why}", quoted_name(name)))?;
             if name == RANDOM_BASELINE {
                 return Err(format!(
                     "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean reward of the random subsets); \
@@ -879,15 +889,20 @@ fn parse_baselines(value: &Value) -> Result<BTreeMap<String, f64>, String> {
 }
 
 /// The `info` of an answer object `map` (of the line `text`): an object of names to finite
-/// numbers, or none (absent or `null`). The error says what is wrong and quotes the line.
+/// numbers, or none (absent or `null`). The names must be keys ([`check_key`]): each becomes
+/// the metric `info.NAME` ([`info_metric`]) in every file of a run, as written. The error
+/// says what is wrong and quotes the line.
 pub(crate) fn parse_info(map: &serde_json::Map<String, Value>, text: &str) -> Result<BTreeMap<String, f64>, String> {
     match map.get("info") {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
         Some(Value::Object(info)) => info
             .iter()
-            .map(|(name, v)| match v.as_f64() {
-                Some(x) if x.is_finite() => Ok((name.clone(), x)),
-                _ => Err(format!("info \"{name}\" is {}, not a number: {}", short(v), quote(text))),
+            .map(|(name, v)| {
+                check_key(name).map_err(|why| format!("the info name {} {why}: {}", quoted_name(name), quote(text)))?;
+                match v.as_f64() {
+                    Some(x) if x.is_finite() => Ok((name.clone(), x)),
+                    _ => Err(format!("info \"{name}\" is {}, not a number: {}", short(v), quote(text))),
+                }
             })
             .collect(),
         Some(_) => Err(format!("the answer's \"info\" is not an object of numbers: {}", quote(text))),
@@ -958,14 +973,21 @@ pub(crate) fn not_json(error: &serde_json::Error, text: &str) -> String {
     )
 }
 
-/// `text` in single quotes, cut after [`QUOTE_CHARS`] characters.
+/// `text` in single quotes, cut after [`QUOTE_CHARS`] characters, its control characters
+/// escaped ([`printable`]).
 pub(crate) fn quote(text: &str) -> String {
-    format!("'{}'", truncate(text, QUOTE_CHARS))
+    format!("'{}'", printable(&truncate(text, QUOTE_CHARS)))
 }
 
-/// A JSON value as written, cut short.
+/// A name from an answer as a JSON string (in double quotes), cut short, its control
+/// characters escaped.
+fn quoted_name(name: &str) -> String {
+    short(&Value::from(name))
+}
+
+/// A JSON value as written, cut short, its control characters escaped ([`printable`]).
 pub(crate) fn short(value: &Value) -> String {
-    truncate(&value.to_string(), 40)
+    printable(&truncate(&value.to_string(), 40))
 }
 
 /// The first `max` characters of `text`, with `…` when cut.
@@ -1268,7 +1290,8 @@ fn kill_group(child: &Child) {
     let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
 }
 
-/// `; its stderr ended with:` and the lines, or a note that it wrote none.
+/// `; its stderr ended with:` and the lines (their control characters escaped), or a note
+/// that it wrote none.
 struct StderrTail<'a>(&'a [String]);
 
 impl fmt::Display for StderrTail<'_> {
@@ -1278,7 +1301,7 @@ impl fmt::Display for StderrTail<'_> {
         }
         write!(f, "; its stderr ended with:")?;
         for line in self.0 {
-            write!(f, "\n    {line}")?;
+            write!(f, "\n    {}", printable(line))?;
         }
         Ok(())
     }

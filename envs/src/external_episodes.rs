@@ -49,8 +49,9 @@
 //!
 //!    optionally with `"truncated": [bools]` (an episode cut short by a time limit of the
 //!    command's own) and `"info": {"name": number, ...}`, diagnostics logged with the
-//!    training step (means over the steps; in evaluation they become `info.NAME`
-//!    metrics). Fields the environment does not know are ignored, in requests and answers.
+//!    training step (means over the steps) and in evaluation, as `info.NAME` metrics
+//!    ([`crate::info_metric`]; names as `cmd`'s, see [its rule](crate::external#protocol)).
+//!    Fields the environment does not know are ignored, in requests and answers.
 //!
 //! The fields of the requests:
 //!

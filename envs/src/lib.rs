@@ -30,11 +30,16 @@ pub mod scheduling;
 pub mod sensor;
 pub mod slate;
 pub mod space;
+pub mod text;
 pub mod vae;
 
-pub use env::{EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, Observation, Phase, StepSeed, Transition};
+pub use env::{
+    EnvError, EnvSpec, Environment, EvalPolicy, FixedAction, INFO_PREFIX, Observation, Phase, StepSeed, Transition,
+    info_metric,
+};
 pub use episodes::{EpisodeStep, Episodic, SequentialEnvironment};
 pub use space::{KHotSpace, SpaceError};
+pub use text::printable;
 
 /// The book's Gymnasium chapter as a doctest (its samples need this crate's `gymnasium`
 /// feature and its `gymnasium_rs` and `ndarray` dependencies); the other chapters' samples

@@ -173,7 +173,8 @@ fn a_working_command_scores_steps_evaluations_and_baselines() {
     let policy = FixedPolicy { action: actions(n as i64, &[best]).view([1, n as i64]) };
     let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
     assert_eq!(metrics["reward"], best.iter().map(|&i| hidden_value(i)).sum::<f64>());
-    assert_eq!((metrics["line"], metrics["phase"], metrics["ok"]), (3.0, 1.0, 1.0));
+    assert_eq!((metrics["info.line"], metrics["info.phase"], metrics["info.ok"]), (3.0, 1.0, 1.0));
+    assert_eq!(metrics.len(), 4, "the reward and the info, prefixed: {metrics:?}");
 
     let random = env.baselines(Phase::Test).unwrap();
     assert_eq!(random.keys().collect::<Vec<_>>(), ["random"]);
@@ -455,6 +456,58 @@ fn a_very_long_stderr_line_is_cut_in_the_error() {
     assert!(tail.contains(&format!("{}…\n", "e".repeat(300))) && !tail.contains(&"e".repeat(301)), "{err}");
 }
 
+/// Control characters a command writes (a terminal's escape sequences, a bell, a
+/// carriage return that would overwrite the line) are escaped wherever an error quotes
+/// its answer or its stderr.
+#[test]
+fn control_characters_from_the_command_are_escaped_in_errors() {
+    let raw = |err: &str| err.chars().any(|c| c.is_control() && c != '\n');
+    let answer = r"while read l; do printf '\033]0;pwned\007\033[2J[1, \302\233x]\r\n'; done";
+    let err = message(ExternalReward::new(answer, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])));
+    assert!(!raw(&err), "{err:?}");
+    assert!(err.contains(r"'\u{1b}]0;pwned\u{7}\u{1b}[2J[1, \u{9b}x]'"), "{err}");
+
+    let stderr = r"read l; printf 'fine\n\033[31mred\033[0m\rhidden\n' >&2; exit 4";
+    let err = message(ExternalReward::new(stderr, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])));
+    assert!(!raw(&err), "{err:?}");
+    assert!(err.contains("\n    fine\n    \\u{1b}[31mred\\u{1b}[0m\\rhidden"), "{err}");
+
+    // Escaped in the JSON answer, raw in the name and the value once parsed.
+    let answer = |json: &str| format!("while read l; do printf '%s\\n' '{json}'; done");
+    let name = answer(r#"{"rewards": [1], "info": {"\u001b[5m": 1}}"#);
+    let err = message(ExternalReward::new(&name, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])));
+    assert!(!raw(&err) && err.contains(r#"the info name "\u001b[5m" has the character '\u{1b}'"#), "{err}");
+    let value = answer(r#"{"rewards": [1], "info": {"ok": "\u009b\u001b"}}"#);
+    let err = message(ExternalReward::new(&value, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])));
+    assert!(!raw(&err) && err.contains(r#"info "ok" is "\u{9b}\u001b", not a number"#), "{err}");
+}
+
+/// An info name becomes `info.NAME` in every file of a run and in a report's tables: one
+/// that is not a key (with a `|`, a space, a dot; empty) is refused at the first answer.
+#[test]
+fn info_names_must_be_keys() {
+    for name in ["hit|rate", "top 5", "a.b", ""] {
+        let command = format!(r#"while read l; do echo '{{"rewards": [1], "info": {{"{name}": 0.5}}}}'; done"#);
+        let err = message(ExternalReward::new(&command, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])));
+        assert!(err.contains(&format!("the info name \"{name}\" ")), "{err}");
+    }
+    let command = r#"while read l; do echo '{"rewards": [1], "info": {"hit_rate-2": 0.5}}'; done"#;
+    let transition = ExternalReward::new(command, space(3, 1), TIMEOUT).unwrap().step(&actions(3, &[&[0]])).unwrap();
+    assert_eq!(transition.info, BTreeMap::from([("hit_rate-2".to_owned(), 0.5)]));
+}
+
+/// An info named as one of the trainer's metrics (`reward`, `loss`, `return`) is recorded
+/// as `info.NAME` beside it, never in its place.
+#[test]
+fn info_never_shadows_the_trainers_metrics() {
+    let command = r#"while read l; do echo '{"rewards": [3], "info": {"reward": 7, "loss": 5, "return": 1}}'; done"#;
+    let mut env = ExternalReward::new(command, space(3, 1), TIMEOUT).unwrap();
+    let policy = FixedPolicy { action: actions(3, &[&[0]]).view([1, 3]) };
+    let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
+    let expected = [("info.loss", 5.0), ("info.return", 1.0), ("info.reward", 7.0), ("reward", 3.0)];
+    assert_eq!(metrics, expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<BTreeMap<_, _>>());
+}
+
 /// Rewards become f32: a finite reward beyond its range is an error naming it.
 #[test]
 fn a_reward_outside_the_range_of_f32_is_an_error() {
@@ -666,7 +719,7 @@ fn contextual_round_trip_of_contexts_rewards_evaluation_and_baselines() {
     let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
     let mean = (context_reward(0, 1.0, &[0, 3]) + context_reward(1, 1.0, &[4, 5])) / 2.0;
     assert_eq!(metrics["reward"], mean);
-    assert_eq!((metrics["line"], metrics["rows"]), (6.0, 2.0));
+    assert_eq!((metrics["info.line"], metrics["info.rows"]), (6.0, 2.0));
     assert_eq!(*policy.seen.borrow(), [expected_contexts(rows, 1.0, 1)], "held-out contexts of seed 1");
     // The same held-out contexts every time; test ones use seed 2.
     assert_eq!(env.evaluate(Phase::Validation, &policy).unwrap()["reward"], mean);
@@ -832,7 +885,7 @@ fn the_contextual_example_script_runs() {
 
     let policy = FixedAction(actions(n as i64, &[&[0, 1, 2]]).squeeze_dim(1));
     let metrics = env.evaluate(Phase::Validation, &policy).unwrap();
-    assert!(metrics["reward"].is_finite() && metrics["reward"] <= metrics["optimal"], "{metrics:?}");
+    assert!(metrics["reward"].is_finite() && metrics["reward"] <= metrics["info.optimal"], "{metrics:?}");
     assert_eq!(env.evaluate(Phase::Validation, &policy).unwrap(), metrics, "the same held-out contexts");
     let random = env.baselines(Phase::Test).unwrap()["random"];
     assert!(random.is_finite() && random.abs() < 1.0, "{random}");

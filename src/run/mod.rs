@@ -30,6 +30,7 @@
 //! - A new run that fails before its first checkpoint removes what it wrote, so that the
 //!   corrected command can use the same folder.
 
+pub mod archive;
 pub mod checkpoint;
 pub mod files;
 pub mod lock;

@@ -9,8 +9,8 @@ use tch::Tensor;
 use crate::run::checkpoint::WindowSums;
 use crate::train::trainer::StepReport;
 
-/// The training records between two log lines: the mean loss and the mean of each info
-/// entry. The losses add up on their device; they are read (and checked) only when the
+/// The training records between two log lines: the mean loss, the mean of each of the
+/// trainer's measures (under its name) and of each info entry (as `info.NAME`). The losses add up on their device; they are read (and checked) only when the
 /// window is taken or checkpointed.
 #[derive(Debug, Default)]
 pub struct TrainWindow {
@@ -51,8 +51,11 @@ impl TrainWindow {
             Some(sum) => sum.f_add(&report.loss)?,
             None => report.loss.shallow_clone(),
         });
+        for (name, value) in &report.measures {
+            *self.sums.entry(name.clone()).or_default() += value;
+        }
         for (name, value) in &report.info {
-            *self.sums.entry(format!("info.{name}")).or_default() += value;
+            *self.sums.entry(sfess_envs::info_metric(name)).or_default() += value;
         }
         self.steps += 1;
         Ok(())

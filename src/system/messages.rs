@@ -12,7 +12,8 @@ pub fn say(message: std::fmt::Arguments<'_>) {
 
 /// `message` on one line: its lines trimmed and joined by spaces, without the C++ stack
 /// that libtorch appends to its errors (`Exception raised from …` and the `frame #N:` lines
-/// after it).
+/// after it), and with any other control character escaped ([`sfess_envs::printable`]):
+/// a message may quote what a command or a file held.
 pub fn one_line(message: &str) -> String {
     let mut kept = Vec::new();
     let mut in_stack = false;
@@ -23,7 +24,7 @@ pub fn one_line(message: &str) -> String {
             in_stack = false;
         }
         if !in_stack && !line.is_empty() {
-            kept.push(line);
+            kept.push(sfess_envs::printable(line));
         }
     }
     kept.join(" ")
@@ -44,5 +45,6 @@ mod tests {
             "reading x: PytorchStreamReader failed reading zip archive: failed finding central directory"
         );
         assert_eq!(one_line("a\n  b\n\nc"), "a b c");
+        assert_eq!(one_line("sbatch: \x1b]0;title\x07error\r\n"), "sbatch: \\u{1b}]0;title\\u{7}error");
     }
 }

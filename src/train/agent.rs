@@ -236,8 +236,9 @@ impl Agent {
     }
 
     /// Every record so far, as a run folder's `metrics.jsonl` holds them: the mean training
-    /// loss (and the environment's `info.NAME`) of each [`LOSS_EVERY`] steps, and the
-    /// metrics of each [`Agent::evaluate`] at the step it was called.
+    /// loss (over episodes also `return` and `length`, and the environment's `info.NAME`)
+    /// of each [`LOSS_EVERY`] steps, and the metrics of each [`Agent::evaluate`] at the step
+    /// it was called.
     pub fn records(&self) -> &[Record] {
         &self.records
     }

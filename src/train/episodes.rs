@@ -54,8 +54,10 @@ pub struct EpisodeSurrogate {
     pub rewards: Tensor,
     /// 1 for the steps an episode took, `[S, B, T']`.
     pub alive: Tensor,
-    /// Mean return and length of the episodes, and the environment's info.
+    /// The environment's info (means over the steps).
     pub info: BTreeMap<String, f64>,
+    /// Mean `return` and `length` of the episodes.
+    pub measures: BTreeMap<String, f64>,
 }
 
 /// Rolls out the episodes of training step `step` and builds the surrogate (see the
@@ -114,10 +116,11 @@ pub fn episode_surrogate(
     let surrogate = training.estimator.surrogate_loss(&log_probs, &rewards, &alive)?;
     let (mean_return, mean_length) =
         (rollout.returns()?.f_mean(Kind::Double)?, rollout.lengths()?.f_mean(Kind::Double)?);
-    let mut info = rollout.info;
-    info.insert("return".to_owned(), mean_return.double_value(&[]));
-    info.insert("length".to_owned(), mean_length.double_value(&[]));
-    Ok(EpisodeSurrogate { surrogate, log_probs, rewards, alive, info })
+    let measures = BTreeMap::from([
+        ("return".to_owned(), mean_return.double_value(&[])),
+        ("length".to_owned(), mean_length.double_value(&[])),
+    ]);
+    Ok(EpisodeSurrogate { surrogate, log_probs, rewards, alive, info: rollout.info, measures })
 }
 
 /// One training step over episodes: roll out, build the surrogate, update.
@@ -136,7 +139,7 @@ pub fn episode_step(
     let rolled = episode_surrogate(step, seed, env, policy, training, samples)?;
     let loss = rolled.surrogate.f_detach()?.f_to_kind(Kind::Double)?;
     optimizer.backward_step(&rolled.surrogate)?;
-    Ok(StepReport { loss, info: rolled.info })
+    Ok(StepReport { loss, info: rolled.info, measures: rolled.measures })
 }
 
 #[cfg(test)]

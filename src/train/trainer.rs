@@ -205,8 +205,12 @@ pub struct StepReport {
     /// a detached `f64` scalar on the step's device, so that reading it (and waiting for
     /// the device) is the caller's choice; [`StepReport::loss_value`] reads it.
     pub loss: Tensor,
-    /// The environment's diagnostics of the step ([`sfess_envs::Transition::info`]).
+    /// The environment's diagnostics of the step ([`sfess_envs::Transition::info`]),
+    /// recorded as `info.NAME` ([`sfess_envs::info_metric`]).
     pub info: std::collections::BTreeMap<String, f64>,
+    /// The trainer's own measures of the step, recorded under their names beside `loss`
+    /// (over episodes: `return` and `length`; none for one-step environments).
+    pub measures: std::collections::BTreeMap<String, f64>,
 }
 
 impl StepReport {
@@ -275,7 +279,7 @@ pub fn train_step(
     let (surrogate, info) = step_surrogate(step, seed, env, policy, estimator, samples)?;
     let loss = surrogate.f_detach()?.f_to_kind(Kind::Double)?;
     optimizer.backward_step(&surrogate)?;
-    Ok(StepReport { loss, info })
+    Ok(StepReport { loss, info, measures: std::collections::BTreeMap::new() })
 }
 
 #[cfg(test)]
