@@ -193,9 +193,9 @@ impl SchedulerArgs {
                 anyhow::ensure!(self.cpus_per_task.is_none_or(|c| c >= 1), "--cpus-per-task must be at least 1");
                 if let Some(limit) = self.time.as_deref().and_then(crate::sweep::slurm::time_limit_seconds) {
                     anyhow::ensure!(
-                        self.signal_before < limit,
-                        "--signal-before {} is not less than --time {} ({limit} seconds): a task would be told to \
-                         stop before it started",
+                        self.signal_before <= limit,
+                        "--signal-before {} is more than --time {} ({limit} seconds): a task would be told to stop \
+                         before it started",
                         self.signal_before,
                         self.time.as_deref().unwrap_or_default()
                     );

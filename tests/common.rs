@@ -16,6 +16,11 @@ pub fn run(args: &[&str]) -> Output {
     sfess().args(args).stdin(Stdio::null()).output().expect("the binary starts")
 }
 
+/// [`run`] with owned arguments.
+pub fn run_owned(args: &[String]) -> Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
     with_stdin(sfess().args(args), input)
 }
@@ -71,4 +76,22 @@ pub fn usage_error(output: &Output, phrase: &str) {
 /// PyTorch's first).
 pub fn run_python(script: &str, args: &[&str]) -> Output {
     with_stdin(Command::new("python3").arg("-").args(args), script)
+}
+
+/// Runs `args` with every file it writes limited to `bytes`, and SIGXFSZ at its default
+/// (killing), as a shell's `ulimit -f` leaves it: the binary itself must turn the signal
+/// into a write error.
+pub fn run_with_file_limit(args: &[String], bytes: u64) -> Output {
+    let script = "import os, resource, signal, sys\n\
+                  signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n\
+                  limit = int(sys.argv[1])\n\
+                  resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n\
+                  os.execv(sys.argv[2], sys.argv[2:])\n";
+    Command::new("python3")
+        .args(["-c", script, &bytes.to_string(), env!("CARGO_BIN_EXE_sfess-agent")])
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }

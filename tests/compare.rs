@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{fails_with, run, stderr, stdout};
+use crate::common::{fails_with, run, run_owned, stderr, stdout};
 use crate::train::synthetic_mnist;
 
 fn compare_args<'a>(data: &'a str, out: &'a str, estimators: &'a str, samples: &'a str) -> Vec<&'a str> {
@@ -129,9 +129,6 @@ fn coverage_args(out: &std::path::Path, seeds: &str, steps: &str) -> Vec<String>
         .collect()
 }
 
-fn run_owned(args: &[String]) -> std::process::Output {
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 /// A comparison folder keeps its request: another setting is refused by name (the pairs
 /// it holds were trained with the first), and so is a pair asked twice.

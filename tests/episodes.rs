@@ -240,7 +240,7 @@ fn the_check_rejects_a_baseline_with_the_episodes_own_return_and_a_dropped_step(
 // From the command line: the shipped sequential environments train, resume exactly,
 // evaluate, compare, and refuse what does not apply.
 
-use crate::common::{fails_with, json, run, stderr, stdout};
+use crate::common::{fails_with, json, run, run_owned, stderr, stdout};
 
 /// A small slate task for `--steps STEPS` into `out`.
 fn slate_args(out: &std::path::Path, steps: &str) -> Vec<String> {
@@ -253,9 +253,6 @@ fn slate_args(out: &std::path::Path, steps: &str) -> Vec<String> {
         .collect()
 }
 
-fn run_owned(args: &[String]) -> std::process::Output {
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 #[test]
 fn a_sequential_task_trains_resumes_exactly_and_evaluates() {

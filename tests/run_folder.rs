@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{fails_with, json, run, sfess, stderr};
+use crate::common::{fails_with, json, run, run_owned, run_with_file_limit, sfess, stderr};
 use crate::tensorboard::events;
 
 /// A max-coverage run of `steps` into `out`, validated every 1,500 steps (not a multiple of
@@ -26,9 +26,6 @@ fn start(args: &[String]) -> Child {
     sfess().args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-fn run_owned(args: &[String]) -> Output {
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 /// The records of a run folder without their clocks (`elapsed_seconds` and the
 /// `seconds_per_step` records): what must not depend on stops.
@@ -219,24 +216,6 @@ fn a_truncated_checkpoint_is_refused_in_one_line() {
     assert!(!stderr(&output).contains("frame #") && stderr(&output).len() < 500, "{}", stderr(&output));
     fails_with(&run(&["eval", "--run", dir.to_str().unwrap()]), "cannot be read");
     assert!(dir.join("summary.json").exists());
-}
-
-/// Runs `args` with every file it writes limited to `bytes` (as a full disk would stop
-/// it; SIGXFSZ ignored, so that writes fail with EFBIG).
-fn run_with_file_limit(args: &[String], bytes: u64) -> Output {
-    let script = "import os, resource, signal, sys\n\
-                  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n\
-                  limit = int(sys.argv[1])\n\
-                  resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n\
-                  os.execv(sys.argv[2], sys.argv[2:])\n";
-    let bin = env!("CARGO_BIN_EXE_sfess-agent");
-    Command::new("python3")
-        .args(["-c", script, &bytes.to_string(), bin])
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// A folder's files: whole records only in the log, no temporary file left.

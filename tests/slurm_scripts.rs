@@ -218,8 +218,8 @@ fn slurm_options_and_folders_are_checked() {
     };
     usage_error(&sweep(&["--signal-before", "99999999999"]), "1..=65535");
     usage_error(&sweep(&["--signal-before", "0"]), "1..=65535");
-    fails_with(&sweep(&["--time", "2", "--signal-before", "120"]), "--signal-before 120 is not less than --time 2");
-    fails_with(&sweep(&["--time", "0-0:1:30"]), "--signal-before 120 is not less than --time 0-0:1:30 (90 seconds)");
+    fails_with(&sweep(&["--time", "2", "--signal-before", "121"]), "--signal-before 121 is more than --time 2");
+    fails_with(&sweep(&["--time", "0-0:1:30"]), "--signal-before 120 is more than --time 0-0:1:30 (90 seconds)");
     assert!(!work.join("out").exists());
     let output = sweep(&["--time", "1:00:00", "--signal-before", "600"]);
     assert!(output.status.success(), "{}", stderr(&output));

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{fails_with, json, run, sfess, stderr};
+use crate::common::{fails_with, json, run, run_owned, run_with_file_limit, sfess, stderr};
 
 /// A short max-coverage run into `out`, with a checkpoint every `eval_every` steps.
 fn train_args(out: &Path, steps: &str, eval_every: &str) -> Vec<String> {
@@ -19,9 +19,6 @@ fn train_args(out: &Path, steps: &str, eval_every: &str) -> Vec<String> {
         .collect()
 }
 
-fn run_owned(args: &[String]) -> Output {
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 /// A file outside the run folder, with text that must stay.
 fn outside(tmp: &Path, name: &str) -> std::path::PathBuf {
@@ -102,23 +99,6 @@ fn symbolic_links_in_a_run_folder_are_never_written_through() {
         &format!("{} is a symbolic link", dir.join("marginals.jsonl").display()),
     );
     assert_eq!(std::fs::read(&target).unwrap(), copy);
-}
-
-/// Runs `args` with every file it writes limited to `bytes`, and SIGXFSZ at its default
-/// (killing), as a shell's `ulimit -f` leaves it.
-fn run_with_file_limit(args: &[String], bytes: u64) -> Output {
-    let script = "import os, resource, signal, sys\n\
-                  signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n\
-                  limit = int(sys.argv[1])\n\
-                  resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n\
-                  os.execv(sys.argv[2], sys.argv[2:])\n";
-    Command::new("python3")
-        .args(["-c", script, &bytes.to_string(), env!("CARGO_BIN_EXE_sfess-agent")])
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// Under a file-size limit the run is not killed by SIGXFSZ: it ends with a one-line error
