@@ -129,7 +129,6 @@ fn coverage_args(out: &std::path::Path, seeds: &str, steps: &str) -> Vec<String>
         .collect()
 }
 
-
 /// A comparison folder keeps its request: another setting is refused by name (the pairs
 /// it holds were trained with the first), and so is a pair asked twice.
 #[test]

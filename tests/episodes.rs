@@ -253,7 +253,6 @@ fn slate_args(out: &std::path::Path, steps: &str) -> Vec<String> {
         .collect()
 }
 
-
 #[test]
 fn a_sequential_task_trains_resumes_exactly_and_evaluates() {
     let tmp = tempfile::tempdir().unwrap();

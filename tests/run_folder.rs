@@ -3,7 +3,7 @@
 //! about 0.2 ms a step).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -25,7 +25,6 @@ fn args(out: &Path, steps: &str) -> Vec<String> {
 fn start(args: &[String]) -> Child {
     sfess().args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
-
 
 /// The records of a run folder without their clocks (`elapsed_seconds` and the
 /// `seconds_per_step` records): what must not depend on stops.

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
@@ -18,7 +18,6 @@ fn train_args(out: &Path, steps: &str, eval_every: &str) -> Vec<String> {
         .chain(["--out".to_owned(), out.to_str().unwrap().to_owned()])
         .collect()
 }
-
 
 /// A file outside the run folder, with text that must stay.
 fn outside(tmp: &Path, name: &str) -> std::path::PathBuf {
