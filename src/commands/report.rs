@@ -265,7 +265,7 @@ pub fn report(dir: &Path, registry: &Registry) -> anyhow::Result<String> {
         }
     }
     for Skipped { name, reason } in &skipped {
-        eprintln!("report: skipping {}: {reason}", dir.join(name).display());
+        crate::system::messages::say(format_args!("report: skipping {}: {reason}", dir.join(name).display()));
     }
     let several = grouped.len() > 1;
     let mut md = String::new();
