@@ -1007,7 +1007,7 @@ pub fn execute(
             (Some(SweepAction::Status(status)), _, _) => {
                 let text = if status.wait {
                     crate::sweep::status::wait(&status.dir, false)?;
-                    std::fs::read_to_string(status.dir.join("table.md"))
+                    crate::run::files::read_text(&status.dir.join("table.md"))
                         .with_context(|| format!("reading {}", status.dir.join("table.md").display()))?
                 } else {
                     let current = crate::sweep::status::status(&status.dir)?;

@@ -1,6 +1,7 @@
 //! Writes that must not go astray or kill the process: symbolic links planted in a run
 //! folder are never written through, a write past the file-size limit is a one-line error
-//! (not SIGXFSZ), and a full standard error or output never makes the binary panic.
+//! (not SIGXFSZ), a full standard error or output never makes the binary panic, and a FIFO
+//! or a device in a run folder is refused rather than read.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -149,4 +150,45 @@ fn a_full_standard_error_or_output_is_not_a_panic() {
     assert!(stderr(&output).contains("No space left on device") && !stderr(&output).contains("panicked"));
     assert_eq!(run_full(&["envs"], true, true).status.code(), Some(1));
     assert_eq!(run_full(&["inspect", "-k", "1", "--logits", "0 1"], true, true).status.code(), Some(1));
+}
+
+/// Runs `args` and waits at most a minute: a command that blocks (on a FIFO) fails the test
+/// instead of hanging the suite.
+fn run_within_a_minute(args: &[&str]) -> Output {
+    let mut child =
+        sfess().args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sfess-agent {} still runs after a minute", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A FIFO or a device where a run's checkpoint or configuration should be is refused in one
+/// line: opening a FIFO would block for ever (and SIGTERM alone would not end it), a device
+/// could be read without end.
+#[test]
+fn a_fifo_or_a_device_in_a_run_folder_is_refused_not_waited_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let output = run_owned(&train_args(&dir, "20", "10"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run_dir = dir.to_str().unwrap();
+    let checkpoint = dir.join("checkpoint.ot");
+    std::fs::remove_file(&checkpoint).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&checkpoint).status().unwrap().success());
+    for args in [vec!["eval", "--run", run_dir], vec!["train", "--resume", run_dir, "--steps", "40", "--quiet"]] {
+        fails_with(&run_within_a_minute(&args), "not a regular file");
+    }
+    std::fs::remove_file(&checkpoint).unwrap();
+    symlink("/dev/zero", &checkpoint).unwrap();
+    fails_with(&run_within_a_minute(&["eval", "--run", run_dir]), "not a regular file");
+    let config = dir.join("config.json");
+    std::fs::remove_file(&config).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&config).status().unwrap().success());
+    fails_with(&run_within_a_minute(&["eval", "--run", run_dir]), "not a regular file");
 }

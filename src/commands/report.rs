@@ -175,16 +175,16 @@ fn read_run(dir: &Path, task: Combination, registry: &Registry) -> anyhow::Resul
     let entry = registry.get(&task.config.env).with_context(|| {
         format!("{}: report it with the binary that registered {}", path.display(), task.config.env)
     })?;
-    let summary = match std::fs::read_to_string(path.join(crate::run::SUMMARY)) {
+    let summary = match crate::run::files::read_text(&path.join(crate::run::SUMMARY)) {
         Ok(text) => Some(
             serde_json::from_str::<Summary>(&text)
                 .with_context(|| format!("{} is not a run's summary", path.join(crate::run::SUMMARY).display()))?,
         ),
         Err(_) => None,
     };
-    let failed = std::fs::read_to_string(path.join(FAILED)).ok().map(|t| t.trim().to_owned());
+    let failed = crate::run::files::read_text(&path.join(FAILED)).ok().map(|t| t.trim().to_owned());
     let metric = entry.metric.key.as_str();
-    let records: Vec<Record> = std::fs::read_to_string(path.join(crate::run::METRICS))
+    let records: Vec<Record> = crate::run::files::read_text(&path.join(crate::run::METRICS))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Record>(l).ok())

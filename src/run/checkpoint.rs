@@ -303,7 +303,7 @@ fn read(path: &Path, variables: &[(String, Tensor)]) -> anyhow::Result<HashMap<S
 fn read_at_most(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     let reading = || format!("reading the checkpoint {}", path.display());
-    let file = std::fs::File::open(path).with_context(reading)?;
+    let file = crate::run::files::open_regular(path).with_context(reading)?;
     let too_large = |length: u64| {
         anyhow::anyhow!(
             "the checkpoint {} has {length} bytes, more than a checkpoint of this run's variables can have \

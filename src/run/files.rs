@@ -5,7 +5,7 @@
 //! create the file it points to.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -48,12 +48,52 @@ pub fn open_for_writing(path: &Path, options: &mut OpenOptions) -> Result<File, 
     })
 }
 
+/// Opens `path` for reading if it is a regular file (following links, as every read does).
+/// A FIFO, a device or a folder planted where a run's file should be is refused: opening a
+/// FIFO would block for ever, and a device could be read without end. Opened with
+/// `O_NONBLOCK` so that even the open of a FIFO returns; it changes nothing for a regular
+/// file.
+///
+/// # Errors
+/// The file cannot be opened (`NotFound` when it is missing), or it is not a regular file
+/// (`InvalidInput`).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, a device or a folder stands in its place)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The bytes of the regular file `path` ([`open_regular`]).
+///
+/// # Errors
+/// As [`open_regular`]; a failed read.
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The text of the regular file `path` ([`open_regular`]).
+///
+/// # Errors
+/// As [`open_regular`]; a failed read or text that is not UTF-8.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    open_regular(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// The text of `path`, empty when there is no such file.
 ///
 /// # Errors
 /// The file exists and cannot be read.
 pub fn read_or_empty(path: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         result => result.with_context(|| format!("reading {}", path.display())),
     }

@@ -80,7 +80,7 @@ impl FolderLock {
 /// killed while it held it (the lock is released then, the text stays). Read without
 /// locking.
 pub fn holder_pid(dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(dir.join(LOCK)).ok()?;
+    let text = crate::run::files::read_text(&dir.join(LOCK)).ok()?;
     text.strip_prefix("pid ")?.split(',').next()?.trim().parse().ok()
 }
 

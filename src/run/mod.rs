@@ -214,7 +214,7 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         dir.display()
     );
     if steps == config.steps
-        && let Ok(text) = std::fs::read_to_string(dir.join(SUMMARY))
+        && let Ok(text) = crate::run::files::read_text(&dir.join(SUMMARY))
     {
         let summary: Summary = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid summary", dir.join(SUMMARY).display()))?;
@@ -288,7 +288,7 @@ pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<
 pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfig> {
     let path = dir.join(CONFIG);
     let text =
-        std::fs::read_to_string(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
+        crate::run::files::read_text(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
     TrainConfig::from_json(&text, registry)
         .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }

@@ -151,7 +151,7 @@ fn run_child(exe: &Path, out: &Path, task: &Combination, pool: &Pool) -> anyhow:
     if forwarded && status.code().is_some_and(|code| code > 128) {
         return Ok(Outcome::Stopped);
     }
-    let recorded = std::fs::read_to_string(dir.join(FAILED)).ok().map(|t| t.trim().to_owned());
+    let recorded = crate::run::files::read_text(&dir.join(FAILED)).ok().map(|t| t.trim().to_owned());
     let reason = match (recorded, status.signal()) {
         (_, Some(signal)) => {
             let reason = format!("killed by {} (signal {signal})", crate::run::signals::signal_name(signal));

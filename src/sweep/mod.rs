@@ -68,7 +68,7 @@ impl SweepRecord {
     /// that is not a [`PathName`], two tasks with one folder (in any case).
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(RECORD);
-        let text = std::fs::read_to_string(&path)
+        let text = crate::run::files::read_text(&path)
             .with_context(|| format!("{} holds no sweep (no {RECORD})", dir.display()))?;
         let record: Self = crate::system::json::parse(&text)
             .and_then(serde_json::from_value)
@@ -180,7 +180,7 @@ pub fn prepare(request: &Request, registry: &Registry) -> anyhow::Result<Prepare
 pub fn refuse_a_run_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
     let file = match crate::run::run_file_in(dir) {
         Some(crate::run::SUMMARY) => {
-            let text = std::fs::read_to_string(dir.join(crate::run::SUMMARY)).unwrap_or_default();
+            let text = crate::run::files::read_text(&dir.join(crate::run::SUMMARY)).unwrap_or_default();
             let report = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("groups").is_some());
             (!report).then_some(crate::run::SUMMARY)
         }
@@ -299,7 +299,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
                 .iter()
                 .filter(|task| !is_complete(out, task))
                 .map(|task| {
-                    let reason = std::fs::read_to_string(out.join(&task.name).join(FAILED));
+                    let reason = crate::run::files::read_text(&out.join(&task.name).join(FAILED));
                     (task.name.to_string(), reason.map_or_else(|_| "incomplete".to_owned(), |r| r.trim().to_owned()))
                 })
                 .collect();
@@ -336,7 +336,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     }
     let ended = status::wait(out, quiet)?;
     let table = out.join(crate::commands::report::TABLE_MD);
-    let tables = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
+    let tables = crate::run::files::read_text(&table).with_context(|| format!("reading {}", table.display()))?;
     let failed = ended
         .tasks
         .into_iter()

@@ -139,7 +139,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
                 let at = if started { format!(", requeued at step {}", last_step(&dir)) } else { String::new() };
                 TaskState::Pending { reason: format!("{} ({}){at}", job.state.to_lowercase(), job.reason) }
             }
-        } else if let Ok(reason) = std::fs::read_to_string(dir.join(FAILED)) {
+        } else if let Ok(reason) = crate::run::files::read_text(&dir.join(FAILED)) {
             TaskState::Failed { reason: reason.trim().to_owned() }
         } else {
             match slurm {
@@ -166,7 +166,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
         tasks.push(TaskStatus { name: task.name.to_string(), state });
     }
     let report = submissions.last().filter(|s| !s.report.is_empty()).map(|s: &Submission| {
-        let exit = std::fs::read_to_string(slurm::report_exit_file(out, &s.report))
+        let exit = crate::run::files::read_text(&slurm::report_exit_file(out, &s.report))
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok());
         ReportJob { id: s.report.clone(), exit, active: jobs.get(&s.report).is_some_and(JobState::is_active) }

@@ -49,7 +49,7 @@ pub const AGENT_RUN: &str = "agent";
 /// Whether `dir` holds an agent's run folder ([`Agent::write_run_folder`]): its
 /// `config.json` says `"kind": "agent"`.
 pub fn is_agent_run(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(run_folder::CONFIG))
+    crate::run::files::read_text(&dir.join(run_folder::CONFIG))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .is_some_and(|config| config.get("kind").and_then(|k| k.as_str()) == Some(AGENT_RUN))
@@ -375,8 +375,9 @@ impl Agent {
         write_atomically(&dir.join(run_folder::CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
         write_atomically(&dir.join(run_folder::METRICS), json_lines(&self.records)?.as_bytes())?;
         write_atomically(&dir.join(MARGINALS), json_lines(&self.marginals)?.as_bytes())?;
-        let started =
-            std::fs::read(dir.join(EVENTS)).ok().and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
+        let started = crate::run::files::read_bytes(&dir.join(EVENTS))
+            .ok()
+            .and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
         let events =
             events_of(started.unwrap_or_else(|| unix_now() - self.elapsed_seconds), &self.records, &self.marginals);
         write_atomically(&dir.join(EVENTS), &events)?;
