@@ -14,10 +14,10 @@ use sfess_envs::registry::Registry;
 use crate::commands::bench;
 use crate::commands::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 use crate::config::TrainConfig;
-use crate::run::signals::Interrupt;
+use crate::system::signals::Interrupt;
 use crate::run::{RunOptions, Verbosity};
 use crate::system::device::DeviceSpec;
-use crate::train::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
+use crate::config::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 
 /// Score-function estimators for k-subset sampling (SFESS).
 #[derive(Debug, Clone, Parser)]
@@ -320,7 +320,7 @@ pub struct TaskOptions {
     pub data_dir: Option<PathBuf>,
     /// Sampler of sfess and sfess-vr.
     #[arg(long, value_enum)]
-    pub sampler: Option<crate::train::estimators::SamplerName>,
+    pub sampler: Option<crate::config::estimators::SamplerName>,
     /// Relaxation temperature of gs and stgs [default: 0.5].
     #[arg(long)]
     pub temperature: Option<f64>,
@@ -332,11 +332,11 @@ pub struct TaskOptions {
     pub imle_temperature: Option<f64>,
     /// Perturbation of I-MLE [default: sum-of-gamma].
     #[arg(long, value_enum)]
-    pub imle_noise: Option<crate::train::estimators::ImleNoiseName>,
+    pub imle_noise: Option<crate::config::estimators::ImleNoiseName>,
     /// Backend of the k-subset law for sfess, sfess-vr and simple [default: auto, which is
     /// stable on the CPU and parallel on CUDA].
     #[arg(long, value_enum)]
-    pub normalizer: Option<crate::train::estimators::NormalizerName>,
+    pub normalizer: Option<crate::config::estimators::NormalizerName>,
     /// Over episodes: weight each step's score by the rewards from that step on (reward-to-go)
     /// [default: false, the whole return].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -718,7 +718,7 @@ pub fn main_with(registry: Registry) -> std::process::ExitCode {
         // A closed pipe (`sfess-agent inspect ... | head -c 10`) is not worth a message.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         // Ignore a failure to write to stderr: there is nowhere left to report it.
-        Err(error) => match error.downcast_ref::<crate::run::signals::Interrupted>() {
+        Err(error) => match error.downcast_ref::<crate::system::signals::Interrupted>() {
             // Stopped by a signal, cleanly: where it stands, and 128 + the signal.
             Some(interrupted) => {
                 let _ = writeln!(std::io::stderr(), "{}: {interrupted}", program_name());
@@ -760,7 +760,7 @@ pub fn run_with(registry: Registry) -> anyhow::Result<()> {
         Cli::parse_from(with_env_options(&registry, std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
     crate::system::threads::configure(cli.threads)?;
     let interrupt = Interrupt::install().context("installing the handlers of SIGINT and SIGTERM")?;
-    crate::run::signals::fail_writes_past_the_file_size_limit().context("installing the handler of SIGXFSZ")?;
+    crate::system::signals::fail_writes_past_the_file_size_limit().context("installing the handler of SIGXFSZ")?;
     stop_with_the_parent_compare(&interrupt);
     execute(&cli, &Arc::new(registry), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
 }
@@ -1007,7 +1007,7 @@ pub fn execute(
             (Some(SweepAction::Status(status)), _, _) => {
                 let text = if status.wait {
                     crate::sweep::status::wait(&status.dir, false)?;
-                    crate::run::files::read_text(&status.dir.join("table.md"))
+                    crate::system::files::read_text(&status.dir.join("table.md"))
                         .with_context(|| format!("reading {}", status.dir.join("table.md").display()))?
                 } else {
                     let current = crate::sweep::status::status(&status.dir)?;
@@ -1223,7 +1223,7 @@ mod tests {
         let train = train_args(&[&["train"][..], &given].concat());
         let options = train.resolve(None, &Registry::shipped()).unwrap().estimator_options;
         assert_eq!((options.imle_lambda, options.imle_temperature), (5.0, 0.5));
-        assert_eq!(options.imle_noise, crate::train::estimators::ImleNoiseName::Gumbel);
+        assert_eq!(options.imle_noise, crate::config::estimators::ImleNoiseName::Gumbel);
         assert_eq!(train.task.to_flags(), given);
         let cli = parse(&[&["compare", "--env", "vae-mnist", "--out", "x"][..], &given].concat()).unwrap();
         let Command::Compare(compare) = cli.command else { panic!("not compare") };

@@ -12,7 +12,9 @@ use serde_json::Value;
 use sfess_envs::registry::{EnvEntry, EnvOptions, MAX_ROWS, MAX_WIDTH, OptionKind, Registry};
 
 use crate::system::device::DeviceSpec;
-use crate::train::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
+use estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
+
+pub mod estimators;
 
 /// Most samples per row, `--samples`.
 pub const MAX_SAMPLES: usize = 10_000;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::{RngExt, SeedableRng};
-use sfess_agent::run::checkpoint::{self, Progress, WindowSums};
+use sfess_agent::run::checkpoint::{self, Progress};
+use sfess_agent::train::window::WindowSums;
 use sfess_agent::train::trainer::Adam;
 use tch::Tensor;
 use zip::CompressionMethod;

@@ -2,7 +2,7 @@
 //! flag picks logits or an MLP, and black boxes refuse the pathwise estimators.
 
 use sfess_agent::config::PolicyName;
-use sfess_agent::train::estimators::EstimatorName;
+use sfess_agent::config::estimators::EstimatorName;
 use sfess_agent::{Agent, AgentOptions};
 use sfess_envs::custom::RewardEnv;
 use sfess_envs::{KHotSpace, Phase};

@@ -4,7 +4,7 @@
 //! the layers below it.
 //!
 //! A file's imports are every module path it names: `use` trees (`use crate::run::{files,
-//! log::RunLog}`), paths in the code (`crate::run::files::read_text(..)`), `super::` and a
+//! log::RunLog}`), paths in the code (`crate::system::files::read_text(..)`), `super::` and a
 //! parent's paths into its own child modules (`checkpoint::save` in `run/mod.rs`). A path
 //! leads to the deepest module it names that is a file. Comments, strings and `#[cfg(test)]`
 //! modules written inline are left out (a test may use anything).
@@ -529,7 +529,7 @@ fn the_reader_finds_what_a_file_names_and_nothing_else() {
     let found: BTreeSet<String> = named_paths(&code, &me, &children).iter().map(|p| p.join("::")).collect();
     let expected: BTreeSet<String> = [
         "run",
-        "run::files::write_atomically",
+        "system::files::write_atomically",
         "run::log::A",
         "run::log::B",
         "train::sibling",

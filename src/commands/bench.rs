@@ -19,7 +19,7 @@ use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
-use crate::train::estimators::NormalizerName;
+use crate::config::estimators::NormalizerName;
 use sfess_envs::registry::Registry;
 
 /// Where a benchmark ran.

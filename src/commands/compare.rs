@@ -14,7 +14,7 @@ use crate::cli::TaskOptions;
 use crate::config::TrainConfig;
 use crate::sweep::spec::{Axis, SweepSpec};
 use crate::system::device::DeviceSpec;
-use crate::train::estimators::EstimatorName;
+use crate::config::estimators::EstimatorName;
 
 /// The sweep that `compare` runs: the task's options fixed, estimators × seeds as the grid.
 ///
@@ -68,7 +68,7 @@ pub fn estimators_for(env: &EnvEntry, wanted: &[EstimatorName]) -> anyhow::Resul
         return Ok(wanted.to_vec());
     }
     let (kept, skipped): (Vec<EstimatorName>, Vec<EstimatorName>) =
-        wanted.iter().partition(|name| name.works_on_black_box());
+        wanted.iter().partition(|name| crate::train::estimators::works_on_black_box(**name));
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|n| n.as_str()).collect();
         crate::system::messages::say(format_args!(
@@ -81,7 +81,7 @@ pub fn estimators_for(env: &EnvEntry, wanted: &[EstimatorName]) -> anyhow::Resul
         !kept.is_empty(),
         "{} is a black box: compare {} on it",
         env.name,
-        EstimatorName::black_box_names().replace(" or ", " and ")
+        crate::train::estimators::black_box_names().replace(" or ", " and ")
     );
     Ok(kept)
 }

@@ -30,12 +30,12 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::run::files::write_atomically;
+use crate::system::files::write_atomically;
 use crate::run::{Record, SECONDS_PER_STEP, Summary};
 use crate::sweep::spec::Combination;
 use crate::sweep::{FAILED, SweepRecord};
 use crate::system::names::PathName;
-use crate::train::estimators::EstimatorName;
+use crate::config::estimators::EstimatorName;
 use sfess_envs::registry::{EnvEntry, Registry};
 
 /// The report's tables, in Markdown.
@@ -175,16 +175,16 @@ fn read_run(dir: &Path, task: Combination, registry: &Registry) -> anyhow::Resul
     let entry = registry.get(&task.config.env).with_context(|| {
         format!("{}: report it with the binary that registered {}", path.display(), task.config.env)
     })?;
-    let summary = match crate::run::files::read_text(&path.join(crate::run::SUMMARY)) {
+    let summary = match crate::system::files::read_text(&path.join(crate::run::SUMMARY)) {
         Ok(text) => Some(
             serde_json::from_str::<Summary>(&text)
                 .with_context(|| format!("{} is not a run's summary", path.join(crate::run::SUMMARY).display()))?,
         ),
         Err(_) => None,
     };
-    let failed = crate::run::files::read_text(&path.join(FAILED)).ok().map(|t| t.trim().to_owned());
+    let failed = crate::system::files::read_text(&path.join(FAILED)).ok().map(|t| t.trim().to_owned());
     let metric = entry.metric.key.as_str();
-    let records: Vec<Record> = crate::run::files::read_text(&path.join(crate::run::METRICS))
+    let records: Vec<Record> = crate::system::files::read_text(&path.join(crate::run::METRICS))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Record>(l).ok())

@@ -169,7 +169,7 @@ pub fn write_figures(
                 .collect(),
         };
         let path = figures.join(SUBSET);
-        crate::run::files::write_atomically(&path, (serde_json::to_string(&subset)? + "\n").as_bytes())?;
+        crate::system::files::write_atomically(&path, (serde_json::to_string(&subset)? + "\n").as_bytes())?;
         written.push(path);
     }
     Ok(written)

@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
-use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
+use crate::config::estimators::{EstimatorName, EstimatorOptions};
+use crate::train::estimators;
 
 /// Largest `n` the toy enumerates.
 pub const MAX_N: usize = 20;
@@ -427,7 +428,7 @@ pub fn command(args: &ToyArgs, device: Device) -> anyhow::Result<String> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let pretty = serde_json::to_string_pretty(&json)? + "\n";
-        crate::run::files::write_atomically(&dir.join(format!("{name}.json")), pretty.as_bytes())?;
+        crate::system::files::write_atomically(&dir.join(format!("{name}.json")), pretty.as_bytes())?;
         figure.draw(&dir.join(name), &config.estimators)?;
     }
     // One line of JSON on stdout, like `inspect`.

@@ -1,5 +1,5 @@
 //! Figures as SVG and PNG, drawn in memory and written atomically
-//! ([`crate::run::files::write_atomically`]: never half-written, never through a link).
+//! ([`crate::system::files::write_atomically`]: never half-written, never through a link).
 //!
 //! After the paper: bars with one-standard-deviation error bars per estimator (Figure 2), a
 //! line with error bars against a logarithmic axis (Figure 3c), curves with bands (the
@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::run::files::write_atomically;
+use crate::system::files::write_atomically;
 
 /// One bar: its label, height and error (one standard deviation).
 #[derive(Debug, Clone)]

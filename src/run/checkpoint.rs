@@ -25,7 +25,7 @@
 //! checksum is verified, which every checkpoint must have (the first format, which had
 //! none, is refused).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -35,9 +35,10 @@ use tch::{Device, Kind, Tensor};
 use sfess_envs::printable;
 
 use crate::run::archive;
-use crate::run::files::write_atomically;
+use crate::system::files::write_atomically;
 use crate::system::messages::one_line;
 use crate::train::trainer::Adam;
+use crate::train::window::WindowSums;
 
 /// The checkpoint layout written by this version (see the [module docs](self)).
 const FORMAT: i64 = 3;
@@ -86,19 +87,6 @@ impl Default for Progress {
             window: WindowSums::default(),
         }
     }
-}
-
-/// The sums of a training-loss window: the steps from `first`, `steps` of them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WindowSums {
-    /// First step of the window.
-    pub first: u64,
-    /// Steps in it.
-    pub steps: u64,
-    /// The summed loss (`None` for an empty window).
-    pub loss: Option<f64>,
-    /// The summed diagnostics, by record name.
-    pub info: BTreeMap<String, f64>,
 }
 
 /// Writes a checkpoint atomically.
@@ -303,7 +291,7 @@ fn read(path: &Path, variables: &[(String, Tensor)]) -> anyhow::Result<HashMap<S
 fn read_at_most(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     let reading = || format!("reading the checkpoint {}", path.display());
-    let file = crate::run::files::open_regular(path).with_context(reading)?;
+    let file = crate::system::files::open_regular(path).with_context(reading)?;
     let too_large = |length: u64| {
         anyhow::anyhow!(
             "the checkpoint {} has {length} bytes, more than a checkpoint of this run's variables can have \

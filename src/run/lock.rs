@@ -5,13 +5,13 @@
 //! is released when the process ends however it ends, so a killed process never leaves a
 //! folder locked. The file itself stays, and says who holds the lock now: a second process
 //! is refused with the holder's pid, command and start time. A `.lock` that is a symbolic
-//! link is refused ([`crate::run::files::open_for_writing`]).
+//! link is refused ([`crate::system::files::open_for_writing`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::run::files::{OpenError, open_for_writing};
+use crate::system::files::{OpenError, open_for_writing};
 
 /// The lock file's name inside the folder.
 pub const LOCK: &str = ".lock";
@@ -80,7 +80,7 @@ impl FolderLock {
 /// killed while it held it (the lock is released then, the text stays). Read without
 /// locking.
 pub fn holder_pid(dir: &Path) -> Option<u32> {
-    let text = crate::run::files::read_text(&dir.join(LOCK)).ok()?;
+    let text = crate::system::files::read_text(&dir.join(LOCK)).ok()?;
     text.strip_prefix("pid ")?.split(',').next()?.trim().parse().ok()
 }
 

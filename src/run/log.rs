@@ -196,7 +196,7 @@ impl EventFile {
     /// Makes `path` hold exactly the events of the kept records, `elapsed` seconds into the
     /// run, and opens it for appending.
     fn open(path: &Path, metrics: &[Record], marginals: &[MarginalsRecord], elapsed: f64) -> anyhow::Result<Self> {
-        let existing = match crate::run::files::read_bytes(path) {
+        let existing = match crate::system::files::read_bytes(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),

@@ -32,11 +32,8 @@
 
 pub mod archive;
 pub mod checkpoint;
-pub mod files;
 pub mod lock;
 pub mod log;
-pub mod signals;
-pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,11 +52,11 @@ use crate::system::device::device_name;
 use crate::train::experiment::Experiment;
 use crate::train::trainer::Adam;
 use checkpoint::Progress;
-use files::write_atomically;
+use crate::system::files::{self, write_atomically};
 use lock::FolderLock;
 use log::{EVENTS, MARGINALS, MarginalsRecord, RunLog};
-use signals::{Interrupt, Interrupted};
-use window::TrainWindow;
+use crate::system::signals::{Interrupt, Interrupted};
+use crate::train::window::TrainWindow;
 
 /// File names inside a run folder.
 pub const CONFIG: &str = "config.json";
@@ -214,7 +211,7 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         dir.display()
     );
     if steps == config.steps
-        && let Ok(text) = crate::run::files::read_text(&dir.join(SUMMARY))
+        && let Ok(text) = crate::system::files::read_text(&dir.join(SUMMARY))
     {
         let summary: Summary = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid summary", dir.join(SUMMARY).display()))?;
@@ -288,7 +285,7 @@ pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<
 pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfig> {
     let path = dir.join(CONFIG);
     let text =
-        crate::run::files::read_text(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
+        crate::system::files::read_text(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
     TrainConfig::from_json(&text, registry)
         .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }
@@ -319,7 +316,7 @@ struct Run<'a> {
     /// Seconds and steps of the current loss window trained by this process.
     window_clock: (f64, u64),
     /// The sums of the loss window the last step cut short, for the final checkpoint.
-    unfinished_window: Option<checkpoint::WindowSums>,
+    unfinished_window: Option<crate::train::window::WindowSums>,
     bar: ProgressBar,
 }
 

@@ -17,8 +17,8 @@ use anyhow::Context;
 
 use super::spec::Combination;
 use super::{FAILED, Prepared};
-use crate::run::files::write_atomically;
-use crate::run::signals::{Interrupt, Interrupted};
+use crate::system::files::write_atomically;
+use crate::system::signals::{Interrupt, Interrupted};
 
 /// The environment variable that tells a child task the pid of the pool that started it.
 pub const PARENT_ENV: &str = "SFESS_AGENT_COMPARE_PID";
@@ -151,10 +151,10 @@ fn run_child(exe: &Path, out: &Path, task: &Combination, pool: &Pool) -> anyhow:
     if forwarded && status.code().is_some_and(|code| code > 128) {
         return Ok(Outcome::Stopped);
     }
-    let recorded = crate::run::files::read_text(&dir.join(FAILED)).ok().map(|t| t.trim().to_owned());
+    let recorded = crate::system::files::read_text(&dir.join(FAILED)).ok().map(|t| t.trim().to_owned());
     let reason = match (recorded, status.signal()) {
         (_, Some(signal)) => {
-            let reason = format!("killed by {} (signal {signal})", crate::run::signals::signal_name(signal));
+            let reason = format!("killed by {} (signal {signal})", crate::system::signals::signal_name(signal));
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             write_atomically(&dir.join(FAILED), format!("{reason}\n").as_bytes())?;
             reason

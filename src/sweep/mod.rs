@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use sfess_envs::registry::Registry;
 
 use crate::config::changed_flags;
-use crate::run::files::write_atomically;
+use crate::system::files::write_atomically;
 use crate::run::lock::{FolderLock, LockError};
-use crate::run::signals::Interrupted;
+use crate::system::signals::Interrupted;
 use crate::run::{RunOptions, Summary};
 use crate::system::names::PathName;
 use spec::Combination;
@@ -68,7 +68,7 @@ impl SweepRecord {
     /// that is not a [`PathName`], two tasks with one folder (in any case).
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(RECORD);
-        let text = crate::run::files::read_text(&path)
+        let text = crate::system::files::read_text(&path)
             .with_context(|| format!("{} holds no sweep (no {RECORD})", dir.display()))?;
         let record: Self = crate::system::json::parse(&text)
             .and_then(serde_json::from_value)
@@ -180,7 +180,7 @@ pub fn prepare(request: &Request, registry: &Registry) -> anyhow::Result<Prepare
 pub fn refuse_a_run_folder(dir: &Path, what: &str) -> anyhow::Result<()> {
     let file = match crate::run::run_file_in(dir) {
         Some(crate::run::SUMMARY) => {
-            let text = crate::run::files::read_text(&dir.join(crate::run::SUMMARY)).unwrap_or_default();
+            let text = crate::system::files::read_text(&dir.join(crate::run::SUMMARY)).unwrap_or_default();
             let report = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("groups").is_some());
             (!report).then_some(crate::run::SUMMARY)
         }
@@ -212,7 +212,7 @@ pub fn run_task(out: &Path, name: &str, options: &RunOptions) -> anyhow::Result<
     let task = record.task(name)?;
     let dir = out.join(&task.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::run::files::remove_if_there(&dir.join(FAILED))?;
+    crate::system::files::remove_if_there(&dir.join(FAILED))?;
     let result = if crate::run::run_file_in(&dir).is_some() {
         crate::run::resume(&dir, Some(task.config.steps), options)
     } else {
@@ -299,7 +299,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
                 .iter()
                 .filter(|task| !is_complete(out, task))
                 .map(|task| {
-                    let reason = crate::run::files::read_text(&out.join(&task.name).join(FAILED));
+                    let reason = crate::system::files::read_text(&out.join(&task.name).join(FAILED));
                     (task.name.to_string(), reason.map_or_else(|_| "incomplete".to_owned(), |r| r.trim().to_owned()))
                 })
                 .collect();
@@ -336,7 +336,7 @@ pub fn execute(request: &Request, scheduler: &Scheduler, registry: &Registry) ->
     }
     let ended = status::wait(out, quiet)?;
     let table = out.join(crate::commands::report::TABLE_MD);
-    let tables = crate::run::files::read_text(&table).with_context(|| format!("reading {}", table.display()))?;
+    let tables = crate::system::files::read_text(&table).with_context(|| format!("reading {}", table.display()))?;
     let failed = ended
         .tasks
         .into_iter()

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Prepared;
 use super::script::{self, ScriptError, shell_quote};
-use crate::run::files::{read_or_empty, write_atomically};
+use crate::system::files::{read_or_empty, write_atomically};
 
 /// The scheduler's files inside the sweep folder.
 pub const SLURM_DIR: &str = "slurm";

@@ -44,7 +44,7 @@ use sfess_envs::registry::Registry;
 
 use crate::config::TrainConfig;
 use crate::system::names::PathName;
-use crate::train::estimators::EstimatorName;
+use crate::config::estimators::EstimatorName;
 
 /// The most combinations a sweep may have.
 pub const MAX_COMBINATIONS: usize = 100_000;

@@ -139,7 +139,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
                 let at = if started { format!(", requeued at step {}", last_step(&dir)) } else { String::new() };
                 TaskState::Pending { reason: format!("{} ({}){at}", job.state.to_lowercase(), job.reason) }
             }
-        } else if let Ok(reason) = crate::run::files::read_text(&dir.join(FAILED)) {
+        } else if let Ok(reason) = crate::system::files::read_text(&dir.join(FAILED)) {
             TaskState::Failed { reason: reason.trim().to_owned() }
         } else {
             match slurm {
@@ -166,7 +166,7 @@ pub fn status(out: &Path) -> anyhow::Result<SweepStatus> {
         tasks.push(TaskStatus { name: task.name.to_string(), state });
     }
     let report = submissions.last().filter(|s| !s.report.is_empty()).map(|s: &Submission| {
-        let exit = crate::run::files::read_text(&slurm::report_exit_file(out, &s.report))
+        let exit = crate::system::files::read_text(&slurm::report_exit_file(out, &s.report))
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok());
         ReportJob { id: s.report.clone(), exit, active: jobs.get(&s.report).is_some_and(JobState::is_active) }
@@ -262,14 +262,14 @@ pub fn wait(out: &Path, quiet: bool) -> anyhow::Result<SweepStatus> {
             }
             Some(_) => {}
         }
-        if let Some(signal) = crate::run::signals::Interrupt::of_process().received() {
+        if let Some(signal) = crate::system::signals::Interrupt::of_process().received() {
             bar.abandon();
             let where_ = format!(
                 "while following {}; the jobs go on: follow again with sfess-agent sweep status {} --wait",
                 out.display(),
                 out.display()
             );
-            return Err(crate::run::signals::Interrupted { signal, what: "sweep".into(), where_ }.into());
+            return Err(crate::system::signals::Interrupted { signal, what: "sweep".into(), where_ }.into());
         }
         std::thread::sleep(FOLLOW_EVERY);
         current = status(out).with_context(|| format!("following {}", out.display()))?;

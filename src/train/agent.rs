@@ -34,12 +34,13 @@ use tch::Device;
 use crate::commands::show::{RunName, write_figures};
 use crate::config::PolicyName;
 use crate::run::checkpoint::{self, Progress};
-use crate::run::files::write_atomically;
+use crate::system::files::write_atomically;
 use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, json_lines, unix_now};
-use crate::run::window::TrainWindow;
+use crate::train::window::TrainWindow;
 use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
 use crate::system::device::device_name;
-use crate::train::estimators::{self, EstimatorName, EstimatorOptions};
+use crate::config::estimators::{EstimatorName, EstimatorOptions};
+use crate::train::estimators;
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
 
@@ -49,7 +50,7 @@ pub const AGENT_RUN: &str = "agent";
 /// Whether `dir` holds an agent's run folder ([`Agent::write_run_folder`]): its
 /// `config.json` says `"kind": "agent"`.
 pub fn is_agent_run(dir: &Path) -> bool {
-    crate::run::files::read_text(&dir.join(run_folder::CONFIG))
+    crate::system::files::read_text(&dir.join(run_folder::CONFIG))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .is_some_and(|config| config.get("kind").and_then(|k| k.as_str()) == Some(AGENT_RUN))
@@ -375,7 +376,7 @@ impl Agent {
         write_atomically(&dir.join(run_folder::CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
         write_atomically(&dir.join(run_folder::METRICS), json_lines(&self.records)?.as_bytes())?;
         write_atomically(&dir.join(MARGINALS), json_lines(&self.marginals)?.as_bytes())?;
-        let started = crate::run::files::read_bytes(&dir.join(EVENTS))
+        let started = crate::system::files::read_bytes(&dir.join(EVENTS))
             .ok()
             .and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
         let events =
@@ -407,7 +408,7 @@ impl Agent {
     pub fn load_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<()> {
         let dir = dir.as_ref();
         let path = dir.join(run_folder::METRICS);
-        let text = crate::run::files::read_or_empty(&path)?;
+        let text = crate::system::files::read_or_empty(&path)?;
         let records = text
             .lines()
             .enumerate()

@@ -148,7 +148,8 @@ mod tests {
     use sfess_envs::custom::{EpisodeOutcome, RewardEnv, SequentialRewardEnv};
 
     use super::*;
-    use crate::train::estimators::{EstimatorName, EstimatorOptions, build};
+    use crate::config::estimators::{EstimatorName, EstimatorOptions};
+    use crate::train::estimators::build;
     use crate::train::policy::GlobalLogits;
     use crate::train::trainer::step_surrogate;
 

@@ -14,10 +14,11 @@ use sfess_envs::{EnvSpec, Environment, Observation, Phase};
 use tch::{Device, Tensor};
 
 use crate::config::{PolicyName, TrainConfig};
-use crate::run::signals::Interrupt;
+use crate::system::signals::Interrupt;
 use crate::system::device::DeviceSpec;
 use crate::train::episodes::{EpisodeTraining, episode_step};
-use crate::train::estimators::{self, EstimatorOptions};
+use crate::config::estimators::EstimatorOptions;
+use crate::train::estimators;
 use crate::train::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
 use crate::train::trainer::{Adam, StepReport, train_step};
 
@@ -170,7 +171,7 @@ impl Experiment {
                         "{} needs a loss differentiable in the actions, which episodes of {} do not give; use {}",
                         estimator.name(),
                         spec.name,
-                        estimators::EstimatorName::black_box_names()
+                        estimators::black_box_names()
                     );
                 };
                 over_episodes.options.check()?;
@@ -327,7 +328,7 @@ fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::
     bail!(
         "{} needs a loss differentiable in the actions, but {env} is a black box; use {}",
         estimator.name(),
-        estimators::EstimatorName::black_box_names()
+        estimators::black_box_names()
     )
 }
 

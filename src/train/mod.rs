@@ -8,6 +8,7 @@ pub mod estimators;
 pub mod experiment;
 pub mod policy;
 pub mod trainer;
+pub mod window;
 
 pub use agent::{Agent, AgentOptions};
 pub use experiment::Experiment;

@@ -6,8 +6,20 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use tch::Tensor;
 
-use crate::run::checkpoint::WindowSums;
 use crate::train::trainer::StepReport;
+
+/// The sums of a training-loss window: the steps from `first`, `steps` of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowSums {
+    /// First step of the window.
+    pub first: u64,
+    /// Steps in it.
+    pub steps: u64,
+    /// The summed loss (`None` for an empty window).
+    pub loss: Option<f64>,
+    /// The summed diagnostics, by record name.
+    pub info: BTreeMap<String, f64>,
+}
 
 /// The training records between two log lines: the mean loss, the mean of each of the
 /// trainer's measures (under its name) and of each info entry (as `info.NAME`). The losses add up on their device; they are read (and checked) only when the
