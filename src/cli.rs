@@ -14,10 +14,10 @@ use sfess_envs::registry::Registry;
 use crate::commands::bench;
 use crate::commands::inspect::{InspectOptions, SampleOptions, inspect, parse_logits};
 use crate::config::TrainConfig;
-use crate::system::signals::Interrupt;
+use crate::config::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
 use crate::run::{RunOptions, Verbosity};
 use crate::system::device::DeviceSpec;
-use crate::config::estimators::{EstimatorName, EstimatorOptions, NormalizerName};
+use crate::system::signals::Interrupt;
 
 /// Score-function estimators for k-subset sampling (SFESS).
 #[derive(Debug, Clone, Parser)]

@@ -13,8 +13,8 @@ use std::process::Command;
 
 use rand::{RngExt, SeedableRng};
 use sfess_agent::run::checkpoint::{self, Progress};
-use sfess_agent::train::window::WindowSums;
 use sfess_agent::train::trainer::Adam;
+use sfess_agent::train::window::WindowSums;
 use tch::Tensor;
 use zip::CompressionMethod;
 

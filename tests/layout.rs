@@ -16,16 +16,8 @@ use std::path::{Path, PathBuf};
 
 /// The root crate's top-level modules, lowest layer first: each may use only those before it
 /// (and itself). `lib.rs` declares them and is left out.
-const ROOT_LAYERS: [&[&str]; 8] = [
-    &["system"],
-    &["config"],
-    &["train"],
-    &["plot"],
-    &["run"],
-    &["agent", "sweep"],
-    &["commands"],
-    &["cli"],
-];
+const ROOT_LAYERS: [&[&str]; 8] =
+    [&["system"], &["config"], &["train"], &["plot"], &["run"], &["agent", "sweep"], &["commands"], &["cli"]];
 
 /// A module path inside its crate (`["run", "checkpoint"]`; empty for the crate root).
 type ModulePath = Vec<String>;
@@ -167,9 +159,7 @@ fn expand_use_tree(tree: &str) -> Vec<Vec<String>> {
             }
             Some(open) => {
                 let mut path = prefix.to_vec();
-                path.extend(
-                    tree[..open].split("::").map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
-                );
+                path.extend(tree[..open].split("::").map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
                 let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
                 let mut depth = 0;
                 let mut start = 0;
@@ -473,7 +463,10 @@ fn no_file_imports_a_file_that_imports_it() {
             let edges: Vec<String> = circle
                 .iter()
                 .flat_map(|from| {
-                    graph[from].iter().filter(|to| circle.contains(to)).map(move |to| format!("{} -> {}", name(from), name(to)))
+                    graph[from]
+                        .iter()
+                        .filter(|to| circle.contains(to))
+                        .map(move |to| format!("{} -> {}", name(from), name(to)))
                 })
                 .collect();
             found.push(format!("{crate_dir}: {} ({})", members.join(", "), edges.join("; ")));

@@ -12,9 +12,9 @@ use sfess_envs::registry::EnvEntry;
 
 use crate::cli::TaskOptions;
 use crate::config::TrainConfig;
+use crate::config::estimators::EstimatorName;
 use crate::sweep::spec::{Axis, SweepSpec};
 use crate::system::device::DeviceSpec;
-use crate::config::estimators::EstimatorName;
 
 /// The sweep that `compare` runs: the task's options fixed, estimators × seeds as the grid.
 ///

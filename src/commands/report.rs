@@ -30,12 +30,12 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::system::files::write_atomically;
+use crate::config::estimators::EstimatorName;
 use crate::run::{Record, SECONDS_PER_STEP, Summary};
 use crate::sweep::spec::Combination;
 use crate::sweep::{FAILED, SweepRecord};
+use crate::system::files::write_atomically;
 use crate::system::names::PathName;
-use crate::config::estimators::EstimatorName;
 use sfess_envs::registry::{EnvEntry, Registry};
 
 /// The report's tables, in Markdown.

@@ -379,6 +379,7 @@ fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// A variable with a recognisable value, its optimiser, and a checkpoint of them.
     fn saved(dir: &Path, value: f32) -> (std::path::PathBuf, Vec<(String, Tensor)>, Progress) {

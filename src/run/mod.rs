@@ -49,14 +49,14 @@ use tch::Tensor;
 
 use crate::config::TrainConfig;
 use crate::system::device::device_name;
+use crate::system::files::{self, write_atomically};
+use crate::system::signals::{Interrupt, Interrupted};
 use crate::train::experiment::Experiment;
 use crate::train::trainer::Adam;
+use crate::train::window::TrainWindow;
 use checkpoint::Progress;
-use crate::system::files::{self, write_atomically};
 use lock::FolderLock;
 use log::{EVENTS, MARGINALS, MarginalsRecord, RunLog};
-use crate::system::signals::{Interrupt, Interrupted};
-use crate::train::window::TrainWindow;
 
 /// File names inside a run folder.
 pub const CONFIG: &str = "config.json";
@@ -284,8 +284,8 @@ pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<
 /// No `config.json`, or one that does not parse.
 pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfig> {
     let path = dir.join(CONFIG);
-    let text =
-        crate::system::files::read_text(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
+    let text = crate::system::files::read_text(&path)
+        .with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
     TrainConfig::from_json(&text, registry)
         .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }

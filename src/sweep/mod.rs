@@ -28,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use sfess_envs::registry::Registry;
 
 use crate::config::changed_flags;
-use crate::system::files::write_atomically;
 use crate::run::lock::{FolderLock, LockError};
-use crate::system::signals::Interrupted;
 use crate::run::{RunOptions, Summary};
+use crate::system::files::write_atomically;
 use crate::system::names::PathName;
+use crate::system::signals::Interrupted;
 use spec::Combination;
 
 /// The sweep's record in its folder.

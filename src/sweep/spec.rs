@@ -43,8 +43,8 @@ use serde_json::{Map, Value};
 use sfess_envs::registry::Registry;
 
 use crate::config::TrainConfig;
-use crate::system::names::PathName;
 use crate::config::estimators::EstimatorName;
+use crate::system::names::PathName;
 
 /// The most combinations a sweep may have.
 pub const MAX_COMBINATIONS: usize = 100_000;

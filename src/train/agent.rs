@@ -33,16 +33,16 @@ use tch::Device;
 
 use crate::commands::show::{RunName, write_figures};
 use crate::config::PolicyName;
+use crate::config::estimators::{EstimatorName, EstimatorOptions};
 use crate::run::checkpoint::{self, Progress};
-use crate::system::files::write_atomically;
 use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, json_lines, unix_now};
-use crate::train::window::TrainWindow;
 use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
 use crate::system::device::device_name;
-use crate::config::estimators::{EstimatorName, EstimatorOptions};
+use crate::system::files::write_atomically;
 use crate::train::estimators;
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
+use crate::train::window::TrainWindow;
 
 /// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
 pub const AGENT_RUN: &str = "agent";

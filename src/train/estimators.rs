@@ -15,8 +15,7 @@ pub fn works_on_black_box(name: EstimatorName) -> bool {
 
 /// The estimators that train on a black box, as `a or b` for messages.
 pub fn black_box_names() -> String {
-    let names: Vec<&str> =
-        EstimatorName::ALL.iter().filter(|n| works_on_black_box(**n)).map(|n| n.as_str()).collect();
+    let names: Vec<&str> = EstimatorName::ALL.iter().filter(|n| works_on_black_box(**n)).map(|n| n.as_str()).collect();
     names.join(" or ")
 }
 

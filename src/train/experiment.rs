@@ -13,11 +13,11 @@ use sfess_envs::vae::SubsetKl;
 use sfess_envs::{EnvSpec, Environment, Observation, Phase};
 use tch::{Device, Tensor};
 
-use crate::config::{PolicyName, TrainConfig};
-use crate::system::signals::Interrupt;
-use crate::system::device::DeviceSpec;
-use crate::train::episodes::{EpisodeTraining, episode_step};
 use crate::config::estimators::EstimatorOptions;
+use crate::config::{PolicyName, TrainConfig};
+use crate::system::device::DeviceSpec;
+use crate::system::signals::Interrupt;
+use crate::train::episodes::{EpisodeTraining, episode_step};
 use crate::train::estimators;
 use crate::train::policy::{GlobalLogits, KnnEmbedding, MlpPolicy, Policy, VaeEncoder};
 use crate::train::trainer::{Adam, StepReport, train_step};
