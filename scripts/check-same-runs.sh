@@ -17,6 +17,10 @@ old=$(realpath "$1")
 new=$(realpath "$2")
 out=${3:-$(mktemp -d)}
 mkdir -p "$out"
+if [ -e "$out/old" ] || [ -e "$out/new" ]; then
+  echo "$out holds old/ or new/ already: give an empty folder" >&2
+  exit 2
+fi
 
 short=(--steps 12 --eval-every 5 --quiet --no-figures --device cpu)
 # name | flags
