@@ -31,8 +31,8 @@ cases=(
   "feature-selection-fashion|--env feature-selection-fashion --estimator stgs --batch-size 8 -k 20"
   "vae-mnist|--env vae-mnist --estimator imle --batch-size 8"
   "vae-fashion|--env vae-fashion --estimator sfess --batch-size 8"
-  "cmd|--env cmd --env-option command=python3\ examples/score.py --env-option n=20 -k 4 --batch-size 2"
-  "cmd-contextual|--env cmd --env-option command=python3\ examples/contextual_score.py --env-option n=12 -k 3 --env-option context-dim=4 --policy mlp --batch-size 4"
+  "cmd|--env cmd --env-option command=python3\ examples/score.py --env-option n=100 -k 4 --batch-size 2"
+  "cmd-contextual|--env cmd --env-option command=python3\ examples/contextual_score.py --env-option n=20 -k 3 --env-option context-dim=4 --policy mlp --batch-size 4"
   "cmd-episodes|--env cmd-episodes --env-option command=python3\ examples/episodes.py --env-option n=8 --env-option state-dim=8 --env-option horizon=5 -k 2 --policy mlp --batch-size 4"
   "sensor-placement-synthetic|--env sensor-placement-synthetic"
   "sensor-placement-mnist|--env sensor-placement-mnist --estimator sfess"
@@ -63,90 +63,4 @@ run_all() {
 run_all "$old" old
 run_all "$new" new
 
-python3 - "$out" <<'PYTHON'
-import json, pickle, sys, zipfile
-from pathlib import Path
-
-out = Path(sys.argv[1])
-CLOCKS = {"meta|training_seconds", "meta|elapsed_seconds", "meta|checksum"}
-
-def records(path):
-    if not path.exists():
-        return None
-    rows = []
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if row.get("metric") == "seconds_per_step":
-            continue
-        row.pop("elapsed_seconds", None)
-        rows.append(row)
-    return rows
-
-def summary(path):
-    value = json.loads(path.read_text())
-    value.pop("seconds_per_step", None)
-    return value
-
-class Stub:
-    def __init__(self, *args):
-        self.args = args
-    def __setstate__(self, state):
-        self.state = state
-
-class Reader(pickle.Unpickler):
-    def find_class(self, module, name):
-        if name in ("OrderedDict", "dict"):
-            return dict
-        return lambda *args: Stub(*args)
-    def persistent_load(self, pid):
-        return pid
-
-def tensors(path):
-    """Every tensor's name, with its storage's bytes, offset, size and stride."""
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        root = names[0].split("/")[0]
-        value = Reader(archive.open(f"{root}/data.pkl")).load()
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        found = {}
-        def storage_bytes(stub):
-            storage = stub.args[0]
-            return archive.read(f"{root}/data/{storage[2]}"), stub.args[1:4]
-        if isinstance(value, dict):
-            for name, stub in value.items():
-                found[name] = storage_bytes(stub)
-        else:
-            # tch's save_multi: a list of (name, tensor) pairs, or a stub holding them.
-            pairs = value if isinstance(value, (list, tuple)) else value.args[0]
-            for name, stub in pairs:
-                found[name] = storage_bytes(stub)
-        return found
-
-failed = 0
-for old in sorted((out / "old").rglob("config.json")):
-    folder = old.parent
-    name = folder.relative_to(out / "old")
-    new = out / "new" / name
-    problems = []
-    for file in ("metrics.jsonl", "marginals.jsonl"):
-        if records(folder / file) != records(new / file):
-            problems.append(file)
-    if (folder / "summary.json").exists() != (new / "summary.json").exists():
-        problems.append("summary.json (present in one only)")
-    elif (folder / "summary.json").exists() and summary(folder / "summary.json") != summary(new / "summary.json"):
-        problems.append("summary.json")
-    if json.loads((folder / "config.json").read_text()) != json.loads((new / "config.json").read_text()):
-        problems.append("config.json")
-    a, b = tensors(folder / "checkpoint.ot"), tensors(new / "checkpoint.ot")
-    if set(a) != set(b):
-        problems.append(f"checkpoint names {sorted(set(a) ^ set(b))}")
-    else:
-        differ = [key for key in a if key not in CLOCKS and a[key] != b[key]]
-        if differ:
-            problems.append(f"checkpoint tensors {differ}")
-        if len(a) < 4:
-            problems.append(f"checkpoint read as only {len(a)} tensors")
-    print(f"{name}: {'same' if not problems else 'DIFFERENT: ' + ', '.join(problems)} ({len(a)} tensors)")
-    failed += bool(problems)
-sys.exit(1 if failed else 0)
-PYTHON
+python3 "$(dirname "$0")/compare-runs.py" "$out/old" "$out/new"

@@ -499,7 +499,7 @@ impl TrainArgs {
     /// # Errors
     /// `dir` holds no run; a flag differs from the run's configuration.
     pub fn refuse_changes_to(&self, dir: &Path, device: Option<DeviceSpec>, registry: &Registry) -> anyhow::Result<()> {
-        let recorded = crate::run::read_config(dir, registry)?.resolved(registry)?;
+        let recorded = crate::run::read_config(dir, registry)?.check(registry)?.into_config();
         anyhow::ensure!(
             self.config.is_none(),
             "--resume {} takes its configuration from {}; --config cannot be given with it",
@@ -510,7 +510,7 @@ impl TrainArgs {
         self.apply(&mut asked, device);
         asked.steps = recorded.steps;
         let absolute = |config: TrainConfig| config.with_absolute_paths(registry);
-        let asked = absolute(asked)?.resolved(registry)?;
+        let asked = absolute(asked)?.check(registry)?.into_config();
         let Some(changed) = crate::config::changed_flags(&absolute(recorded)?, &asked, "the run") else {
             return Ok(());
         };
@@ -1282,7 +1282,7 @@ mod tests {
         ))
         .unwrap();
         let Command::Train(train) = cli.command else { panic!("not train") };
-        let config = train.resolve(None, &registry).unwrap().resolved(&registry).unwrap();
+        let config = train.resolve(None, &registry).unwrap().check(&registry).unwrap().into_config();
         let section = &config.env_options["max-coverage"];
         assert_eq!((section["elements"].clone(), section["n"].clone()), (40.into(), 9.into()));
         // An old flag on an environment without that option names the environment's options.

@@ -209,14 +209,6 @@ impl TrainConfig {
         Ok(config)
     }
 
-    /// The entry of the environment.
-    ///
-    /// # Errors
-    /// No environment of that name is registered.
-    pub fn entry<'r>(&self, registry: &'r Registry) -> anyhow::Result<&'r EnvEntry> {
-        Ok(registry.get(&self.env)?)
-    }
-
     /// The environment's name in run folders and tables: its option `name` when it has one
     /// (a `cmd` named after what it scores), else its registered name.
     pub fn label(&self) -> &str {
@@ -228,55 +220,9 @@ impl TrainConfig {
         self.env_options.get(&self.env).cloned().unwrap_or_default()
     }
 
-    /// The environment's options, checked, defaults filled in.
-    ///
-    /// # Errors
-    /// Unknown environment, unknown option, a value that does not fit, a required option
-    /// missing.
-    pub fn options(&self, registry: &Registry) -> anyhow::Result<EnvOptions> {
-        Ok(self.entry(registry)?.options_from(&self.given_options())?)
-    }
-
     /// Sets the option `name` of the environment to `value` (checked when resolved).
     pub fn set_option(&mut self, name: &str, value: Value) {
         self.env_options.entry(self.env.clone()).or_default().insert(name.to_owned(), value);
-    }
-
-    /// The subset size: `k`, else the environment's default.
-    ///
-    /// # Errors
-    /// Unknown environment.
-    pub fn subset_size(&self, registry: &Registry) -> anyhow::Result<usize> {
-        Ok(match self.k {
-            Some(k) => k,
-            None => self.entry(registry)?.default_k,
-        })
-    }
-
-    /// Adam's learning rate: `learning_rate`, else the environment's default, else the
-    /// policy's (0.05 for free logits, 1e-3 for an MLP).
-    ///
-    /// # Errors
-    /// Unknown environment.
-    pub fn lr(&self, registry: &Registry) -> anyhow::Result<f64> {
-        Ok(match self.learning_rate {
-            Some(lr) => lr,
-            None => self.entry(registry)?.default_learning_rate.unwrap_or_else(|| self.policy.default_learning_rate()),
-        })
-    }
-
-    /// The configuration with the environment's defaults filled in (`learning_rate`, `k`,
-    /// every option) and only its own section of `env_options`, checked ([`check`](Self::check)).
-    ///
-    /// # Errors
-    /// As [`check`](Self::check).
-    pub fn resolved(&self, registry: &Registry) -> anyhow::Result<TrainConfig> {
-        let options = self.checked(registry)?;
-        let mut config = self.clone();
-        config.learning_rate = Some(self.lr(registry)?);
-        config.k = Some(self.subset_size(registry)?);
-        config.env_options = BTreeMap::from([(self.env.clone(), options.values().clone())]);
-        Ok(config)
     }
 
     /// The configuration with its paths absolute: `data_dir`, and the environment's folder
@@ -288,7 +234,7 @@ impl TrainConfig {
         if let Some(dir) = &self.data_dir {
             self.data_dir = Some(std::path::absolute(dir).context("reading the current folder")?);
         }
-        let entry = self.entry(registry)?;
+        let entry = registry.get(&self.env)?;
         for option in entry.options.iter().filter(|o| o.kind == OptionKind::Folder) {
             let value = self.given_options().get(&option.name).cloned().or_else(|| option.default.clone());
             if let Some(Value::String(path)) = value {
@@ -299,45 +245,16 @@ impl TrainConfig {
         Ok(self)
     }
 
-    /// Checks every value before anything starts, in a configuration resolved by
-    /// [`resolved`](Self::resolved) or not: a registered environment and its options, sizes
+    /// Checks every value before anything starts, and resolves the configuration once
+    /// against its environment's entry: a registered environment and its options, sizes
     /// within the `MAX_*` bounds, finite positive rates and temperatures, `k` within the
-    /// items the environment selects from, a device that parses.
+    /// items the environment selects from, a device that parses. A resolved configuration
+    /// checks to itself.
     ///
     /// # Errors
     /// The first value out of range, naming its flag or option.
-    pub fn check(&self, registry: &Registry) -> anyhow::Result<()> {
-        self.checked(registry).map(drop)
-    }
-
-    /// What the environment's entry computes from (its `Make`), on the CPU.
-    fn settings<'o>(&self, entry: &'o EnvEntry, k: usize, options: &'o EnvOptions) -> sfess_envs::registry::Make<'o> {
-        entry.settings(k, self.batch_size, self.seed, tch::Device::Cpu, options)
-    }
-
-    /// The items and rows of a step, as the environment's entry computes them before it is
-    /// built (`None` when it cannot say).
-    ///
-    /// # Errors
-    /// Unknown environment, options that do not check, the entry's own refusal.
-    pub fn shape(&self, registry: &Registry) -> anyhow::Result<Option<sfess_envs::registry::Shape>> {
-        let (entry, options) = (self.entry(registry)?, self.options(registry)?);
-        Ok(entry.shape_of(&self.settings(entry, self.subset_size(registry)?, &options))?)
-    }
-
-    /// The paper's results (estimator, mean, std) for this task and configuration, if the
-    /// paper has them.
-    ///
-    /// # Errors
-    /// Unknown environment, options that do not check.
-    pub fn paper_results(&self, registry: &Registry) -> anyhow::Result<Option<Vec<sfess_envs::registry::PaperRow>>> {
-        let (entry, options) = (self.entry(registry)?, self.options(registry)?);
-        Ok(entry.paper_results_of(&self.settings(entry, self.subset_size(registry)?, &options)))
-    }
-
-    /// [`check`](Self::check), giving the environment's checked options.
-    fn checked(&self, registry: &Registry) -> anyhow::Result<EnvOptions> {
-        let entry = self.entry(registry)?;
+    pub fn check<'r>(&self, registry: &'r Registry) -> anyhow::Result<RunSpec<'r>> {
+        let entry = registry.get(&self.env)?;
         for (name, section) in &self.env_options {
             // Sections of other environments may be there (one file for several); they must
             // name registered environments and options of theirs.
@@ -357,8 +274,15 @@ impl TrainConfig {
         ] {
             anyhow::ensure!((1..=max).contains(&value), "{flag} must be between 1 and {max}, got {value}");
         }
-        let lr = self.lr(registry)?;
-        anyhow::ensure!(lr.is_finite() && lr > 0.0, "--lr must be positive and finite, got {lr}");
+        // Adam's learning rate: `learning_rate`, else the environment's default, else the
+        // policy's (0.05 for free logits, 1e-3 for an MLP).
+        let learning_rate = self
+            .learning_rate
+            .unwrap_or_else(|| entry.default_learning_rate.unwrap_or_else(|| self.policy.default_learning_rate()));
+        anyhow::ensure!(
+            learning_rate.is_finite() && learning_rate > 0.0,
+            "--lr must be positive and finite, got {learning_rate}"
+        );
         let estimator = &self.estimator_options;
         for (flag, value) in [("--temperature", estimator.temperature), ("--imle-lambda", estimator.imle_lambda)] {
             anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be positive and finite, got {value}");
@@ -376,7 +300,8 @@ impl TrainConfig {
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }
-        self.device
+        let device = self
+            .device
             .parse::<DeviceSpec>()
             .map_err(|e| anyhow::anyhow!("device {:?} in the configuration: {e}", self.device))?;
         if !entry.policy_is_chosen() && self.policy != PolicyName::Logits {
@@ -385,8 +310,13 @@ impl TrainConfig {
                 self.env
             );
         }
-        let k = self.subset_size(registry)?;
-        if let Some(shape) = entry.shape_of(&self.settings(entry, k, &options))? {
+        let k = self.k.unwrap_or(entry.default_k);
+        let mut config = self.clone();
+        config.learning_rate = Some(learning_rate);
+        config.k = Some(k);
+        config.env_options = BTreeMap::from([(self.env.clone(), options.values().clone())]);
+        let spec = RunSpec { config, entry, options, k, learning_rate, device };
+        if let Some(shape) = spec.shape()? {
             let n = shape.items;
             anyhow::ensure!(
                 (1..=n).contains(&k),
@@ -402,7 +332,96 @@ impl TrainConfig {
                 shape.rows
             );
         }
-        Ok(options)
+        Ok(spec)
+    }
+}
+
+/// A configuration checked and resolved against its environment's entry, once
+/// ([`TrainConfig::check`]: parse, then check, then use): what building the experiment,
+/// training, sweeping and reporting take, so that nothing downstream looks anything up again.
+#[derive(Clone)]
+pub struct RunSpec<'r> {
+    /// The resolved configuration (`config.json`): `learning_rate` and `k` filled in, and only
+    /// the environment's own section of `env_options`, every default in it.
+    config: TrainConfig,
+    entry: &'r EnvEntry,
+    options: EnvOptions,
+    k: usize,
+    learning_rate: f64,
+    device: DeviceSpec,
+}
+
+impl std::fmt::Debug for RunSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl<'r> RunSpec<'r> {
+    /// The resolved configuration, as a run folder's `config.json` holds it.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The resolved configuration, taken.
+    pub fn into_config(self) -> TrainConfig {
+        self.config
+    }
+
+    /// The environment's entry in the registry.
+    pub fn entry(&self) -> &'r EnvEntry {
+        self.entry
+    }
+
+    /// The environment's options, checked, defaults filled in.
+    pub fn options(&self) -> &EnvOptions {
+        &self.options
+    }
+
+    /// The subset size.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Adam's learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
+    /// The device asked for (resolved to a machine's device when the experiment is built).
+    pub fn device(&self) -> DeviceSpec {
+        self.device
+    }
+
+    /// The environment's name in run folders and tables ([`TrainConfig::label`]).
+    pub fn label(&self) -> &str {
+        self.config.label()
+    }
+
+    /// The same run with `steps` steps (a resumed run extended by `--steps`).
+    pub fn with_steps(mut self, steps: u64) -> Self {
+        self.config.steps = steps;
+        self
+    }
+
+    /// What the environment's entry computes from (its `Make`), on the CPU and without data.
+    fn settings(&self) -> sfess_envs::registry::Make<'_> {
+        self.entry.settings(self.k, self.config.batch_size, self.config.seed, tch::Device::Cpu, &self.options)
+    }
+
+    /// The items and rows of a step, as the environment's entry computes them before it is
+    /// built (`None` when it cannot say).
+    ///
+    /// # Errors
+    /// The entry's own refusal.
+    pub fn shape(&self) -> anyhow::Result<Option<sfess_envs::registry::Shape>> {
+        Ok(self.entry.shape_of(&self.settings())?)
+    }
+
+    /// The paper's results (estimator, mean, std) for this task and configuration, if the
+    /// paper has them.
+    pub fn paper_results(&self) -> Option<Vec<sfess_envs::registry::PaperRow>> {
+        self.entry.paper_results_of(&self.settings())
     }
 }
 

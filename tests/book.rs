@@ -18,8 +18,8 @@ use std::process::{Command as Process, Stdio};
 use clap::Parser;
 use serde_json::Value;
 use sfess_agent::cli::{Cli, Command, with_env_options};
-use sfess_agent::commands::show::SubsetFile;
 use sfess_agent::config::TrainConfig;
+use sfess_agent::run::figures::SubsetFile;
 use sfess_agent::sweep::spec::SweepSpec;
 use sfess_envs::registry::Registry;
 

@@ -522,7 +522,7 @@ fn the_reader_finds_what_a_file_names_and_nothing_else() {
     let found: BTreeSet<String> = named_paths(&code, &me, &children).iter().map(|p| p.join("::")).collect();
     let expected: BTreeSet<String> = [
         "run",
-        "system::files::write_atomically",
+        "run::files::write_atomically",
         "run::log::A",
         "run::log::B",
         "train::sibling",

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::TrainConfig;
 use crate::config::estimators::NormalizerName;
+use crate::config::{RunSpec, TrainConfig};
 use sfess_envs::registry::Registry;
 
 /// Where a benchmark ran.
@@ -367,10 +367,11 @@ struct Product {
 
 /// The matrix products of one training step of `config` on `device`, as the networks run
 /// them (on the CPU feature selection's first layer multiplies only the k selected pixels).
-fn step_products(config: &TrainConfig, registry: &Registry, device: Device) -> anyhow::Result<Vec<Product>> {
+fn step_products(spec: &RunSpec<'_>, device: Device) -> anyhow::Result<Vec<Product>> {
+    let config = spec.config();
     let (batch, samples) = (config.batch_size as i64, config.samples as i64);
     let layer = |rows, inputs, outputs, input_gradient| Product { rows, inputs, outputs, input_gradient };
-    let options = config.options(registry)?;
+    let options = spec.options();
     let count = |name: &str| options.count(name).map(|v| v as i64);
     Ok(match config.env.as_str() {
         "knn-mnist" | "knn-fashion" => {
@@ -382,7 +383,7 @@ fn step_products(config: &TrainConfig, registry: &Registry, device: Device) -> a
             ]
         }
         "feature-selection-mnist" | "feature-selection-fashion" => {
-            let first = if device == Device::Cpu { config.subset_size(registry)? as i64 } else { 784 };
+            let first = if device == Device::Cpu { spec.k() as i64 } else { 784 };
             vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, 784, true)]
         }
         "vae-mnist" | "vae-fashion" => {
@@ -521,14 +522,15 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
         config.set_option("items", n.into());
         config.k = Some(k);
     }
-    let mut experiment = crate::train::experiment::Experiment::build(&config, &registry)?;
-    let mut optimizer = experiment.optimizer(config.lr(&registry)?, config.beta1, config.beta2)?;
+    let spec = config.check(&registry)?;
+    let mut experiment = crate::train::experiment::Experiment::build(&spec, &crate::system::signals::Interrupt::new())?;
+    let mut optimizer = experiment.optimizer(spec.learning_rate(), config.beta1, config.beta2)?;
     let mut step = 0u64;
     let (median, _, _) = time(budget, device, || {
         step += 1;
         experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
     })?;
-    let operands = product_operands(&step_products(&config, &registry, device)?, device);
+    let operands = product_operands(&step_products(&spec, device)?, device);
     let (floor, _, _) = time(budget, device, || products_once(&operands))?;
     let used = bench.normalizer.resolve(device).name();
     crate::system::messages::say(format_args!(

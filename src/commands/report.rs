@@ -16,7 +16,7 @@
 //! (`curves-seconds`), with the baselines as dashed lines, and `speed` (median seconds per
 //! step); each as SVG and PNG, prefixed by the group's name when there are several groups
 //! (one prefix per group: `-2`, `-3` for names that differ only in punctuation). Under each
-//! table, links to every run's own figures (its `figures/`, see [`crate::commands::show`]).
+//! table, links to every run's own figures (its `figures/`, see [`crate::run::figures`]).
 //!
 //! A run the report cannot read (a `config.json` or `summary.json` that does not parse, an
 //! environment this binary lacks) is left out with a warning on stderr and named under the
@@ -206,7 +206,7 @@ fn read_run(dir: &Path, task: Combination, registry: &Registry) -> anyhow::Resul
 
 /// The rows a step of the run scores (its batch, or one for a single global subset).
 fn rows_per_step(config: &TrainConfig, registry: &Registry) -> usize {
-    config.shape(registry).ok().flatten().map_or(config.batch_size, |s| s.rows)
+    config.check(registry).ok().and_then(|spec| spec.shape().ok().flatten()).map_or(config.batch_size, |s| s.rows)
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -425,7 +425,7 @@ fn distinct<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
 /// The rows of one group.
 fn tabulate(entry: &EnvEntry, values: &BTreeMap<String, String>, runs: &[RunData], registry: &Registry) -> Group {
     let metric = entry.metric.key.as_str();
-    let paper = runs[0].task.config.paper_results(registry).ok().flatten();
+    let paper = runs[0].task.config.check(registry).ok().and_then(|spec| spec.paper_results());
     let mut rows = Vec::new();
     for name in EstimatorName::ALL.iter() {
         let mine: Vec<&RunData> = runs.iter().filter(|r| r.task.config.estimator == *name).collect();

@@ -29,22 +29,21 @@ fn resolved_fills_the_environments_defaults_and_both_forms_check() {
     let registry = registry();
     for env in registry.names() {
         let config = default_for(env);
-        let resolved = config.resolved(&registry).unwrap();
+        let spec = config.check(&registry).unwrap();
         let entry = registry.get(env).unwrap();
-        assert_eq!(
-            (resolved.learning_rate, resolved.k),
-            (Some(config.lr(&registry).unwrap()), Some(entry.default_k)),
-            "{env}"
-        );
+        let learning_rate = entry.default_learning_rate.unwrap_or_else(|| config.policy.default_learning_rate());
+        assert_eq!((spec.learning_rate(), spec.k(), spec.entry().name.as_str()), (learning_rate, entry.default_k, env));
+        let resolved = spec.into_config();
+        assert_eq!((resolved.learning_rate, resolved.k), (Some(learning_rate), Some(entry.default_k)), "{env}");
         // Every option is written out, and nothing else.
         let section = &resolved.env_options[env];
         assert_eq!(section.len(), entry.options.len(), "{env}");
         assert_eq!(resolved.env_options.len(), 1);
-        assert_eq!(resolved.resolved(&registry).unwrap(), resolved);
+        assert_eq!(resolved.check(&registry).unwrap().into_config(), resolved);
     }
     let mut given = TrainConfig { k: Some(3), learning_rate: Some(0.1), ..TrainConfig::of_env("max-coverage") };
     given.set_option("n", Value::from(10));
-    let resolved = given.resolved(&registry).unwrap();
+    let resolved = given.check(&registry).unwrap().into_config();
     assert_eq!((resolved.k, resolved.learning_rate), (Some(3), Some(0.1)));
     assert_eq!(resolved.env_options["max-coverage"]["n"], Value::from(10));
     assert_eq!(resolved.env_options["max-coverage"]["elements"], Value::from(500));
@@ -198,7 +197,7 @@ fn configurations_of_earlier_versions_move_their_options_to_the_environments_sec
         (12.into(), 40.into(), 3.into())
     );
     assert_eq!(section.len(), 3);
-    assert_eq!(config.resolved(&registry).unwrap().env_options["max-coverage"]["n"], Value::from(12));
+    assert_eq!(config.check(&registry).unwrap().into_config().env_options["max-coverage"]["n"], Value::from(12));
     // A key no version had is still refused.
     assert!(TrainConfig::from_json(r#"{"env": "max-coverage", "sets": 3}"#, &registry).is_err());
 }
@@ -206,8 +205,8 @@ fn configurations_of_earlier_versions_move_their_options_to_the_environments_sec
 #[test]
 fn changed_flags_names_environment_options_by_their_flag() {
     let registry = registry();
-    let recorded = default_for("max-coverage").resolved(&registry).unwrap();
-    let asked = with_option("max-coverage", "n", Value::from(9)).resolved(&registry).unwrap();
+    let recorded = default_for("max-coverage").check(&registry).unwrap().into_config();
+    let asked = with_option("max-coverage", "n", Value::from(9)).check(&registry).unwrap().into_config();
     assert_eq!(changed_flags(&recorded, &asked, "the run").unwrap(), "--env-option n (the run has 50, asked 9)");
 }
 
@@ -216,8 +215,8 @@ fn changed_flags_names_environment_options_by_their_flag() {
 #[test]
 fn changed_flags_name_another_environment_without_its_options() {
     let registry = registry();
-    let recorded = default_for("max-coverage").resolved(&registry).unwrap();
-    let asked = default_for("sensor-placement-synthetic").resolved(&registry).unwrap();
+    let recorded = default_for("max-coverage").check(&registry).unwrap().into_config();
+    let asked = default_for("sensor-placement-synthetic").check(&registry).unwrap().into_config();
     let changed = changed_flags(&recorded, &asked, "the run").unwrap();
     assert!(
         changed.starts_with("--env (the run has \"max-coverage\", asked \"sensor-placement-synthetic\")"),

@@ -9,7 +9,7 @@
 //! - `window.*`: the training-loss window in progress (its sums, first step and length), so
 //!   that the loss record after a resumption averages the same steps as without it;
 //! - `shape.NAME` (optional): integers a loader must match, such as an
-//!   [`Agent`](crate::train::agent::Agent)'s `n` and `k` (see [`save_with_shape`]);
+//!   [`Agent`](crate::agent::Agent)'s `n` and `k` (see [`save_with_shape`]);
 //! - `meta.format` (3) and `meta.checksum`: SHA-256 over every other tensor's name, type,
 //!   shape and bytes, verified on load (a flipped byte or an edited step is refused).
 //!

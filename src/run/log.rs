@@ -22,15 +22,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sfess_tensorboard::{Event, Histogram, Value};
 
-use super::checkpoint::Progress;
-use super::files::{open_for_writing, read_or_empty, write_atomically};
-use super::{LOSS_EVERY, METRICS, Record, SECONDS_PER_STEP};
 use crate::config::TrainConfig;
-
-/// The marginals recorded at each validation.
-pub const MARGINALS: &str = "marginals.jsonl";
-/// The TensorBoard event file (TensorBoard reads any file whose name holds `tfevents`).
-pub const EVENTS: &str = "events.out.tfevents.sfess-agent";
+use crate::run::checkpoint::Progress;
+pub use crate::run::folder::{EVENTS, MARGINALS};
+use crate::run::folder::{LOSS_EVERY, METRICS, Record, SECONDS_PER_STEP};
+use crate::system::files::{open_for_writing, read_or_empty, write_atomically};
 
 /// The right edges of the marginals histogram's buckets: 50 of width 0.02 over `[0, 1]`
 /// (a bucket holds `[left, right)`; the last edge is just above 1, so that 1 falls in it).

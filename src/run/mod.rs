@@ -14,7 +14,7 @@
 //!   and when a signal stops the run;
 //! - `summary.json` once the run is complete:
 //!   `{"env", "estimator", "seed", "steps", "device", "seconds_per_step", "test": {METRIC: VALUE}}`;
-//! - `figures/`: what `sfess-agent show` draws (see [`crate::commands::show`]), written at
+//! - `figures/`: what `sfess-agent show` draws (see [`crate::run::figures`]), written at
 //!   the end of `train` unless `--no-figures`;
 //! - `.lock`: see [`crate::run::lock`]; one process at a time writes to the folder.
 //!
@@ -32,90 +32,33 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod figures;
+pub mod folder;
 pub mod lock;
 pub mod log;
+pub mod training;
+
+pub use folder::{
+    CHECKPOINT, CONFIG, FIGURES, LOSS_EVERY, METRICS, Record, SECONDS_PER_STEP, SUMMARY, Summary, run_file_in,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use sfess_envs::Phase;
 use sfess_envs::registry::Registry;
-use sfess_envs::{EnvError, Phase};
-use tch::Tensor;
 
-use crate::config::TrainConfig;
-use crate::system::device::device_name;
+use crate::config::{RunSpec, TrainConfig};
+use crate::run::checkpoint::Progress;
+use crate::run::figures::{RunName, write_figures};
+use crate::run::lock::FolderLock;
+use crate::run::log::{EVENTS, MARGINALS, RunLog};
+use crate::run::training::{Settings, Stop, Training};
 use crate::system::files::{self, write_atomically};
 use crate::system::signals::{Interrupt, Interrupted};
 use crate::train::experiment::Experiment;
-use crate::train::trainer::Adam;
-use crate::train::window::TrainWindow;
-use checkpoint::Progress;
-use lock::FolderLock;
-use log::{EVENTS, MARGINALS, MarginalsRecord, RunLog};
-
-/// File names inside a run folder.
-pub const CONFIG: &str = "config.json";
-/// Metrics, one JSON object per line.
-pub const METRICS: &str = "metrics.jsonl";
-/// The checkpoint.
-pub const CHECKPOINT: &str = "checkpoint.ot";
-/// The summary of a complete run.
-pub const SUMMARY: &str = "summary.json";
-/// The figures `show` writes, in this folder of a run folder.
-pub const FIGURES: &str = "figures";
-/// Every file a run writes: a folder holding any of them holds a run.
-const RUN_FILES: [&str; 6] = [CONFIG, METRICS, MARGINALS, EVENTS, CHECKPOINT, SUMMARY];
-
-/// Steps between training-loss records.
-pub const LOSS_EVERY: u64 = 100;
-
-/// The training record of the mean wall-clock seconds of a loss window's steps (what
-/// `report` takes the median of).
-pub const SECONDS_PER_STEP: &str = "seconds_per_step";
-
-/// `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Summary {
-    /// Environment.
-    pub env: String,
-    /// Estimator.
-    pub estimator: String,
-    /// Seed.
-    pub seed: u64,
-    /// Steps trained.
-    pub steps: u64,
-    /// Device the run trained on.
-    pub device: String,
-    /// Mean wall-clock seconds per training step (validation excluded), over every segment
-    /// of the run.
-    pub seconds_per_step: f64,
-    /// Test metrics.
-    pub test: BTreeMap<String, f64>,
-    /// The main test metric of untrained selections (random subsets, the task's classical
-    /// method), for the black-box tasks.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub baselines: BTreeMap<String, f64>,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Record {
-    /// Training step after which it was measured.
-    pub step: u64,
-    /// `train`, `validation` or `test`.
-    pub split: String,
-    /// Metric name.
-    pub metric: String,
-    /// Value.
-    pub value: f64,
-    /// Seconds since the run started (training and evaluation, across resumptions).
-    pub elapsed_seconds: f64,
-}
 
 /// How much the run prints on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,13 +80,8 @@ pub struct RunOptions {
     pub holder: String,
     /// The environments a configuration may name.
     pub registry: Arc<Registry>,
-    /// Draw the run's figures when it completes ([`crate::commands::show`]).
+    /// Draw the run's figures when it completes ([`crate::run::figures`]).
     pub figures: bool,
-}
-
-/// The first run file in `dir`, if it holds any.
-pub fn run_file_in(dir: &Path) -> Option<&'static str> {
-    RUN_FILES.into_iter().find(|name| dir.join(name).exists())
 }
 
 fn refuse_a_folder_with_a_run(dir: &Path) -> anyhow::Result<()> {
@@ -162,13 +100,14 @@ fn refuse_a_folder_with_a_run(dir: &Path) -> anyhow::Result<()> {
 /// is created.
 ///
 /// # Errors
-/// Everything [`Experiment::build`] refuses; a folder that holds a run or is locked; a
-/// non-finite loss (the last checkpoint stays); a signal ([`Interrupted`]); I/O errors.
+/// Everything [`TrainConfig::check`] and [`Experiment::build`] refuse; a folder that holds a
+/// run or is locked; a non-finite loss (the last checkpoint stays); a signal
+/// ([`Interrupted`]); I/O errors.
 pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::Result<Summary> {
     let registry = &options.registry;
-    let config = config.clone().with_absolute_paths(registry)?.resolved(registry)?;
+    let spec = config.clone().with_absolute_paths(registry)?.check(registry)?;
     refuse_a_folder_with_a_run(dir)?;
-    let mut experiment = Experiment::build_interruptible(&config, &options.registry, &options.interrupt)?;
+    let experiment = Experiment::build(&spec, &options.interrupt)?;
     if let Some(signal) = options.interrupt.received() {
         return Err(Interrupted::before_start(signal, dir).into());
     }
@@ -176,21 +115,24 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
     let _lock = FolderLock::acquire(dir, &options.holder)?;
     // Again under the lock: another process may have started a run here meanwhile.
     refuse_a_folder_with_a_run(dir)?;
-    write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-    let result = Run::start(&mut experiment, &config, dir, options, true).and_then(Run::finish);
-    if let Ok(summary) = &result {
-        draw_figures(dir, &mut experiment, &config, summary, options);
-    }
-    if let Err(error) = &result {
-        let interrupted = error.downcast_ref::<Interrupted>().is_some();
-        if !interrupted && !dir.join(CHECKPOINT).exists() {
-            // Nothing to continue from: free the folder for the corrected command.
-            for file in [METRICS, MARGINALS, EVENTS, CONFIG] {
-                let _ = std::fs::remove_file(dir.join(file));
+    write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(spec.config())? + "\n").as_bytes())?;
+    let result = Run::start(experiment, &spec, dir, options, true).and_then(Run::finish);
+    match result {
+        Ok((summary, mut training)) => {
+            draw_figures(dir, training.experiment(), &spec, &summary, options);
+            Ok(summary)
+        }
+        Err(error) => {
+            let interrupted = error.downcast_ref::<Interrupted>().is_some();
+            if !interrupted && !dir.join(CHECKPOINT).exists() {
+                // Nothing to continue from: free the folder for the corrected command.
+                for file in [METRICS, MARGINALS, EVENTS, CONFIG] {
+                    let _ = std::fs::remove_file(dir.join(file));
+                }
             }
+            Err(error)
         }
     }
-    result
 }
 
 /// Continues the run in `dir` from its checkpoint, with its own configuration; `steps`
@@ -200,18 +142,19 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
 /// No run in `dir`; the folder is locked; `steps` below the run's; a checkpoint that is
 /// corrupt or of another run; then as [`train`].
 pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::Result<Summary> {
-    read_config(dir, &options.registry)?;
+    let registry = &options.registry;
+    read_config(dir, registry)?;
     let _lock = FolderLock::acquire(dir, &options.holder)?;
-    let mut config = read_config(dir, &options.registry)?.resolved(&options.registry)?;
-    let steps = steps.unwrap_or(config.steps);
+    let spec = read_config(dir, registry)?.check(registry)?;
+    let recorded_steps = spec.config().steps;
+    let steps = steps.unwrap_or(recorded_steps);
     anyhow::ensure!(
-        steps >= config.steps,
-        "--steps {steps} is fewer than the {} steps of the run in {}; a resumed run can only be extended",
-        config.steps,
+        steps >= recorded_steps,
+        "--steps {steps} is fewer than the {recorded_steps} steps of the run in {}; a resumed run can only be extended",
         dir.display()
     );
-    if steps == config.steps
-        && let Ok(text) = crate::system::files::read_text(&dir.join(SUMMARY))
+    if steps == recorded_steps
+        && let Ok(text) = files::read_text(&dir.join(SUMMARY))
     {
         let summary: Summary = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid summary", dir.join(SUMMARY).display()))?;
@@ -223,37 +166,30 @@ pub fn resume(dir: &Path, steps: Option<u64>, options: &RunOptions) -> anyhow::R
         }
         return Ok(summary);
     }
-    let mut experiment = Experiment::build_interruptible(&config, &options.registry, &options.interrupt)?;
+    let experiment = Experiment::build(&spec, &options.interrupt)?;
     if let Some(signal) = options.interrupt.received() {
         return Err(Interrupted::before_start(signal, dir).into());
     }
-    let extended = steps > config.steps;
-    config.steps = steps;
-    let run = Run::start(&mut experiment, &config, dir, options, false)?;
+    let extended = steps > recorded_steps;
+    let spec = spec.with_steps(steps);
+    let run = Run::start(experiment, &spec, dir, options, false)?;
     if extended {
         // No longer complete: the summary goes before the configuration changes.
         files::remove_if_there(&dir.join(SUMMARY))?;
-        write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
+        write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(spec.config())? + "\n").as_bytes())?;
     }
-    let summary = run.finish()?;
-    draw_figures(dir, &mut experiment, &config, &summary, options);
+    let (summary, mut training) = run.finish()?;
+    draw_figures(dir, training.experiment(), &spec, &summary, options);
     Ok(summary)
 }
 
 /// The figures of a run just completed, unless told not to. A failure is reported on
 /// stderr, not as the run's: the run is complete, and `sfess-agent show` draws them again.
-fn draw_figures(
-    dir: &Path,
-    experiment: &mut Experiment,
-    config: &TrainConfig,
-    summary: &Summary,
-    options: &RunOptions,
-) {
+fn draw_figures(dir: &Path, experiment: &mut Experiment, spec: &RunSpec<'_>, summary: &Summary, options: &RunOptions) {
     if !options.figures {
         return;
     }
-    let name = crate::commands::show::RunName::of(config);
-    if let Err(error) = crate::commands::show::write_figures(dir, experiment, &name, summary.steps) {
+    if let Err(error) = write_figures(dir, experiment, &RunName::of(spec.config()), summary.steps) {
         crate::system::messages::say(format_args!(
             "{}: the run is complete, but its figures could not be drawn: {error:#}; try again with: sfess-agent show {}",
             dir.display(),
@@ -268,14 +204,22 @@ fn draw_figures(
 /// The folder holds no run or no checkpoint; the checkpoint is corrupt; the data cannot be
 /// loaded.
 pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<String, f64>> {
-    let config = read_config(dir, registry)?;
-    let mut experiment = Experiment::build(&config, registry)?;
-    let variables = experiment.variables();
-    let mut optimizer = Adam::new(shallow(&variables), config.lr(registry)?, config.beta1, config.beta2)?;
+    let spec = read_config(dir, registry)?.check(registry)?;
+    let (mut experiment, _) = at_checkpoint(dir, &spec)?;
+    experiment.evaluate(Phase::Test)
+}
+
+/// The experiment of the run in `dir` (of `spec`, its configuration) at its checkpoint, and
+/// where the run stands.
+///
+/// # Errors
+/// No checkpoint; a corrupt one; the experiment's own errors.
+pub fn at_checkpoint(dir: &Path, spec: &RunSpec<'_>) -> anyhow::Result<(Experiment, Progress)> {
+    let mut training = Training::new(Experiment::build(spec, &Interrupt::new())?, settings(spec))?;
     let path = dir.join(CHECKPOINT);
     anyhow::ensure!(path.exists(), "{} has no checkpoint yet ({CHECKPOINT})", dir.display());
-    checkpoint::load(&path, &variables, &mut optimizer)?;
-    experiment.evaluate(Phase::Test)
+    let progress = training.load(&path, &[])?.clone();
+    Ok((training.into_experiment(), progress))
 }
 
 /// The configuration of the run in `dir`.
@@ -284,8 +228,7 @@ pub fn evaluate_run(dir: &Path, registry: &Registry) -> anyhow::Result<BTreeMap<
 /// No `config.json`, or one that does not parse.
 pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfig> {
     let path = dir.join(CONFIG);
-    let text = crate::system::files::read_text(&path)
-        .with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
+    let text = files::read_text(&path).with_context(|| format!("{} holds no run (no {CONFIG})", dir.display()))?;
     TrainConfig::from_json(&text, registry)
         .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }
@@ -295,260 +238,101 @@ pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-{}-seed{}", config.label(), config.estimator.as_str(), config.seed))
 }
 
-/// A run in progress: the experiment, its optimiser, its log and where it stands.
+/// How the loop trains a run of `spec`.
+fn settings(spec: &RunSpec<'_>) -> Settings {
+    let config = spec.config();
+    Settings {
+        seed: config.seed,
+        samples: config.samples,
+        learning_rate: spec.learning_rate(),
+        beta1: config.beta1,
+        beta2: config.beta2,
+        eval_every: Some(config.eval_every),
+    }
+}
+
+/// A run in its folder: the training loop with the folder's checkpoint and log, and the
+/// messages that say where a run stopped and what it keeps.
 struct Run<'a> {
-    experiment: &'a mut Experiment,
-    config: &'a TrainConfig,
-    dir: &'a Path,
-    options: &'a RunOptions,
-    variables: Vec<(String, Tensor)>,
-    optimizer: Adam,
+    training: Training,
     log: RunLog,
-    window: TrainWindow,
-    progress: Progress,
-    /// The step of the last checkpoint on disk.
-    checkpointed: Option<u64>,
+    spec: &'a RunSpec<'a>,
+    dir: &'a Path,
     /// A new run (not a resumption): what the error messages advise.
     fresh: bool,
-    /// When this process started training, and the current segment between validations.
-    started: Instant,
-    segment: Instant,
-    /// Seconds and steps of the current loss window trained by this process.
-    window_clock: (f64, u64),
-    /// The sums of the loss window the last step cut short, for the final checkpoint.
-    unfinished_window: Option<crate::train::window::WindowSums>,
-    bar: ProgressBar,
 }
 
 impl<'a> Run<'a> {
     /// Loads the checkpoint (if any) and opens the log, kept up to the checkpoint.
     fn start(
-        experiment: &'a mut Experiment,
-        config: &'a TrainConfig,
+        experiment: Experiment,
+        spec: &'a RunSpec<'a>,
         dir: &'a Path,
-        options: &'a RunOptions,
+        options: &RunOptions,
         fresh: bool,
     ) -> anyhow::Result<Self> {
-        let variables = experiment.variables();
-        let mut optimizer = Adam::new(shallow(&variables), config.lr(&options.registry)?, config.beta1, config.beta2)?;
+        let mut training = Training::new(experiment, settings(spec))?;
+        let steps = spec.config().steps;
         let path = dir.join(CHECKPOINT);
-        let (progress, checkpointed) = if path.exists() {
-            let progress = checkpoint::load(&path, &variables, &mut optimizer)?;
+        if path.exists() {
+            let progress = training.load(&path, &[])?;
             anyhow::ensure!(
-                progress.step <= config.steps,
-                "the checkpoint {} is of step {}, beyond the run's {} steps",
+                progress.step <= steps,
+                "the checkpoint {} is of step {}, beyond the run's {steps} steps",
                 path.display(),
                 progress.step,
-                config.steps
             );
-            let step = progress.step;
-            (progress, Some(step))
-        } else {
-            (Progress::default(), None)
-        };
-        let log = RunLog::open(dir, config, &progress)?;
-        let window = TrainWindow::restore(&progress.window, experiment.device)?;
-        let bar = progress_bar(config.steps, progress.step, options.verbosity);
-        let now = Instant::now();
-        Ok(Self {
-            experiment,
-            config,
-            dir,
-            options,
-            variables,
-            optimizer,
-            log,
-            window,
-            progress,
-            checkpointed,
-            fresh,
-            started: now,
-            segment: now,
-            window_clock: (0.0, 0),
-            unfinished_window: None,
-            bar,
-        })
+        }
+        let log = RunLog::open(dir, spec.config(), training.progress())?;
+        training.checkpoint_to(path);
+        training.stop_on(options.interrupt.clone());
+        if options.verbosity == Verbosity::Normal {
+            training.show_progress(steps);
+        }
+        Ok(Self { training, log, spec, dir, fresh })
     }
 
     /// Trains to the last step, then tests; a failure gets where the run stopped and what
-    /// is kept.
-    fn finish(mut self) -> anyhow::Result<Summary> {
-        let result = self.train().and_then(|()| self.test());
+    /// is kept. Returns the summary and the training, for the figures.
+    fn finish(mut self) -> anyhow::Result<(Summary, Training)> {
+        let steps = self.spec.config().steps;
+        let result = self
+            .training
+            .run_until(steps, &mut self.log, &mut |_| Ok(()))
+            .and_then(|()| self.training.test(&mut self.log))
+            .and_then(|tested| {
+                let summary = self.training.summary(self.spec.label(), self.spec.config().estimator.as_str(), tested);
+                let text = serde_json::to_string_pretty(&summary).map_err(anyhow::Error::from)? + "\n";
+                write_atomically(&self.dir.join(SUMMARY), text.as_bytes())?;
+                Ok(summary)
+            });
         match result {
             Ok(summary) => {
-                self.bar.finish_and_clear();
-                Ok(summary)
+                self.training.bar().finish_and_clear();
+                Ok((summary, self.training))
             }
-            Err(error) => {
-                self.bar.abandon();
-                Err(self.explain(error))
+            Err(stop) => {
+                self.training.bar().abandon();
+                Err(match stop {
+                    Stop::Signal(signal) => self.interrupted(signal),
+                    Stop::Error(error) => self.explain(error),
+                })
             }
         }
-    }
-
-    fn elapsed(&self) -> f64 {
-        self.progress.elapsed_seconds + self.started.elapsed().as_secs_f64()
-    }
-
-    fn train(&mut self) -> anyhow::Result<()> {
-        if self.progress.validation_due {
-            self.validate()?;
-        }
-        let loss_every = LOSS_EVERY.min(self.config.eval_every);
-        while self.progress.step < self.config.steps {
-            if self.options.interrupt.received().is_some() {
-                return Err(self.stop_for_signal());
-            }
-            let step = self.progress.step;
-            let step_started = Instant::now();
-            let report = self.experiment.train_step(step, self.config.seed, self.config.samples, &mut self.optimizer);
-            self.window_clock.0 += step_started.elapsed().as_secs_f64();
-            self.window_clock.1 += 1;
-            let report = match report {
-                Ok(report) => report,
-                // The step was abandoned before its update: the run stands at `step`.
-                Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
-                // A loss that overflowed at an earlier step (not read yet) is the cause of
-                // whatever failed now (NaN logits, most often).
-                Err(error) => return Err(self.window.checked_loss().err().unwrap_or(error)),
-            };
-            self.window.add(step, &report)?;
-            let done = step + 1;
-            self.progress.step = done;
-            if done.is_multiple_of(loss_every) || done == self.config.steps {
-                if !done.is_multiple_of(loss_every) {
-                    // The last step ends a window early: the checkpoint keeps the window's
-                    // sums, so that a longer run extending this one continues the window
-                    // as the straight longer run does.
-                    self.unfinished_window = Some(self.window.sums()?);
-                }
-                let mut means = self.window.take()?;
-                // The clock of the window's steps in this process (a clock: it is the one
-                // record a resumed run does not repeat exactly).
-                let (seconds, steps) = std::mem::take(&mut self.window_clock);
-                if steps > 0 {
-                    means.insert(SECONDS_PER_STEP.to_owned(), seconds / steps as f64);
-                }
-                self.log.append(done, "train", &means, self.elapsed())?;
-            }
-            if done.is_multiple_of(self.config.eval_every) || done == self.config.steps {
-                self.window.checked_loss()?;
-                self.progress.validation_due = true;
-                self.validate()?;
-            }
-            self.bar.inc(1);
-        }
-        Ok(())
-    }
-
-    /// Records the validation metrics of the current step, then writes the checkpoint
-    /// (none at step 0: a resumption without one starts the same way). The time it takes
-    /// is not training time.
-    fn validate(&mut self) -> anyhow::Result<()> {
-        self.close_segment();
-        let measured = self
-            .experiment
-            .evaluate(Phase::Validation)
-            .and_then(|metrics| Ok((metrics, self.experiment.recorded_marginals(Phase::Validation)?)));
-        let (metrics, marginals) = match measured {
-            Ok(both) => both,
-            Err(error) if is_interruption(&error) => return Err(self.stop_for_signal()),
-            Err(error) => return Err(error),
-        };
-        let elapsed = self.elapsed();
-        self.log.append(self.progress.step, "validation", &metrics, elapsed)?;
-        if let Some((ranked, marginals)) = marginals {
-            let record = MarginalsRecord { step: self.progress.step, ranked, marginals, elapsed_seconds: elapsed };
-            self.log.append_marginals(&record)?;
-        }
-        self.progress.validation_due = false;
-        if self.progress.step > 0 {
-            self.checkpoint()?;
-        }
-        if let Some(value) = metrics.get(&self.experiment.env.spec().metric) {
-            self.bar.set_message(format!("validation {} {value:.4}", self.experiment.env.spec().metric));
-        }
-        self.segment = Instant::now();
-        Ok(())
-    }
-
-    /// Adds the training time since the segment began to the run's.
-    fn close_segment(&mut self) {
-        self.progress.training_seconds += self.segment.elapsed().as_secs_f64();
-        self.segment = Instant::now();
-    }
-
-    /// After a signal: the checkpoint of the step reached (unless it is step 0), then the
-    /// error that says so.
-    fn stop_for_signal(&mut self) -> anyhow::Error {
-        self.close_segment();
-        if self.progress.step > 0
-            && let Err(error) = self.checkpoint()
-        {
-            return error;
-        }
-        self.interrupted()
-    }
-
-    /// Writes the checkpoint of the current step.
-    fn checkpoint(&mut self) -> anyhow::Result<()> {
-        self.progress.elapsed_seconds = self.elapsed();
-        self.started = Instant::now();
-        self.progress.window = match self.unfinished_window.take() {
-            Some(sums) => sums,
-            None => self.window.sums()?,
-        };
-        let path = self.dir.join(CHECKPOINT);
-        checkpoint::save(&path, &self.progress, &self.variables, &self.optimizer)
-            .with_context(|| format!("writing the checkpoint of step {}", self.progress.step))?;
-        self.checkpointed = Some(self.progress.step);
-        Ok(())
-    }
-
-    fn test(&mut self) -> anyhow::Result<Summary> {
-        let (test, baselines) = match self
-            .experiment
-            .evaluate(Phase::Test)
-            .and_then(|test| Ok((test, self.experiment.env.baselines(Phase::Test)?)))
-        {
-            Ok(both) => both,
-            Err(error) if is_interruption(&error) => return Err(self.interrupted()),
-            Err(error) => return Err(error),
-        };
-        let steps = self.config.steps;
-        let as_records: BTreeMap<String, f64> =
-            baselines.iter().map(|(name, value)| (format!("baseline.{name}"), *value)).collect();
-        let mut records = test.clone();
-        records.extend(as_records);
-        self.log.append(steps, "test", &records, self.elapsed())?;
-        let summary = Summary {
-            env: self.config.label().to_owned(),
-            estimator: self.config.estimator.as_str().to_owned(),
-            seed: self.config.seed,
-            steps,
-            device: device_name(self.experiment.device),
-            seconds_per_step: self.progress.training_seconds / steps as f64,
-            test,
-            baselines,
-        };
-        write_atomically(&self.dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
-        Ok(summary)
     }
 
     /// The error of a signal, once the checkpoint of the current step is written.
-    fn interrupted(&self) -> anyhow::Error {
-        let signal = self.options.interrupt.received().unwrap_or(signal_hook::consts::SIGINT);
+    fn interrupted(&self, signal: i32) -> anyhow::Error {
         let dir = self.dir.display();
-        let at = self.progress.step;
-        let where_ = match self.checkpointed {
+        let at = self.training.step();
+        let steps = self.spec.config().steps;
+        let where_ = match self.training.checkpointed() {
             Some(step) => format!(
-                "at step {at} of {}; the checkpoint of step {step} is in {dir}; continue with: sfess-agent train --resume {dir}",
-                self.config.steps
+                "at step {at} of {steps}; the checkpoint of step {step} is in {dir}; continue with: sfess-agent train --resume {dir}"
             ),
             None => format!(
-                "at step {at} of {}, with nothing to checkpoint yet; continue with: sfess-agent train --resume {dir} \
-                 (it starts again from step 0)",
-                self.config.steps
+                "at step {at} of {steps}, with nothing to checkpoint yet; continue with: sfess-agent train --resume {dir} \
+                 (it starts again from step 0)"
             ),
         };
         Interrupted { signal, what: "training".into(), where_ }.into()
@@ -560,33 +344,11 @@ impl<'a> Run<'a> {
             return error;
         }
         let dir = self.dir.display();
-        let kept = match self.checkpointed {
+        let kept = match self.training.checkpointed() {
             Some(at) => format!("the checkpoint of step {at} is kept in {dir}; continue with --resume {dir}"),
             None if self.fresh => format!("nothing was kept: no checkpoint was written yet, so {dir} is free again"),
             None => format!("no checkpoint was written yet; continue with --resume {dir}"),
         };
-        error.context(format!("at training step {} of {} ({kept})", self.progress.step, self.config.steps))
+        error.context(format!("at training step {} of {} ({kept})", self.training.step(), self.spec.config().steps))
     }
-}
-
-/// Whether `error` is an environment's report that a signal stopped its wait.
-fn is_interruption(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| matches!(cause.downcast_ref::<EnvError>(), Some(EnvError::Interrupted { .. })))
-}
-
-fn progress_bar(steps: u64, start: u64, verbosity: Verbosity) -> ProgressBar {
-    if verbosity == Verbosity::Quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps).with_position(start);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-/// Shallow copies of named tensors (they share storage with the originals).
-fn shallow(variables: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
-    variables.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
 }

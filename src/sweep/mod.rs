@@ -147,7 +147,7 @@ pub fn prepare(request: &Request, registry: &Registry) -> anyhow::Result<Prepare
         let dir = out.join(&task.name);
         if crate::run::run_file_in(&dir).is_some() {
             let trained = crate::run::read_config(&dir, registry)
-                .and_then(|c| c.with_absolute_paths(registry)?.resolved(registry))
+                .and_then(|c| Ok(c.with_absolute_paths(registry)?.check(registry)?.into_config()))
                 .with_context(|| format!("{} holds a run that cannot be read", dir.display()))?;
             if let Some(changed) = changed_flags(&trained, &task.config, "it") {
                 differing.push(format!("{} ({changed})", dir.display()));

@@ -279,7 +279,7 @@ impl SweepSpec {
         }
         merged.move_options().with_context(what)?;
         let config = TrainConfig::from_json(&Value::Object(merged.settings).to_string(), registry)
-            .and_then(|config| config.with_absolute_paths(registry)?.resolved(registry))
+            .and_then(|config| Ok(config.with_absolute_paths(registry)?.check(registry)?.into_config()))
             .with_context(what)?;
         Ok(Combination { name, values, config })
     }

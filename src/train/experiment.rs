@@ -1,5 +1,6 @@
-//! An experiment: the environment, the policy and the estimator built from a
-//! [`TrainConfig`] (the run folder around it is [`crate::run`]'s).
+//! An experiment: the environment, the policy and the estimator built from a checked
+//! configuration ([`RunSpec`]) or around your own environment (the loop that trains it is
+//! [`crate::run::training`]'s).
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,7 @@ use sfess_envs::{EnvSpec, Environment, Observation, Phase};
 use tch::{Device, Tensor};
 
 use crate::config::estimators::EstimatorOptions;
-use crate::config::{PolicyName, TrainConfig};
-use crate::system::device::DeviceSpec;
+use crate::config::{PolicyName, RunSpec};
 use crate::system::signals::Interrupt;
 use crate::train::episodes::{EpisodeTraining, episode_step};
 use crate::train::estimators;
@@ -56,31 +56,18 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// Builds the experiment of `config` from its environment's entry in `registry`: loads
-    /// the data, initialises the networks from `config.seed`, and refuses an estimator that
-    /// needs gradients on a black-box environment (before starting anything).
+    /// Builds the experiment of a checked configuration from its environment's entry: loads
+    /// the data, initialises the networks from the seed, and refuses an estimator that needs
+    /// gradients on a black-box environment (before starting anything). Environments that
+    /// wait on other processes (the reward command) give up their wait when `interrupt` is
+    /// set.
     ///
     /// # Errors
-    /// Unknown environment or device, missing or corrupt data, bad sizes or options, refused
-    /// estimator, a reward command that cannot start.
-    pub fn build(config: &TrainConfig, registry: &Registry) -> anyhow::Result<Self> {
-        Self::build_interruptible(config, registry, &Interrupt::new())
-    }
-
-    /// [`Experiment::build`], with environments that wait on other processes (the reward
-    /// command) giving up their wait when `interrupt` is set.
-    ///
-    /// # Errors
-    /// As [`Experiment::build`].
-    pub fn build_interruptible(
-        config: &TrainConfig,
-        registry: &Registry,
-        interrupt: &Interrupt,
-    ) -> anyhow::Result<Self> {
-        let config = config.resolved(registry)?;
-        let entry = config.entry(registry)?;
-        let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let device = device.resolve()?;
+    /// No such device, missing or corrupt data, refused estimator, the environment's own
+    /// refusal (a reward command that cannot start).
+    pub fn build(spec: &RunSpec<'_>, interrupt: &Interrupt) -> anyhow::Result<Self> {
+        let (config, entry, k) = (spec.config(), spec.entry(), spec.k());
+        let device = spec.device().resolve()?;
         let estimator_options = EstimatorOptions::from(&config.estimator_options);
         let estimator = estimators::build(config.estimator, &estimator_options)?;
         if !entry.differentiable {
@@ -96,15 +83,13 @@ impl Experiment {
             }
             None => None,
         };
-        let options = config.options(registry)?;
-        let k = config.subset_size(registry)?;
         let make = Make {
             name: &entry.name,
             k,
             batch_size: config.batch_size,
             seed: config.seed,
             device,
-            options: &options,
+            options: spec.options(),
             data,
             interrupt: interrupt.flag(),
             subset_kl: Some(exact_kl(config.estimator_options.normalizer.resolve(device))),

@@ -1,8 +1,9 @@
-//! Learning: an [`Experiment`] (environment, policy, estimator) built from a configuration
-//! and the registry, the policy-gradient [`trainer`] (over [`episodes`] for sequential environments), the policies and the estimators, and
-//! [`Agent`], the training loop as a library.
+//! Learning, one step at a time: an [`Experiment`] (environment, policy, estimator) built
+//! from a checked configuration or around your own environment, the policy-gradient step
+//! and Adam ([`trainer`]; over [`episodes`] for sequential environments), the policies, the
+//! estimators and the training-loss [`window`]. The loop that repeats the step is
+//! [`crate::run::training`].
 
-pub mod agent;
 pub mod episodes;
 pub mod estimators;
 pub mod experiment;
@@ -10,5 +11,4 @@ pub mod policy;
 pub mod trainer;
 pub mod window;
 
-pub use agent::{Agent, AgentOptions};
 pub use experiment::Experiment;

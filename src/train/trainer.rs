@@ -1,5 +1,6 @@
-//! The policy-gradient trainer: Adam over the policy's and the environment's variables,
-//! one estimator, validation and checkpoints every `eval_every` steps.
+//! One policy-gradient step: Adam over the policy's and the environment's variables, and
+//! the step of a one-step environment (draw, score, surrogate, update). The loop around it
+//! (loss windows, validation, checkpoints, signals, records) is [`crate::run::training`].
 //!
 //! Every random draw of step `t` comes from a generator seeded by `(seed, t)` alone, so a
 //! run resumed from a checkpoint continues exactly as the uninterrupted run would have.

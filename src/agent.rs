@@ -1,4 +1,5 @@
-//! The training loop as a library, for your own environment: [`Agent`].
+//! The training loop as a library, for your own environment: [`Agent`], a thin owner of the
+//! loop every run goes through ([`crate::run::training`]), with its records in memory.
 //!
 //! ```no_run
 //! use sfess_agent::{Agent, AgentOptions};
@@ -12,6 +13,15 @@
 //! println!("{:?} scores {:?}", agent.best_subset()?, agent.evaluate(Phase::Test)?);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! # Records
+//! [`Agent::train`] trains a segment of the loop, as `sfess-agent train` does a run: the mean
+//! training loss (and over episodes `return` and `length`, each `info.NAME`, and the clock
+//! `seconds_per_step`) every [`LOSS_EVERY`](crate::run::LOSS_EVERY) steps and at the segment's last step, and, with
+//! [`AgentOptions::eval_every`], the validation metrics and marginals before the first step,
+//! every `eval_every` steps and at the segment's last step. [`Agent::step`] takes one step
+//! on that schedule. An agent of a configuration ([`Agent::from_config`]) records exactly
+//! what `sfess-agent train` of it writes to `metrics.jsonl`, clocks apart.
 //!
 //! # Saving, loading, run folders
 //! [`Agent::save`] writes a checkpoint ([`crate::run::checkpoint`]'s format: the policy's and the
@@ -28,21 +38,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use sfess_envs::registry::Registry;
 use sfess_envs::{Environment, Observation, Phase};
 use tch::Device;
 
-use crate::commands::show::{RunName, write_figures};
-use crate::config::PolicyName;
 use crate::config::estimators::{EstimatorName, EstimatorOptions};
-use crate::run::checkpoint::{self, Progress};
-use crate::run::log::{EVENTS, MARGINALS, MarginalsRecord, events_of, json_lines, unix_now};
-use crate::run::{self as run_folder, LOSS_EVERY, Record, Summary};
+use crate::config::{PolicyName, TrainConfig};
+use crate::run::figures::{RunName, write_figures};
+use crate::run::folder::{CHECKPOINT, CONFIG, EVENTS, MARGINALS, METRICS, Record, SUMMARY, Summary, run_file_in};
+use crate::run::log::{events_of, json_lines, read_marginals, unix_now};
+use crate::run::training::{MemoryRecords, Settings, Stop, Training};
 use crate::system::device::device_name;
-use crate::system::files::write_atomically;
+use crate::system::files::{read_bytes, read_or_empty, read_text, write_atomically};
+use crate::system::signals::Interrupt;
 use crate::train::estimators;
-use crate::train::experiment::Experiment;
-use crate::train::trainer::{Adam, StepReport};
-use crate::train::window::TrainWindow;
+use crate::train::experiment::{EpisodeSettings, Experiment};
+use crate::train::trainer::StepReport;
 
 /// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
 pub const AGENT_RUN: &str = "agent";
@@ -50,7 +61,7 @@ pub const AGENT_RUN: &str = "agent";
 /// Whether `dir` holds an agent's run folder ([`Agent::write_run_folder`]): its
 /// `config.json` says `"kind": "agent"`.
 pub fn is_agent_run(dir: &Path) -> bool {
-    crate::system::files::read_text(&dir.join(run_folder::CONFIG))
+    read_text(&dir.join(CONFIG))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .is_some_and(|config| config.get("kind").and_then(|k| k.as_str()) == Some(AGENT_RUN))
@@ -79,6 +90,9 @@ pub struct AgentOptions {
     /// Where the policy lives (the CPU).
     #[serde(serialize_with = "serialize_device")]
     pub device: Device,
+    /// Steps between validations, as `--eval-every` (`None`: only those you ask for with
+    /// [`Agent::evaluate`]).
+    pub eval_every: Option<u64>,
 }
 
 fn serialize_device<S: serde::Serializer>(device: &Device, serializer: S) -> Result<S::Ok, S::Error> {
@@ -97,28 +111,19 @@ impl Default for AgentOptions {
             hidden: 64,
             seed: 0,
             device: Device::Cpu,
+            eval_every: None,
         }
     }
 }
 
 /// A policy, an estimator and Adam around one environment, stepped by the caller.
 pub struct Agent {
-    experiment: Experiment,
-    optimizer: Adam,
+    training: Training,
+    records: MemoryRecords,
     options: AgentOptions,
+    /// The environment's name in tables.
+    env: String,
     learning_rate: f64,
-    steps: u64,
-    /// Seconds in [`Agent::step`].
-    training_seconds: f64,
-    /// Seconds in [`Agent::step`] and [`Agent::evaluate`].
-    elapsed_seconds: f64,
-    /// The training-loss window in progress.
-    window: TrainWindow,
-    /// Every record so far: training-loss means, and each evaluation's metrics.
-    records: Vec<Record>,
-    /// The marginals recorded at each validation ([`Agent::evaluate`] of the validation
-    /// split).
-    marginals: Vec<MarginalsRecord>,
 }
 
 impl Agent {
@@ -135,113 +140,121 @@ impl Agent {
             learning_rate.is_finite() && learning_rate > 0.0,
             "the learning rate must be positive, got {learning_rate}"
         );
+        anyhow::ensure!(options.eval_every != Some(0), "eval_every must be at least 1");
         let experiment = Experiment::custom(
             Box::new(env),
             options.policy,
             options.hidden,
             estimator,
             options.samples,
-            crate::train::experiment::EpisodeSettings::new(options.episode_starts, &options.estimator_options),
+            EpisodeSettings::new(options.episode_starts, &options.estimator_options),
             options.device,
         )?;
-        let optimizer = experiment.optimizer(learning_rate, 0.9, 0.999)?;
-        Ok(Self {
-            experiment,
-            optimizer,
-            options,
+        let env = experiment.env.spec().name.clone();
+        Self::around(experiment, options, env, learning_rate)
+    }
+
+    /// The agent of a `sfess-agent train` configuration (a registered environment, with
+    /// its options, data and network), checked as `train` checks it: `train(config.steps)`
+    /// then records what that command's run does.
+    ///
+    /// # Errors
+    /// What [`TrainConfig::check`] and the experiment's build refuse.
+    pub fn from_config(config: &TrainConfig, registry: &Registry) -> anyhow::Result<Self> {
+        let spec = config.check(registry)?;
+        let experiment = Experiment::build(&spec, &Interrupt::new())?;
+        let config = spec.config();
+        let options = AgentOptions {
+            estimator: config.estimator,
+            estimator_options: EstimatorOptions::from(&config.estimator_options),
+            samples: config.samples,
+            episode_starts: config.batch_size,
+            learning_rate: Some(spec.learning_rate()),
+            policy: config.policy,
+            hidden: config.hidden,
+            seed: config.seed,
+            device: experiment.device,
+            eval_every: Some(config.eval_every),
+        };
+        Self::around(experiment, options, spec.label().to_owned(), spec.learning_rate())
+    }
+
+    fn around(experiment: Experiment, options: AgentOptions, env: String, learning_rate: f64) -> anyhow::Result<Self> {
+        let settings = Settings {
+            seed: options.seed,
+            samples: options.samples,
             learning_rate,
-            steps: 0,
-            training_seconds: 0.0,
-            elapsed_seconds: 0.0,
-            window: TrainWindow::default(),
-            records: Vec::new(),
-            marginals: Vec::new(),
+            beta1: 0.9,
+            beta2: 0.999,
+            eval_every: options.eval_every,
+        };
+        Ok(Self {
+            training: Training::new(experiment, settings)?,
+            records: MemoryRecords::default(),
+            options,
+            env,
+            learning_rate,
         })
     }
 
-    /// One training step. Its `loss` is minus the mean reward of the step's samples.
+    /// One training step on the loop's schedule (a step never ends a segment). Its `loss`
+    /// is minus the mean reward of the step's samples.
     ///
     /// # Errors
     /// Whatever the environment, the policy or the estimator fails with; a non-finite loss.
     pub fn step(&mut self) -> anyhow::Result<StepReport> {
-        let step = self.steps;
-        let started = Instant::now();
-        let report = self
-            .experiment
-            .train_step(step, self.options.seed, self.options.samples, &mut self.optimizer)
-            .with_context(|| format!("training step {step}"))?;
-        self.steps += 1;
+        let step = self.training.step();
+        let report = self.training.step_once(None, &mut self.records).map_err(|stop| stopped(stop, step))?;
         let loss = report.loss_value()?;
-        let seconds = started.elapsed().as_secs_f64();
-        self.training_seconds += seconds;
-        self.elapsed_seconds += seconds;
         anyhow::ensure!(loss.is_finite(), "training step {step}: the loss became {loss}");
-        self.window.add(step, &report)?;
-        let done = step + 1;
-        if done.is_multiple_of(LOSS_EVERY) {
-            let means = self.window.take()?;
-            self.records.extend(means.into_iter().map(|(metric, value)| Record {
-                step: done,
-                split: "train".into(),
-                metric,
-                value,
-                elapsed_seconds: self.elapsed_seconds,
-            }));
-        }
         Ok(report)
     }
 
-    /// `steps` training steps; returns the mean reward of each step's samples.
+    /// `steps` training steps, a segment of the loop; returns the mean reward of each step's
+    /// samples.
     ///
     /// # Errors
     /// As [`Agent::step`].
     pub fn train(&mut self, steps: u64) -> anyhow::Result<Vec<f64>> {
-        (0..steps).map(|_| self.step().and_then(|report| Ok(-report.loss_value()?))).collect()
+        let first = self.training.step();
+        let mut rewards = Vec::with_capacity(steps as usize);
+        // The step whose loss is not finite, if one is.
+        let mut failed = None;
+        let mut observe = |report: &StepReport| -> anyhow::Result<()> {
+            let loss = report.loss_value()?;
+            if !loss.is_finite() {
+                failed = Some(first + rewards.len() as u64);
+                anyhow::bail!("the loss became {loss}");
+            }
+            rewards.push(-loss);
+            Ok(())
+        };
+        let result = self.training.run_until(first + steps, &mut self.records, &mut observe);
+        result.map_err(|stop| stopped(stop, failed.unwrap_or(self.training.step())))?;
+        Ok(rewards)
     }
 
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.training.step()
     }
 
-    /// The environment's metrics of the policy's deterministic (top-k) action on `phase`.
+    /// The environment's metrics of the policy's deterministic (top-k) action on `phase`,
+    /// recorded at the current step (with the marginals, for the validation split).
     ///
     /// # Errors
     /// Whatever the environment fails with.
     pub fn evaluate(&mut self, phase: Phase) -> anyhow::Result<BTreeMap<String, f64>> {
         let started = Instant::now();
-        let metrics = self.experiment.evaluate(phase)?;
-        let marginals = if phase == Phase::Validation { self.experiment.recorded_marginals(phase)? } else { None };
-        self.elapsed_seconds += started.elapsed().as_secs_f64();
-        self.record(phase.name(), &metrics);
-        if let Some((ranked, marginals)) = marginals {
-            let step = self.steps;
-            self.marginals.retain(|r| r.step != step);
-            self.marginals.push(MarginalsRecord { step, ranked, marginals, elapsed_seconds: self.elapsed_seconds });
-        }
-        Ok(metrics)
+        let metrics = self.training.evaluate(phase, &mut self.records);
+        self.training.add_elapsed(started.elapsed().as_secs_f64());
+        metrics
     }
 
-    /// Records `metrics` of `split` at the current step, in place of any earlier record of
-    /// the same step, split and metric.
-    fn record(&mut self, split: &str, metrics: &BTreeMap<String, f64>) {
-        let step = self.steps;
-        self.records.retain(|r| !(r.step == step && r.split == split && metrics.contains_key(&r.metric)));
-        self.records.extend(metrics.iter().map(|(metric, value)| Record {
-            step,
-            split: split.into(),
-            metric: metric.clone(),
-            value: *value,
-            elapsed_seconds: self.elapsed_seconds,
-        }));
-    }
-
-    /// Every record so far, as a run folder's `metrics.jsonl` holds them: the mean training
-    /// loss (over episodes also `return` and `length`, and the environment's `info.NAME`)
-    /// of each [`LOSS_EVERY`] steps, and the metrics of each [`Agent::evaluate`] at the step
-    /// it was called.
+    /// Every record so far, as a run folder's `metrics.jsonl` holds them (see the
+    /// [module docs](self)).
     pub fn records(&self) -> &[Record] {
-        &self.records
+        &self.records.metrics
     }
 
     /// The environment's untrained baselines on `phase` (random subsets, classical methods).
@@ -249,7 +262,7 @@ impl Agent {
     /// # Errors
     /// Whatever the environment fails with.
     pub fn baselines(&mut self, phase: Phase) -> anyhow::Result<BTreeMap<String, f64>> {
-        Ok(self.experiment.env.baselines(phase)?)
+        Ok(self.training.experiment().env.baselines(phase)?)
     }
 
     /// The subset the policy would pick without context: the sorted indices of its top-k
@@ -257,31 +270,21 @@ impl Agent {
     ///
     /// # Errors
     /// A policy that needs an observation (an MLP).
-    pub fn best_subset(&self) -> anyhow::Result<Vec<usize>> {
-        let action = self.experiment.policy.act(&Observation { inputs: Vec::new() })?;
+    pub fn best_subset(&mut self) -> anyhow::Result<Vec<usize>> {
+        let action = self.training.experiment().policy.act(&Observation { inputs: Vec::new() })?;
         let row: Vec<f32> = Vec::try_from(action.get(0).to_device(Device::Cpu))?;
         Ok(row.iter().enumerate().filter(|(_, x)| **x > 0.5).map(|(i, _)| i).collect())
     }
 
     /// The experiment: environment, policy and estimator.
     pub fn experiment(&mut self) -> &mut Experiment {
-        &mut self.experiment
+        self.training.experiment()
     }
 
     /// What a checkpoint of this agent must match besides its variables' shapes.
-    fn shape(&self) -> [(&'static str, i64); 2] {
-        let space = self.experiment.env.spec().space;
+    fn shape(&mut self) -> [(&'static str, i64); 2] {
+        let space = self.training.experiment().env.spec().space;
         [("n", space.n() as i64), ("k", space.k() as i64)]
-    }
-
-    fn progress(&self) -> anyhow::Result<Progress> {
-        Ok(Progress {
-            step: self.steps,
-            training_seconds: self.training_seconds,
-            elapsed_seconds: self.elapsed_seconds,
-            validation_due: false,
-            window: self.window.sums()?,
-        })
     }
 
     /// Writes a checkpoint of the agent at `path` (atomically: a failed write leaves the
@@ -292,16 +295,10 @@ impl Agent {
     ///
     /// # Errors
     /// libtorch errors; the file cannot be written.
-    pub fn save(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
-        let path = path.as_ref();
-        checkpoint::save_with_shape(
-            path,
-            &self.progress()?,
-            &self.experiment.variables(),
-            &self.optimizer,
-            &self.shape(),
-        )
-        .with_context(|| format!("saving the agent at step {}", self.steps))
+    pub fn save(&mut self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let shape = self.shape();
+        let step = self.training.step();
+        self.training.save(path.as_ref(), &shape).with_context(|| format!("saving the agent at step {step}"))
     }
 
     /// Restores a checkpoint of [`Agent::save`] into this agent, which must have been built
@@ -317,14 +314,8 @@ impl Agent {
     pub fn load(&mut self, path: impl AsRef<Path>) -> anyhow::Result<()> {
         let path = path.as_ref();
         let shape = self.shape();
-        let progress = checkpoint::load_with_shape(path, &self.experiment.variables(), &mut self.optimizer, &shape)
-            .with_context(|| format!("loading {} into the agent", path.display()))?;
-        self.steps = progress.step;
-        self.training_seconds = progress.training_seconds;
-        self.elapsed_seconds = progress.elapsed_seconds;
-        self.window = TrainWindow::restore(&progress.window, self.options.device)?;
-        self.records.clear();
-        self.marginals.clear();
+        self.training.load(path, &shape).with_context(|| format!("loading {} into the agent", path.display()))?;
+        self.records = MemoryRecords::default();
         Ok(())
     }
 
@@ -335,8 +326,8 @@ impl Agent {
     ///   (split `test`, the baselines as `baseline.NAME`), as `sfess-agent train` ends;
     /// - `summary.json`: [`Summary`] of now (`env` is the environment's name);
     /// - `marginals.jsonl` and the TensorBoard event file ([`crate::run::log`]): the
-    ///   marginals of each [`Agent::evaluate`] of the validation split, and every record;
-    /// - `figures/`: what `sfess-agent show` draws ([`crate::commands::show`]);
+    ///   marginals of each validation, and every record;
+    /// - `figures/`: what `sfess-agent show` draws ([`crate::run::figures`]);
     /// - `config.json`: what is true of an agent, not a `sfess-agent train` configuration:
     ///   `{"kind": "agent", "env", "n", "k", "steps", "learning_rate", "options"}`. A user's
     ///   environment (a closure) has no name the command line could rebuild it from, so
@@ -350,7 +341,7 @@ impl Agent {
     /// evaluate; a file cannot be written.
     pub fn write_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<Summary> {
         let dir = dir.as_ref();
-        if let Some(file) = run_folder::run_file_in(dir) {
+        if let Some(file) = run_file_in(dir) {
             anyhow::ensure!(
                 is_agent_run(dir),
                 "{} already holds a run that is not an agent's (its {file}); choose another folder",
@@ -358,44 +349,31 @@ impl Agent {
             );
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
-        let test = self.evaluate(Phase::Test)?;
-        let baselines = self.experiment.env.baselines(Phase::Test)?;
-        let as_records: BTreeMap<String, f64> =
-            baselines.iter().map(|(name, value)| (format!("baseline.{name}"), *value)).collect();
-        self.record("test", &as_records);
-        let spec = self.experiment.env.spec();
+        let step = self.training.step();
+        let tested = self.training.test(&mut self.records).map_err(|stop| stopped(stop, step))?;
+        let spec = self.training.experiment().env.spec().clone();
         let config = serde_json::json!({
             "kind": AGENT_RUN,
-            "env": spec.name,
+            "env": self.env,
             "n": spec.space.n(),
             "k": spec.space.k(),
-            "steps": self.steps,
+            "steps": step,
             "learning_rate": self.learning_rate,
             "options": self.options,
         });
-        write_atomically(&dir.join(run_folder::CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-        write_atomically(&dir.join(run_folder::METRICS), json_lines(&self.records)?.as_bytes())?;
-        write_atomically(&dir.join(MARGINALS), json_lines(&self.marginals)?.as_bytes())?;
-        let started = crate::system::files::read_bytes(&dir.join(EVENTS))
-            .ok()
-            .and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
+        write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
+        write_atomically(&dir.join(METRICS), json_lines(&self.records.metrics)?.as_bytes())?;
+        write_atomically(&dir.join(MARGINALS), json_lines(&self.records.marginals)?.as_bytes())?;
+        let started = read_bytes(&dir.join(EVENTS)).ok().and_then(|bytes| sfess_tensorboard::header_wall_time(&bytes));
+        let elapsed = self.training.progress().elapsed_seconds;
         let events =
-            events_of(started.unwrap_or_else(|| unix_now() - self.elapsed_seconds), &self.records, &self.marginals);
+            events_of(started.unwrap_or_else(|| unix_now() - elapsed), &self.records.metrics, &self.records.marginals);
         write_atomically(&dir.join(EVENTS), &events)?;
-        self.save(dir.join(run_folder::CHECKPOINT))?;
-        let summary = Summary {
-            env: spec.name.clone(),
-            estimator: self.options.estimator.as_str().to_owned(),
-            seed: self.options.seed,
-            steps: self.steps,
-            device: device_name(self.options.device),
-            seconds_per_step: if self.steps == 0 { 0.0 } else { self.training_seconds / self.steps as f64 },
-            test,
-            baselines,
-        };
-        write_atomically(&dir.join(run_folder::SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
+        self.save(dir.join(CHECKPOINT))?;
+        let summary = self.training.summary(&self.env, self.options.estimator.as_str(), tested);
+        write_atomically(&dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
         let name = RunName { env: &summary.env, estimator: &summary.estimator, seed: summary.seed };
-        write_figures(dir, &mut self.experiment, &name, self.steps)?;
+        write_figures(dir, self.training.experiment(), &name, step)?;
         Ok(summary)
     }
 
@@ -407,8 +385,8 @@ impl Agent {
     /// As [`Agent::load`]; a `metrics.jsonl` line that is not a record.
     pub fn load_run_folder(&mut self, dir: impl AsRef<Path>) -> anyhow::Result<()> {
         let dir = dir.as_ref();
-        let path = dir.join(run_folder::METRICS);
-        let text = crate::system::files::read_or_empty(&path)?;
+        let path = dir.join(METRICS);
+        let text = read_or_empty(&path)?;
         let records = text
             .lines()
             .enumerate()
@@ -417,16 +395,28 @@ impl Agent {
                     .with_context(|| format!("{} line {} is not a metrics record", path.display(), index + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        self.load(dir.join(run_folder::CHECKPOINT))?;
-        let step = self.steps;
-        self.records = records.into_iter().filter(|r| r.step <= step).collect();
-        self.marginals = crate::run::log::read_marginals(dir)?.into_iter().filter(|r| r.step <= step).collect();
+        let marginals = read_marginals(dir)?;
+        self.load(dir.join(CHECKPOINT))?;
+        let step = self.training.step();
+        self.records = MemoryRecords {
+            metrics: records.into_iter().filter(|r| r.step <= step).collect(),
+            marginals: marginals.into_iter().filter(|r| r.step <= step).collect(),
+        };
         Ok(())
+    }
+}
+
+/// The error of a loop that stopped at training step `step`.
+fn stopped(stop: Stop, step: u64) -> anyhow::Error {
+    match stop {
+        Stop::Signal(signal) => anyhow::anyhow!("training step {step}: stopped by signal {signal}"),
+        Stop::Error(error) => error.context(format!("training step {step}")),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::run::LOSS_EVERY;
     use sfess_envs::KHotSpace;
     use sfess_envs::custom::RewardEnv;
     use tch::Tensor;
@@ -513,24 +503,31 @@ mod tests {
         );
         assert!(summary.test["reward"] > summary.baselines["random"], "{summary:?}");
         let read: Summary =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(run_folder::SUMMARY)).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join(crate::run::SUMMARY)).unwrap()).unwrap();
         // serde_json's default parser may miss the last bit of a float: compare the clock
         // within an ulp-sized tolerance, everything else exactly.
         assert!((read.seconds_per_step - summary.seconds_per_step).abs() <= 1e-15, "{read:?}");
         assert_eq!(Summary { seconds_per_step: summary.seconds_per_step, ..read }, summary);
         let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(run_folder::CONFIG)).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join(crate::run::CONFIG)).unwrap()).unwrap();
         assert_eq!(
             (config["kind"].as_str(), config["n"].as_u64(), config["k"].as_u64()),
             (Some("agent"), Some(12), Some(3))
         );
-        let metrics = std::fs::read_to_string(dir.join(run_folder::METRICS)).unwrap();
+        let metrics = std::fs::read_to_string(dir.join(crate::run::METRICS)).unwrap();
         let records: Vec<Record> = metrics.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         let keys: Vec<(u64, &str, &str)> =
             records.iter().map(|r| (r.step, r.split.as_str(), r.metric.as_str())).collect();
         assert_eq!(
             keys,
-            [(100, "train", "loss"), (200, "train", "loss"), (200, "test", "reward"), (200, "test", "baseline.random")]
+            [
+                (100, "train", "loss"),
+                (100, "train", "seconds_per_step"),
+                (200, "train", "loss"),
+                (200, "train", "seconds_per_step"),
+                (200, "test", "baseline.random"),
+                (200, "test", "reward")
+            ]
         );
         // Rewriting it later is allowed; a folder of `sfess-agent train` is not.
         first.train(1).unwrap();
@@ -538,10 +535,12 @@ mod tests {
         let mut second = agent(12, 3);
         second.load_run_folder(&dir).unwrap();
         assert_eq!(second.steps(), 201);
-        assert_eq!(second.records().len(), 6);
+        // Those of step 200, then the loss window the one-step segment ended (loss and
+        // seconds_per_step at 201) and the two test records of step 201.
+        assert_eq!(second.records().len(), 10);
         let other = tmp.path().join("cli-run");
         std::fs::create_dir_all(&other).unwrap();
-        std::fs::write(other.join(run_folder::CONFIG), "{\"env\": \"knn\"}").unwrap();
+        std::fs::write(other.join(crate::run::CONFIG), "{\"env\": \"knn\"}").unwrap();
         let message = format!("{:#}", second.write_run_folder(&other).unwrap_err());
         assert!(message.contains("not an agent's"), "{message}");
     }
@@ -567,11 +566,81 @@ mod tests {
         let events = std::fs::read(dir.join(EVENTS)).unwrap();
         assert!(sfess_tensorboard::header_wall_time(&events).is_some());
         for name in ["curve.png", "marginals.png", "subset.json"] {
-            assert!(dir.join(run_folder::FIGURES).join(name).exists(), "{name}");
+            assert!(dir.join(crate::run::FIGURES).join(name).exists(), "{name}");
         }
         let mut again = self::agent(12, 3);
         again.load_run_folder(&dir).unwrap();
-        assert_eq!(again.marginals, marginals);
+        assert_eq!(again.records.marginals, marginals);
+    }
+
+    /// The records as `metrics.jsonl` lines, without their clocks (`elapsed_seconds`, the
+    /// `seconds_per_step` records): text, as JSON writes each value exactly.
+    fn without_clocks(records: &[Record]) -> Vec<String> {
+        let kept: Vec<&Record> = records.iter().filter(|r| r.metric != crate::run::SECONDS_PER_STEP).collect();
+        let text = json_lines(&kept).unwrap();
+        text.lines().map(|line| line.split(",\"elapsed_seconds\"").next().unwrap().to_owned()).collect()
+    }
+
+    /// One loop: the agent of a configuration records what `sfess-agent train` of it writes,
+    /// bit for bit (clocks apart), and ends with the same variables; trained in two calls, it
+    /// records what a run resumed and extended by `--steps` writes. On a one-step task and
+    /// over episodes; 23 steps with `eval_every` 10 cut a loss window short at the end.
+    #[test]
+    fn an_agent_of_a_configuration_records_what_train_and_resume_write() {
+        use std::sync::Arc;
+
+        use crate::run::{RunOptions, Verbosity};
+        let registry = Arc::new(Registry::shipped());
+        let options = RunOptions {
+            verbosity: Verbosity::Quiet,
+            interrupt: Interrupt::new(),
+            holder: "test".into(),
+            registry: Arc::clone(&registry),
+            figures: false,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        for (env, policy, batch_size) in [("max-coverage", PolicyName::Logits, 128), ("slate", PolicyName::Mlp, 4)] {
+            let config = TrainConfig {
+                steps: 23,
+                eval_every: 10,
+                samples: 4,
+                batch_size,
+                policy,
+                device: "cpu".into(),
+                ..TrainConfig::of_env(env)
+            };
+            // The file's lines as written (JSON numbers read back may lose their last bit).
+            let read = |dir: &Path| -> Vec<String> {
+                let text = std::fs::read_to_string(dir.join(METRICS)).unwrap();
+                let lines = text.lines().filter(|line| !line.contains(crate::run::SECONDS_PER_STEP));
+                lines.map(|line| line.split(",\"elapsed_seconds\"").next().unwrap().to_owned()).collect()
+            };
+            let straight = tmp.path().join(format!("{env}-straight"));
+            crate::run::train(&config, &straight, &options).unwrap();
+            let mut agent = Agent::from_config(&config, &registry).unwrap();
+            agent.train(23).unwrap();
+            let folder = tmp.path().join(format!("{env}-agent"));
+            agent.write_run_folder(&folder).unwrap();
+            assert_eq!(without_clocks(agent.records()), read(&straight), "{env}");
+            assert_eq!(
+                agent.records.marginals.iter().map(|r| (r.step, r.marginals.clone())).collect::<Vec<_>>(),
+                read_marginals(&straight).unwrap().iter().map(|r| (r.step, r.marginals.clone())).collect::<Vec<_>>()
+            );
+            let spec = config.check(&registry).unwrap();
+            let (trained, _) = crate::run::at_checkpoint(&straight, &spec).unwrap();
+            assert_same(&variables(&mut agent), &trained.variables());
+
+            let resumed = tmp.path().join(format!("{env}-resumed"));
+            crate::run::train(&TrainConfig { steps: 15, ..config.clone() }, &resumed, &options).unwrap();
+            crate::run::resume(&resumed, Some(23), &options).unwrap();
+            let mut twice = Agent::from_config(&config, &registry).unwrap();
+            twice.train(15).unwrap();
+            twice.train(8).unwrap();
+            twice.write_run_folder(tmp.path().join(format!("{env}-twice"))).unwrap();
+            assert_eq!(without_clocks(twice.records()), read(&resumed), "{env}");
+            // The test can tell: the two segments record at step 15, the straight run does not.
+            assert_ne!(without_clocks(twice.records()), without_clocks(agent.records()));
+        }
     }
 
     /// An agent trains over episodes of a closure's sequential environment (the book's
