@@ -15,13 +15,15 @@
 //! ```
 //!
 //! # Records
-//! [`Agent::train`] trains a segment of the loop, as `sfess-agent train` does a run: the mean
-//! training loss (and over episodes `return` and `length`, each `info.NAME`, and the clock
-//! `seconds_per_step`) every [`LOSS_EVERY`](crate::run::LOSS_EVERY) steps and at the segment's last step, and, with
-//! [`AgentOptions::eval_every`], the validation metrics and marginals before the first step,
-//! every `eval_every` steps and at the segment's last step. [`Agent::step`] takes one step
-//! on that schedule. An agent of a configuration ([`Agent::from_config`]) records exactly
-//! what `sfess-agent train` of it writes to `metrics.jsonl`, clocks apart.
+//! [`Agent::train`] and [`Agent::step`] train on the loop's schedule: the mean training loss
+//! (and over episodes `return` and `length`, each `info.NAME`, and the clock
+//! `seconds_per_step`) every [`LOSS_EVERY`](crate::run::LOSS_EVERY) steps, and with
+//! [`AgentOptions::eval_every`] the validation metrics and marginals before the first step
+//! and every `eval_every` steps; `train(a)` then `train(b)` is `train(a + b)`.
+//! [`Agent::write_run_folder`] ends the run where it stands, as a run's last step does (the
+//! loss window it cuts short, a validation), then tests. An agent of a configuration
+//! ([`Agent::from_config`]) trained for its steps writes exactly the records of
+//! `sfess-agent train` of it, clocks apart.
 //!
 //! # Saving, loading, run folders
 //! [`Agent::save`] writes a checkpoint ([`crate::run::checkpoint`]'s format: the policy's and the
@@ -197,8 +199,8 @@ impl Agent {
         })
     }
 
-    /// One training step on the loop's schedule (a step never ends a segment). Its `loss`
-    /// is minus the mean reward of the step's samples.
+    /// One training step, on the loop's schedule. Its `loss` is minus the mean reward of the
+    /// step's samples.
     ///
     /// # Errors
     /// Whatever the environment, the policy or the estimator fails with; a non-finite loss.
@@ -210,8 +212,7 @@ impl Agent {
         Ok(report)
     }
 
-    /// `steps` training steps, a segment of the loop; returns the mean reward of each step's
-    /// samples.
+    /// `steps` training steps; returns the mean reward of each step's samples.
     ///
     /// # Errors
     /// As [`Agent::step`].
@@ -229,7 +230,7 @@ impl Agent {
             rewards.push(-loss);
             Ok(())
         };
-        let result = self.training.run_until(first + steps, &mut self.records, &mut observe);
+        let result = self.training.run_until(first + steps, false, &mut self.records, &mut observe);
         result.map_err(|stop| stopped(stop, failed.unwrap_or(self.training.step())))?;
         Ok(rewards)
     }
@@ -322,8 +323,10 @@ impl Agent {
     /// Writes (or rewrites) `dir` as a run folder of the agent at its current step
     /// (see [`crate::run`]):
     /// - `checkpoint.ot`: as [`Agent::save`];
-    /// - `metrics.jsonl`: [`Agent::records`], then the test metrics and baselines of now
-    ///   (split `test`, the baselines as `baseline.NAME`), as `sfess-agent train` ends;
+    /// - `metrics.jsonl`: [`Agent::records`], with the end of the run at this step as
+    ///   `sfess-agent train` writes it: the loss window cut short, the validation (with
+    ///   [`AgentOptions::eval_every`]), then the test metrics and baselines (split `test`, the
+    ///   baselines as `baseline.NAME`);
     /// - `summary.json`: [`Summary`] of now (`env` is the environment's name);
     /// - `marginals.jsonl` and the TensorBoard event file ([`crate::run::log`]): the
     ///   marginals of each validation, and every record;
@@ -350,7 +353,11 @@ impl Agent {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
         let step = self.training.step();
-        let tested = self.training.test(&mut self.records).map_err(|stop| stopped(stop, step))?;
+        let tested = self
+            .training
+            .end(&mut self.records)
+            .and_then(|()| self.training.test(&mut self.records))
+            .map_err(|stop| stopped(stop, step))?;
         let spec = self.training.experiment().env.spec().clone();
         let config = serde_json::json!({
             "kind": AGENT_RUN,
@@ -583,8 +590,9 @@ mod tests {
 
     /// One loop: the agent of a configuration records what `sfess-agent train` of it writes,
     /// bit for bit (clocks apart), and ends with the same variables; trained in two calls, it
-    /// records what a run resumed and extended by `--steps` writes. On a one-step task and
-    /// over episodes; 23 steps with `eval_every` 10 cut a loss window short at the end.
+    /// records what the straight run (and a run extended by `--resume --steps`) writes. On a
+    /// one-step task and over episodes; 23 steps with `eval_every` 10 cut a loss window short
+    /// at the end, and 15 steps a window and the validation schedule.
     #[test]
     fn an_agent_of_a_configuration_records_what_train_and_resume_write() {
         use std::sync::Arc;
@@ -630,16 +638,25 @@ mod tests {
             let (trained, _) = crate::run::at_checkpoint(&straight, &spec).unwrap();
             assert_same(&variables(&mut agent), &trained.variables());
 
+            // A run extended by --resume ends as the straight one; so does an agent trained
+            // in two calls.
             let resumed = tmp.path().join(format!("{env}-resumed"));
-            crate::run::train(&TrainConfig { steps: 15, ..config.clone() }, &resumed, &options).unwrap();
+            let shorter = TrainConfig { steps: 15, ..config.clone() };
+            crate::run::train(&shorter, &resumed, &options).unwrap();
+            let before = read(&resumed);
             crate::run::resume(&resumed, Some(23), &options).unwrap();
+            assert_eq!(read(&resumed), read(&straight), "{env}");
             let mut twice = Agent::from_config(&config, &registry).unwrap();
             twice.train(15).unwrap();
             twice.train(8).unwrap();
             twice.write_run_folder(tmp.path().join(format!("{env}-twice"))).unwrap();
-            assert_eq!(without_clocks(twice.records()), read(&resumed), "{env}");
-            // The test can tell: the two segments record at step 15, the straight run does not.
-            assert_ne!(without_clocks(twice.records()), without_clocks(agent.records()));
+            assert_eq!(without_clocks(twice.records()), read(&straight), "{env}");
+            // And the agent of the 15-step run writes its records (the test can tell).
+            let mut short = Agent::from_config(&shorter, &registry).unwrap();
+            short.train(15).unwrap();
+            short.write_run_folder(tmp.path().join(format!("{env}-short"))).unwrap();
+            assert_eq!(without_clocks(short.records()), before, "{env}");
+            assert_ne!(before, read(&straight));
         }
     }
 

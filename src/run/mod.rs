@@ -298,7 +298,7 @@ impl<'a> Run<'a> {
         let steps = self.spec.config().steps;
         let result = self
             .training
-            .run_until(steps, &mut self.log, &mut |_| Ok(()))
+            .run_until(steps, true, &mut self.log, &mut |_| Ok(()))
             .and_then(|()| self.training.test(&mut self.log))
             .and_then(|tested| {
                 let summary = self.training.summary(self.spec.label(), self.spec.config().estimator.as_str(), tested);

@@ -62,8 +62,9 @@ impl RecordSink for RunLog {
 }
 
 /// The records of a training kept in memory, as a run folder's `metrics.jsonl` and
-/// `marginals.jsonl` would hold them; a record of a step, split and metric recorded again
-/// (an `Agent` evaluating twice at one step) replaces the earlier one.
+/// `marginals.jsonl` would hold them: by step, and within a step the training records, then
+/// the validation, then the test, as a run writes them. A record of a step, split and metric
+/// recorded again (an `Agent` evaluating twice at one step) replaces the earlier one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MemoryRecords {
     /// The lines of `metrics.jsonl`.
@@ -72,25 +73,39 @@ pub struct MemoryRecords {
     pub marginals: Vec<MarginalsRecord>,
 }
 
+/// Where records of `split` go among those of one step.
+fn split_rank(split: &str) -> u8 {
+    match split {
+        "train" => 0,
+        "validation" => 1,
+        "test" => 2,
+        _ => 3,
+    }
+}
+
 impl RecordSink for MemoryRecords {
     fn append(&mut self, step: u64, split: &str, metrics: &BTreeMap<String, f64>, elapsed: f64) -> anyhow::Result<()> {
         if let Some((metric, value)) = metrics.iter().find(|(_, value)| !value.is_finite()) {
             anyhow::bail!("the {split} {metric} at step {step} is {value}");
         }
         self.metrics.retain(|r| !(r.step == step && r.split == split && metrics.contains_key(&r.metric)));
-        self.metrics.extend(metrics.iter().map(|(metric, value)| Record {
+        let key = (step, split_rank(split));
+        let at = self.metrics.partition_point(|r| (r.step, split_rank(&r.split)) <= key);
+        let batch = metrics.iter().map(|(metric, value)| Record {
             step,
             split: split.into(),
             metric: metric.clone(),
             value: *value,
             elapsed_seconds: elapsed,
-        }));
+        });
+        self.metrics.splice(at..at, batch);
         Ok(())
     }
 
     fn append_marginals(&mut self, record: &MarginalsRecord) -> anyhow::Result<()> {
         self.marginals.retain(|r| r.step != record.step);
-        self.marginals.push(record.clone());
+        let at = self.marginals.partition_point(|r| r.step <= record.step);
+        self.marginals.insert(at, record.clone());
         Ok(())
     }
 }
@@ -281,8 +296,10 @@ impl Training {
         self.settings.eval_every.map_or(LOSS_EVERY, |every| LOSS_EVERY.min(every))
     }
 
-    /// Trains to step `last`, the end of this segment: the validation due first, then each
-    /// step with its records, validations and checkpoints; `observe` sees each step's report.
+    /// Trains to step `last`: the validation due first, then each step with its records,
+    /// validations and checkpoints; `observe` sees each step's report. When the run `ends`
+    /// there, its last step records the loss window it cuts short and validates (as
+    /// [`Training::end`] does after the fact).
     ///
     /// # Errors
     /// [`Stop::Signal`] when `interrupt` is set; [`Stop::Error`] for any failure (a
@@ -290,12 +307,13 @@ impl Training {
     pub fn run_until(
         &mut self,
         last: u64,
+        ends: bool,
         records: &mut dyn RecordSink,
         observe: &mut dyn FnMut(&StepReport) -> anyhow::Result<()>,
     ) -> Result<(), Stop> {
         let now = Instant::now();
         (self.started, self.segment) = (now, now);
-        let result = self.train_segment(last, records, observe);
+        let result = self.train_segment(last, ends, records, observe);
         self.close_segment();
         self.fold_clock();
         result
@@ -304,6 +322,7 @@ impl Training {
     fn train_segment(
         &mut self,
         last: u64,
+        ends: bool,
         records: &mut dyn RecordSink,
         observe: &mut dyn FnMut(&StepReport) -> anyhow::Result<()>,
     ) -> Result<(), Stop> {
@@ -314,7 +333,7 @@ impl Training {
             if self.interrupt.received().is_some() {
                 return Err(self.stop_for_signal());
             }
-            let report = self.step_once(Some(last), records)?;
+            let report = self.step_once(ends.then_some(last), records)?;
             observe(&report)?;
             self.bar.inc(1);
         }
@@ -346,22 +365,7 @@ impl Training {
         let end = last == Some(done);
         let loss_every = self.loss_every();
         if done.is_multiple_of(loss_every) || end {
-            // The last step of a segment may end a window early: its means are recorded,
-            // and the window goes on, so that a segment extending this one (a resumption,
-            // from the checkpoint's sums, or the next `Agent::train`) records what the
-            // straight longer run does.
-            let unfinished = (!done.is_multiple_of(loss_every)).then(|| self.window.sums()).transpose()?;
-            let mut means = self.window.take()?;
-            if let Some(sums) = unfinished {
-                self.window = TrainWindow::restore(&sums, self.experiment.device)?;
-            }
-            // The clock of the window's steps in this process (a clock: it is the one
-            // record a resumed run does not repeat exactly).
-            let (seconds, steps) = std::mem::take(&mut self.window_clock);
-            if steps > 0 {
-                means.insert(SECONDS_PER_STEP.to_owned(), seconds / steps as f64);
-            }
-            records.append(done, "train", &means, self.elapsed())?;
+            self.record_window(!done.is_multiple_of(loss_every), records)?;
         }
         if let Some(eval_every) = self.settings.eval_every
             && (done.is_multiple_of(eval_every) || end)
@@ -371,6 +375,43 @@ impl Training {
             self.validate(records)?;
         }
         Ok(report)
+    }
+
+    /// Ends the run at the step it reached, as a run's last step does: the loss window in
+    /// progress is recorded (it goes on, should training continue) and, when the loop
+    /// validates, the validation of the step (again, if it had one: the same records).
+    ///
+    /// # Errors
+    /// As [`Training::run_until`].
+    pub fn end(&mut self, records: &mut dyn RecordSink) -> Result<(), Stop> {
+        self.started = Instant::now();
+        if self.window.steps() > 0 {
+            self.record_window(true, records)?;
+        }
+        if self.settings.eval_every.is_some() {
+            self.window.checked_loss()?;
+            self.validate(records)?;
+        }
+        self.fold_clock();
+        Ok(())
+    }
+
+    /// Records the loss window's means at the current step. A window cut `short` (by the
+    /// run's end) goes on, so that training that continues it (a resumption, from the
+    /// checkpoint's sums, or more `Agent` steps) records what the straight longer run does.
+    fn record_window(&mut self, short: bool, records: &mut dyn RecordSink) -> anyhow::Result<()> {
+        let unfinished = short.then(|| self.window.sums()).transpose()?;
+        let mut means = self.window.take()?;
+        if let Some(sums) = unfinished {
+            self.window = TrainWindow::restore(&sums, self.experiment.device)?;
+        }
+        // The clock of the window's steps in this process (a clock: it is the one record a
+        // resumed run does not repeat exactly).
+        let (seconds, steps) = std::mem::take(&mut self.window_clock);
+        if steps > 0 {
+            means.insert(SECONDS_PER_STEP.to_owned(), seconds / steps as f64);
+        }
+        records.append(self.progress.step, "train", &means, self.elapsed())
     }
 
     /// The environment's metrics of the policy's top-k action on `phase`, recorded under the

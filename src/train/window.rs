@@ -73,6 +73,11 @@ impl TrainWindow {
         Ok(())
     }
 
+    /// Steps in the window.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// The means since the last call, and a fresh window.
     ///
     /// # Errors
