@@ -133,19 +133,16 @@
 //! On drop the command's stdin is closed, it has up to 1 s to exit, and then its whole
 //! process group is killed and reaped.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 use crate::env::{EnvError, EnvSpec, Phase, chosen_lists};
 use crate::episodes::{EVALUATION_EPISODES, EpisodeStep, SequentialEnvironment};
-use crate::external::{
-    CommandLink, MAX_REWARD_TIMEOUT, RewardCommand, f32_number, json_seed, not_json, parse_info, parse_rows, quote,
-    short,
-};
+use crate::external::MAX_REWARD_TIMEOUT;
+use crate::external::process::{CommandLink, RewardCommand};
+use crate::external::protocol::{parse_reset, parse_step, reset_fields, step_fields};
 use crate::space::KHotSpace;
 
 /// The environment's name on the command line.
@@ -269,13 +266,8 @@ impl SequentialEnvironment for ExternalEpisodes {
     /// `[R, d]` (f32) the command answers.
     fn reset(&mut self, seeds: &[u64]) -> Result<Tensor, EnvError> {
         self.under_way = None;
-        let (n, k, dim) = (self.spec.space.n(), self.spec.space.k(), self.spec.observation_dim);
-        let seeds_json: Vec<String> = seeds.iter().map(|&seed| json_seed(seed).to_string()).collect();
-        let fields = format!(
-            "\"request\":\"reset\",\"phase\":\"{}\",\"n\":{n},\"k\":{k},\"seeds\":[{}]",
-            self.phase_name(),
-            seeds_json.join(",")
-        );
+        let dim = self.spec.observation_dim;
+        let fields = reset_fields(self.phase_name(), self.spec.space, seeds);
         let rows = seeds.len();
         let states = self.link.request(&fields, |text| parse_reset(text, rows, dim))?;
         self.under_way = Some(UnderWay { episodes: rows, t: 0 });
@@ -293,13 +285,8 @@ impl SequentialEnvironment for ExternalEpisodes {
             return Err(EnvError::ActionShape { env: self.spec.name.clone(), rows, n, shape: actions.size() });
         }
         let subsets = chosen_lists(&self.spec, actions)?;
-        let actions_json = serde_json::to_string(&subsets)
+        let fields = step_fields(self.phase_name(), under_way.t, &subsets)
             .map_err(|e| self.link.error(self.link.next_line(), format!("writing the request: {e}")))?;
-        let fields = format!(
-            "\"request\":\"step\",\"phase\":\"{}\",\"t\":{},\"actions\":{actions_json}",
-            self.phase_name(),
-            under_way.t
-        );
         let answer = self.link.request(&fields, |text| parse_step(text, rows, dim))?;
         self.under_way = Some(UnderWay { t: under_way.t + 1, ..under_way });
         let bools = |values: &[bool]| Tensor::from_slice(values).f_to_device(Device::Cpu);
@@ -320,83 +307,6 @@ impl SequentialEnvironment for ExternalEpisodes {
     fn begin_phase(&mut self, phase: Option<Phase>) {
         self.phase = phase;
     }
-}
-
-/// The answer to a step request, parsed.
-#[derive(Debug, Clone, PartialEq)]
-struct StepAnswer {
-    rewards: Vec<f64>,
-    terminated: Vec<bool>,
-    truncated: Vec<bool>,
-    /// The next states, row by row.
-    states: Vec<f32>,
-    info: BTreeMap<String, f64>,
-}
-
-/// The answer `text` as a JSON object, or what is wrong with it (`shape` describes the
-/// object expected).
-fn answer_object(text: &str, shape: &str) -> Result<serde_json::Map<String, Value>, String> {
-    match serde_json::from_str(text).map_err(|e| not_json(&e, text))? {
-        Value::Object(map) => Ok(map),
-        _ => Err(format!("the answer must be an object {shape}: {}", quote(text))),
-    }
-}
-
-/// The array `field` of the answer `map`, or what is wrong.
-fn array<'a>(map: &'a serde_json::Map<String, Value>, field: &str, text: &str) -> Result<&'a [Value], String> {
-    match map.get(field) {
-        Some(Value::Array(items)) => Ok(items),
-        None => Err(format!("the answer has no \"{field}\": {}", quote(text))),
-        Some(other) => Err(format!("the answer's \"{field}\" is {}, not an array: {}", short(other), quote(text))),
-    }
-}
-
-/// Parses the answer to a reset request: `{"states": [[x, ...], ...]}` with exactly `rows`
-/// rows of exactly `dim` numbers finite in f32; the values row by row.
-fn parse_reset(text: &str, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
-    let map = answer_object(text, "{\"states\": [[number, ...], ...]} (one row per seed)")?;
-    parse_rows(array(&map, "states", text)?, rows, dim, "state", text)
-}
-
-/// Parses the answer to a step request: an object with `rewards` (`rows` numbers finite in
-/// f32), `terminated` (`rows` booleans), `states` (`rows` rows of `dim` numbers), and
-/// optionally `truncated` (`rows` booleans; `null` or absent: none) and `info`.
-fn parse_step(text: &str, rows: usize, dim: usize) -> Result<StepAnswer, String> {
-    let map = answer_object(
-        text,
-        "{\"rewards\": [number, ...], \"terminated\": [bool, ...], \"states\": [[number, ...], ...]}",
-    )?;
-    let rewards = array(&map, "rewards", text)?;
-    if rewards.len() != rows {
-        return Err(format!("the answer has {} rewards for {rows} episodes: {}", rewards.len(), quote(text)));
-    }
-    let rewards = rewards
-        .iter()
-        .enumerate()
-        .map(|(i, v)| f32_number(v).map_err(|why| format!("reward {i} is {why}: {}", quote(text))))
-        .collect::<Result<_, _>>()?;
-    let terminated = flags(array(&map, "terminated", text)?, "terminated", rows, text)?;
-    let truncated = match map.get("truncated") {
-        None | Some(Value::Null) => vec![false; rows],
-        Some(_) => flags(array(&map, "truncated", text)?, "truncated", rows, text)?,
-    };
-    let states = parse_rows(array(&map, "states", text)?, rows, dim, "state", text)?;
-    let info = parse_info(&map, text)?;
-    Ok(StepAnswer { rewards, terminated, truncated, states, info })
-}
-
-/// `rows` booleans of the answer's `field`, or what is wrong.
-fn flags(items: &[Value], field: &str, rows: usize, text: &str) -> Result<Vec<bool>, String> {
-    if items.len() != rows {
-        return Err(format!("the answer has {} {field} flags for {rows} episodes: {}", items.len(), quote(text)));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_bool().ok_or_else(|| format!("{field} {i} is {}, not true or false: {}", short(v), quote(text)))
-        })
-        .collect()
 }
 
 /// The registry's entry `cmd-episodes`: episodes kept by the user's program over JSON
@@ -446,48 +356,4 @@ pub fn entry() -> crate::registry::EnvEntry {
     ))
     .baseline("random")
     .shape(|make| Ok(Shape { items: make.options.count("n")?, items_are: "items (option n)".to_owned(), rows: 1 }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_resets_and_steps() {
-        assert_eq!(parse_reset(r#"{"states": [[1, 2], [3.5, -4]], "x": 0}"#, 2, 2).unwrap(), [1.0, 2.0, 3.5, -4.0]);
-        let answer =
-            parse_step(r#"{"rewards": [1, -2.5], "terminated": [false, true], "states": [[1], [2]]}"#, 2, 1).unwrap();
-        assert_eq!(answer.rewards, [1.0, -2.5]);
-        assert_eq!((answer.terminated, answer.truncated), (vec![false, true], vec![false, false]));
-        assert_eq!(answer.states, [1.0, 2.0]);
-        assert!(answer.info.is_empty());
-        let text = r#"{"rewards": [0], "terminated": [false], "truncated": [true], "states": [[0]], "info": {"a": 2}}"#;
-        let answer = parse_step(text, 1, 1).unwrap();
-        assert_eq!((answer.truncated, answer.info), (vec![true], BTreeMap::from([("a".to_owned(), 2.0)])));
-    }
-
-    #[test]
-    fn rejects_malformed_answers_saying_why() {
-        let reset = |text: &str| parse_reset(text, 2, 2).unwrap_err();
-        assert!(reset("nope").contains("not JSON"));
-        assert!(reset("[[1, 2], [3, 4]]").contains("must be an object {\"states\""));
-        assert!(reset(r#"{"state": []}"#).contains("the answer has no \"states\""));
-        assert!(reset(r#"{"states": [[1, 2]]}"#).contains("got 1 state rows, expected 2"));
-        assert!(reset(r#"{"states": [[1, 2], [3]]}"#).contains("state row 1 has 1 numbers, expected 2"));
-        assert!(reset(r#"{"states": [[1, 2], [3, 1e39]]}"#).contains("state row 1, entry 1 is 1e39, outside"));
-        let step = |text: &str| parse_step(text, 2, 1).unwrap_err();
-        let good_rest = r#""terminated": [false, false], "states": [[0], [0]]"#;
-        assert!(step(&format!(r#"{{"rewards": [1], {good_rest}}}"#)).contains("1 rewards for 2 episodes"));
-        assert!(step(&format!(r#"{{"rewards": [1, null], {good_rest}}}"#)).contains("reward 1 is null, not a finite"));
-        assert!(step(&format!(r#"{{"rewards": [1, "NaN"], {good_rest}}}"#)).contains("not a finite number"));
-        assert!(step(r#"{"rewards": [1, 2], "states": [[0], [0]]}"#).contains("no \"terminated\""));
-        let flags = |t: &str| step(&format!(r#"{{"rewards": [1, 2], "terminated": {t}, "states": [[0], [0]]}}"#));
-        assert!(flags("[false, 1]").contains("terminated 1 is 1, not true or false"));
-        assert!(flags("[false]").contains("1 terminated flags for 2 episodes"));
-        assert!(flags("true").contains("\"terminated\" is true, not an array"));
-        let truncated = step(&format!(r#"{{"rewards": [1, 2], "truncated": [0, 0], {good_rest}}}"#));
-        assert!(truncated.contains("truncated 0 is 0, not true or false"), "{truncated}");
-        let info = step(&format!(r#"{{"rewards": [1, 2], "info": {{"a": "b"}}, {good_rest}}}"#));
-        assert!(info.contains("info \"a\""), "{info}");
-    }
 }

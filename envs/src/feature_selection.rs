@@ -31,7 +31,7 @@ use crate::pictures::{GlobalSelection, IMAGES_PER_ROW, ImageRow, Panel, Picture,
 use crate::space::KHotSpace;
 
 /// Pixels of an image.
-const PIXELS: i64 = 784;
+const PIXELS: i64 = crate::registry::IMAGE_PIXELS as i64;
 /// Images per forward pass during evaluation.
 const EVAL_CHUNK: i64 = 2_000;
 

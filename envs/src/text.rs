@@ -30,9 +30,26 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Characters that [`quote`] keeps of a text (an offending answer, say).
+const QUOTE_CHARS: usize = 200;
+
+/// `text` in single quotes, cut after [`QUOTE_CHARS`] characters, its control characters
+/// escaped ([`printable`]).
+pub(crate) fn quote(text: &str) -> String {
+    format!("'{}'", printable(&truncate(text, QUOTE_CHARS)))
+}
+
+/// The first `max` characters of `text`, with `…` when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{QUOTE_CHARS, printable, quote};
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {
@@ -43,5 +60,14 @@ mod tests {
         assert!(
             printable(&(0..0x110000).filter_map(char::from_u32).collect::<String>()).chars().all(|c| !c.is_control())
         );
+    }
+
+    #[test]
+    fn quotes_are_cut_at_200_characters() {
+        let long = "x".repeat(1000);
+        let quoted = quote(&long);
+        assert_eq!(quoted.chars().count(), QUOTE_CHARS + 3);
+        assert!(quoted.ends_with("…'"));
+        assert_eq!(quote("é"), "'é'");
     }
 }

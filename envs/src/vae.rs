@@ -31,14 +31,13 @@ use crate::env::{k_hot_rows, random_subsets};
 use crate::pictures::{IMAGES_PER_ROW, ImageRow, Panel, Picture, PictureBody, Scale, first_rows};
 use crate::space::KHotSpace;
 
+// Defined beside `Make`, whose `subset_kl` carries it to the constructor.
+pub use crate::registry::SubsetKl;
+
 /// Pixels of an image.
-const PIXELS: i64 = 784;
+const PIXELS: i64 = crate::registry::IMAGE_PIXELS as i64;
 /// Images per forward pass during evaluation.
 const EVAL_CHUNK: i64 = 2_000;
-
-/// The exact `KL(p_η ‖ uniform)` of the k-subset distribution for each row of logits
-/// `[R, n]` and subset size `k`: `[R]`, differentiable with respect to the logits.
-pub type SubsetKl = Box<dyn Fn(&Tensor, i64) -> Result<Tensor, EnvError>>;
 
 /// The shape of the latent code: `groups` subsets of `k` of `items` per image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -360,7 +360,9 @@ fn policy_for(
 fn paper_network(network: Network, k: usize, device: Device) -> Option<Box<dyn Policy>> {
     let k = k as i64;
     Some(match network {
-        Network::KnnEmbedding { embedding } => Box::new(KnnEmbedding::new(device, 784, embedding as i64, k)),
+        Network::KnnEmbedding { embedding } => {
+            Box::new(KnnEmbedding::new(device, sfess_envs::registry::IMAGE_PIXELS as i64, embedding as i64, k))
+        }
         Network::VaeEncoder { groups, items } => Box::new(VaeEncoder::new(device, groups as i64, items as i64, k)),
         Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)),
         Network::Choice => return None,

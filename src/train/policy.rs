@@ -249,7 +249,7 @@ impl VaeEncoder {
     /// A fresh encoder on `device` for `groups` subsets of `k` of `items`.
     pub fn new(device: Device, groups: i64, items: i64, k: i64) -> Self {
         let vs = VarStore::new(device);
-        let net = mlp(&(vs.root() / "encoder"), &[784, 512, 256, groups * items]);
+        let net = mlp(&(vs.root() / "encoder"), &[sfess_envs::registry::IMAGE_PIXELS as i64, 512, 256, groups * items]);
         Self { vs, net, items, k }
     }
 }

@@ -121,6 +121,16 @@ pub enum Error {
         /// The estimator asked for the surrogate.
         estimator: &'static str,
     },
+    /// Actions that do not fit the logits they were drawn for ([`Draw::new`]).
+    #[error(
+        "a draw's actions must have shape [S, B, n] with S >= 1 for logits of shape [B, n] = {logits:?}, got {actions:?}"
+    )]
+    DrawShape {
+        /// The logits' shape.
+        logits: Vec<i64>,
+        /// The actions' shape.
+        actions: Vec<i64>,
+    },
     /// An error of the k-subset distribution (bad logits or k).
     #[error(transparent)]
     Distribution(#[from] conditional_poisson::Error),
@@ -155,9 +165,46 @@ enum Memory {
 }
 
 impl Draw {
+    /// The draw of an estimator of your own (outside this crate): the `actions` `[S, B, n]`
+    /// it drew for `logits` `[B, n]`, subsets of size `k`; `S` and `B` are read from the
+    /// shapes. `logits` is the tensor [`GradientEstimator::draw`] was given, graph and all:
+    /// the surrogate's gradient reaches the network through it.
+    ///
+    /// The draw keeps nothing else, so its estimator's
+    /// [`surrogate_loss`](GradientEstimator::surrogate_loss) computes what it needs from
+    /// [`actions`](Self::actions), [`logits`](Self::logits) and [`k`](Self::k), and checks
+    /// the losses' shape with [`groups`](Self::groups). The estimators of this crate that
+    /// keep something between drawing and the surrogate (`sfess`, `sfess-vr`, `simple`,
+    /// `imle`) refuse such a draw ([`Error::ForeignDraw`]).
+    ///
+    /// # Errors
+    /// Logits or `k` that the k-subset distribution refuses ([`Error::Distribution`]: not
+    /// `[B, n]` f32 or f64, `k` outside `0..=n`, values not finite on the CPU);
+    /// actions not of shape `[S, B, n]` with `S ≥ 1` ([`Error::DrawShape`]).
+    pub fn new(actions: Tensor, logits: &Tensor, k: i64) -> Result<Self> {
+        check_logits(logits, k)?;
+        let (logits_shape, shape) = (logits.size(), actions.size());
+        let samples = match shape[..] {
+            [s, b, n] if s >= 1 && [b, n] == logits_shape[..] => s as usize,
+            _ => return Err(Error::DrawShape { logits: logits_shape, actions: shape }),
+        };
+        let batch = logits_shape[0] as usize;
+        Ok(Self { actions, logits: logits.shallow_clone(), k, samples, batch, memory: Memory::Nothing })
+    }
+
     /// The actions `[S, B, n]` to give the environment.
     pub fn actions(&self) -> &Tensor {
         &self.actions
+    }
+
+    /// The logits `[B, n]` the actions were drawn for, with their graph.
+    pub fn logits(&self) -> &Tensor {
+        &self.logits
+    }
+
+    /// The subset size `k`.
+    pub fn k(&self) -> i64 {
+        self.k
     }
 
     /// Samples per row `S`.
@@ -166,8 +213,12 @@ impl Draw {
     }
 
     /// Checks that `losses` is `[S, R]` with `R` dividing the rows `B`, and returns the
-    /// number of rows per loss, `G = B / R` (1 when each row has its own loss).
-    fn groups(&self, losses: &Tensor) -> Result<usize> {
+    /// number of rows per loss, `G = B / R` (1 when each row has its own loss; see the
+    /// [module docs](self)).
+    ///
+    /// # Errors
+    /// [`Error::LossShape`] for any other shape.
+    pub fn groups(&self, losses: &Tensor) -> Result<usize> {
         let shape = losses.size();
         match shape[..] {
             [s, r] if s == self.samples as i64 && r >= 1 && self.batch.is_multiple_of(r as usize) => {
@@ -201,7 +252,8 @@ impl Draw {
     }
 }
 
-/// A gradient estimator for k-subset sampling; see the [module docs](self).
+/// A gradient estimator for k-subset sampling; see the [module docs](self). An estimator
+/// outside this crate makes its draws with [`Draw::new`].
 pub trait GradientEstimator: std::fmt::Debug + Send + Sync {
     /// Its name on the command line (`sfess`, `sfess-vr`, `gs`, `stgs`, `imle`, `simple`).
     fn name(&self) -> &'static str;

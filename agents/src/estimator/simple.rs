@@ -12,6 +12,8 @@ use tch::Tensor;
 /// computed exactly ([`ConditionalPoisson::covariance_vector_product`]). Needs a
 /// differentiable `f`; no parameter to tune. The distribution uses the logits' device's
 /// default backend unless [`with_normalizer`](Self::with_normalizer) says otherwise.
+///
+/// [`ConditionalPoisson::covariance_vector_product`]: crate::ConditionalPoisson::covariance_vector_product
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Simple {
     normalizer: Option<Normalizer>,

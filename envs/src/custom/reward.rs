@@ -1,61 +1,17 @@
-//! Your own reward as an environment, from a closure.
-//!
-//! The simplest form scores a batch of k-hot actions:
-//!
-//! ```no_run
-//! use sfess_envs::{KHotSpace, custom::RewardEnv};
-//! use tch::Tensor;
-//!
-//! let values = Tensor::from_slice(&[0.3f32, -1.0, 2.0, 0.5, 1.1]);
-//! // Reward of a subset: the sum of its hidden values. `actions` is `[batch, n]`.
-//! let env = RewardEnv::new("hidden-values", KHotSpace::new(5, 2)?, move |actions: &Tensor| actions.mv(&values));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! A closure that also takes a [`Call`] ([`RewardEnv::with_call`]) is told where it is
-//! called from ([`Stage`]: training step `t`, or evaluation on a phase) and is given a
-//! generator for its noise. Noise drawn from it ([`Call::normal_like`], [`Call::uniform`],
-//! or `call.rng` directly) is a function of the run's seed and the step alone, so a run
-//! repeats exactly and resumes exactly; noise from libtorch's global generator
-//! (`randn_like`) does neither. [`RewardEnv::evaluate_with`] gives evaluation a scorer of
-//! its own (the noise-free reward, say).
-//!
-//! A contextual reward also sees one context row per action (an observation the policy
-//! reads, for example through an MLP): [`RewardEnv::contextual`] and
-//! [`RewardEnv::contextual_with_call`]. By default the closure is
-//! a black box: it receives exact k-hot actions without gradient, and only the score
-//! function estimators (`sfess`, `sfess-vr`) train on it. [`RewardEnv::differentiable`]
-//! declares a closure made of differentiable tensor operations, which the pathwise
-//! estimators may then call with relaxed actions. [`RewardEnv::losses`] declares that the
-//! closure returns losses (lower is better) instead of rewards.
-//!
-//! # Which generator a call gets
-//! - Training step `t` started by [`Environment::reset_step`] with seed `s`: a
-//!   `Xoshiro256PlusPlus` seeded `s`, fresh at each step and shared by the step's calls.
-//!   It is the environment's own: the trainer's `rng` is not drawn from for it (a
-//!   contextual reward's `sample` still draws its contexts from `rng`), so the policy's
-//!   draws are those it would have without the noise.
-//! - A step started by a plain [`Environment::reset`] (a Gymnasium driver, a hand-written
-//!   loop), or a `step` before any reset: the step after the last one started (0 first),
-//!   with a generator seeded from that number alone. Such a sequence of resets repeats, but
-//!   does not know the run's seed.
-//! - [`Environment::evaluate`] and [`Environment::baselines`] on a phase: a generator seeded
-//!   from the phase alone, fresh at each call, so evaluations are reproducible and leave
-//!   the training noise untouched.
+//! [`RewardEnv`]: an environment around a user's reward closure (see the
+//! [module docs](crate::custom)).
 
 use std::collections::BTreeMap;
 
-use rand::distr::{Distribution, Open01};
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Kind, Tensor};
 
+use super::call::{Call, Stage};
 use crate::env::{
     EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, k_hot_rows,
     random_subsets,
 };
-use crate::episodes::{EpisodeNoise, EpisodeStep, SequentialEnvironment};
 use crate::space::KHotSpace;
 
 /// A reward closure without context: actions `[batch, n]` → rewards `[batch]`.
@@ -86,113 +42,6 @@ fn fallback_seed(step: u64) -> u64 {
     0xfa11_bac0_0000_0000 ^ step
 }
 
-/// Where a reward closure is called from ([`Call::stage`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// Scoring the sampled actions of training step `step` (from 0, as the trainer numbers
-    /// it; after a plain `reset`, see the [module docs](self#which-generator-a-call-gets)).
-    Train {
-        /// The training step.
-        step: u64,
-    },
-    /// Scoring the policy's deterministic action ([`Environment::evaluate`]) or the random
-    /// subsets ([`Environment::baselines`]) on this phase.
-    Evaluate(Phase),
-}
-
-/// What a reward closure is given with its actions: where it is called from, and the
-/// generator its noise should come from (see the [module docs](self#which-generator-a-call-gets)
-/// for how it is seeded).
-///
-/// ```
-/// use sfess_envs::custom::{Call, Stage};
-/// use rand::SeedableRng;
-/// use tch::Tensor;
-///
-/// // A noisy reward, written as for `RewardEnv::with_call`, called by hand.
-/// let mut reward = |actions: &Tensor, call: &mut Call| {
-///     let sum = actions.sum_dim_intlist(-1, false, None::<tch::Kind>);
-///     &sum + call.normal_like(&sum) * 0.5
-/// };
-/// let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
-/// let rewards = reward(&Tensor::ones([3, 4], tch::kind::FLOAT_CPU), &mut Call::new(Stage::Train { step: 0 }, &mut rng));
-/// assert_eq!(rewards.size(), [3]);
-/// ```
-#[non_exhaustive]
-pub struct Call<'a> {
-    /// Training step or evaluation phase.
-    pub stage: Stage,
-    /// The generator for the closure's noise.
-    pub rng: &'a mut dyn Rng,
-}
-
-impl std::fmt::Debug for Call<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("stage", &self.stage).finish_non_exhaustive()
-    }
-}
-
-impl<'a> Call<'a> {
-    /// A call at `stage` drawing from `rng`: what [`RewardEnv`] passes, for calling a reward
-    /// closure by hand (in a test of it).
-    pub fn new(stage: Stage, rng: &'a mut dyn Rng) -> Self {
-        Self { stage, rng }
-    }
-
-    /// Standard normals `N(0, 1)` of this shape, f32 on the CPU, from [`Call::rng`].
-    ///
-    /// # Numerics
-    /// rand_distr's `StandardNormal` (the ziggurat method); its values are stable within a
-    /// rand_distr version, so the same seed gives the same tensor bit for bit.
-    ///
-    /// # Panics
-    /// On a negative dimension.
-    pub fn normal(&mut self, shape: &[i64]) -> Tensor {
-        draw::<f32, _>(&mut *self.rng, StandardNormal, shape)
-    }
-
-    /// Uniforms on the open interval `(0, 1)` (never exactly 0 or 1, so `ln u` is finite)
-    /// of this shape, f32 on the CPU, from [`Call::rng`].
-    ///
-    /// # Panics
-    /// On a negative dimension.
-    pub fn uniform(&mut self, shape: &[i64]) -> Tensor {
-        draw::<f32, _>(&mut *self.rng, Open01, shape)
-    }
-
-    /// [`Call::normal`] with the shape and device of `like`, in its kind when that is
-    /// f64, f16 or bf16 and in f32 otherwise: `&sum + call.normal_like(&sum) * 0.5`.
-    pub fn normal_like(&mut self, like: &Tensor) -> Tensor {
-        self.like(like, StandardNormal)
-    }
-
-    /// [`Call::uniform`] with the shape, device and (floating) kind of `like`, as
-    /// [`Call::normal_like`].
-    pub fn uniform_like(&mut self, like: &Tensor) -> Tensor {
-        self.like(like, Open01)
-    }
-
-    fn like<D: Distribution<f32> + Distribution<f64>>(&mut self, like: &Tensor, distribution: D) -> Tensor {
-        let shape = like.size();
-        let drawn = match like.kind() {
-            Kind::Double => draw::<f64, _>(&mut *self.rng, distribution, &shape),
-            kind @ (Kind::Half | Kind::BFloat16) => draw::<f32, _>(&mut *self.rng, distribution, &shape).to_kind(kind),
-            _ => draw::<f32, _>(&mut *self.rng, distribution, &shape),
-        };
-        drawn.to_device(like.device())
-    }
-}
-
-/// `shape.product()` draws of `distribution` from `rng`, in row-major order, as a CPU tensor.
-///
-/// # Panics
-/// On a negative dimension.
-fn draw<T: tch::kind::Element, D: Distribution<T>>(rng: &mut dyn Rng, distribution: D, shape: &[i64]) -> Tensor {
-    let count = shape.iter().map(|&d| usize::try_from(d).expect("a tensor dimension cannot be negative")).product();
-    let values: Vec<T> = distribution.sample_iter(rng).take(count).collect();
-    Tensor::from_slice(&values).view(shape)
-}
-
 /// A reward closure of either form, the training one or the evaluation scorer.
 enum Scorer {
     Plain(Score),
@@ -217,7 +66,7 @@ impl TrainingStep {
     }
 }
 
-/// An environment around a user's reward closure; see the [module docs](self).
+/// An environment around a user's reward closure; see the [module docs](crate::custom).
 pub struct RewardEnv {
     spec: EnvSpec,
     /// The training closure.
@@ -254,7 +103,8 @@ impl RewardEnv {
 
     /// [`RewardEnv::new`] with a closure that is also given a [`Call`]: the stage it is
     /// called at, and the generator its noise should come from, so that a noisy reward
-    /// repeats exactly (see the [module docs](self#which-generator-a-call-gets)).
+    /// repeats exactly (see the
+    /// [module docs](crate::custom#which-generator-a-call-gets)).
     ///
     /// ```
     /// use sfess_envs::{Environment, FixedAction, KHotSpace, Phase, StepSeed, custom::{Call, RewardEnv}};
@@ -523,7 +373,7 @@ impl Environment for RewardEnv {
 
     /// Inputs: none, or `[contexts [rows, context_dim]]`. Starts the step after the last
     /// one started, with a generator seeded from its number (see the
-    /// [module docs](self#which-generator-a-call-gets)).
+    /// [module docs](crate::custom#which-generator-a-call-gets)).
     fn reset(&mut self, rng: &mut dyn Rng) -> Result<Observation, EnvError> {
         let step = self.next_step;
         self.start_step(step, fallback_seed(step));
@@ -585,133 +435,6 @@ impl Environment for RewardEnv {
             None => actions,
         };
         Ok(BTreeMap::from([("random".to_owned(), self.metric_of(phase, &actions, contexts.as_ref())?)]))
-    }
-}
-
-/// What the step closure of a [`SequentialRewardEnv`] returns for `R` episodes.
-#[derive(Debug)]
-pub struct EpisodeOutcome {
-    /// The next states `[R, d]` (what the policy sees next).
-    pub states: Tensor,
-    /// One reward per episode, `[R]`.
-    pub rewards: Tensor,
-    /// Whether each episode reached a terminal state, `[R]` (bool).
-    pub terminated: Tensor,
-}
-
-/// The reset closure of a [`SequentialRewardEnv`].
-type ResetFn = Box<dyn FnMut(&mut EpisodeNoise) -> Tensor>;
-/// The step closure of a [`SequentialRewardEnv`].
-type StepFn = Box<dyn FnMut(&Tensor, &Tensor, &mut EpisodeNoise) -> EpisodeOutcome>;
-
-/// Your own episodes from two closures: the sequential counterpart of [`RewardEnv`].
-///
-/// - `reset(noise)` gives the start states `[R, d]` of `R` episodes (`noise.episodes()`);
-/// - `step(states, actions, noise)` takes the states `[R, d]` and the k-hot actions `[R, n]`
-///   (f32) and gives an [`EpisodeOutcome`]: the next states, the rewards `[R]` and
-///   `terminated` `[R]`.
-///
-/// The state is what the policy sees (an MLP reads it; `--policy mlp-action` also reads the
-/// previous action). Draw any noise from `noise` ([`EpisodeNoise::normals`],
-/// [`EpisodeNoise::uniforms`]): it has a generator per episode, seeded by the episode's
-/// seed, so that the episodes of one start draw the same noise and a run repeats and
-/// resumes exactly. Episodes end at `terminated` or after `horizon` steps; evaluation is
-/// the mean return of the top-k policy over held-out episodes, beside random subsets.
-///
-/// ```
-/// use sfess_envs::{KHotSpace, Episodic, custom::{EpisodeOutcome, SequentialRewardEnv}};
-/// use tch::{Kind, Tensor};
-///
-/// // A counter per item that grows while the item is chosen; the reward is the sum of the
-/// // chosen counters, so sticking with the same items pays.
-/// let env = SequentialRewardEnv::new("streaks", KHotSpace::new(6, 2)?, 10, 6,
-///     |noise| Tensor::zeros([noise.episodes() as i64, 6], (Kind::Float, tch::Device::Cpu)),
-///     |counters, actions, _| {
-///         let next = (counters + 1.0) * actions;
-///         EpisodeOutcome { rewards: (&next * actions).sum_dim_intlist(1, false, Kind::Float),
-///                          states: next, terminated: Tensor::zeros([actions.size()[0]], (Kind::Bool, tch::Device::Cpu)) }
-///     })?;
-/// let env = Episodic::new(env); // an Environment: give it to an Agent or the registry
-/// # let _ = env;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct SequentialRewardEnv {
-    spec: EnvSpec,
-    horizon: usize,
-    reset: ResetFn,
-    step: StepFn,
-    /// The episodes under way: their states and noise.
-    under_way: Option<(Tensor, EpisodeNoise)>,
-}
-
-impl std::fmt::Debug for SequentialRewardEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SequentialRewardEnv")
-            .field("spec", &self.spec)
-            .field("horizon", &self.horizon)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SequentialRewardEnv {
-    /// Episodes of at most `horizon` steps over `space`, with states of `state_dim`
-    /// features; see the [type's docs](Self).
-    ///
-    /// # Errors
-    /// [`EnvError::Config`] when `horizon` or `state_dim` is 0.
-    pub fn new(
-        name: &str,
-        space: KHotSpace,
-        horizon: usize,
-        state_dim: usize,
-        reset: impl FnMut(&mut EpisodeNoise) -> Tensor + 'static,
-        step: impl FnMut(&Tensor, &Tensor, &mut EpisodeNoise) -> EpisodeOutcome + 'static,
-    ) -> Result<Self, EnvError> {
-        if horizon == 0 || state_dim == 0 {
-            return Err(EnvError::Config {
-                env: name.to_owned(),
-                problem: format!("episodes need a horizon and a state of at least 1, got {horizon} and {state_dim}"),
-            });
-        }
-        let mut spec = RewardEnv::spec(name, space, 1, state_dim);
-        spec.description = format!("your own episodes of at most {horizon} steps");
-        spec.metric = "return".to_owned();
-        Ok(Self { spec, horizon, reset: Box::new(reset), step: Box::new(step), under_way: None })
-    }
-
-    /// The same environment, described by `description` in `sfess-agent envs`.
-    pub fn describe(mut self, description: &str) -> Self {
-        self.spec.description = description.to_owned();
-        self
-    }
-}
-
-impl SequentialEnvironment for SequentialRewardEnv {
-    fn spec(&self) -> &EnvSpec {
-        &self.spec
-    }
-
-    fn horizon(&self) -> usize {
-        self.horizon
-    }
-
-    fn reset(&mut self, seeds: &[u64]) -> Result<Tensor, EnvError> {
-        let mut noise = EpisodeNoise::new(seeds);
-        let states = (self.reset)(&mut noise);
-        self.under_way = Some((states.shallow_clone(), noise));
-        Ok(states)
-    }
-
-    fn step(&mut self, actions: &Tensor) -> Result<EpisodeStep, EnvError> {
-        let env = self.spec.name.clone();
-        let Some((states, noise)) = self.under_way.as_mut() else { return Err(EnvError::NotReset { env }) };
-        let actions =
-            crate::episodes::checked_actions(&self.spec, actions, states.size()[0])?.f_to_kind(Kind::Float)?;
-        let outcome = (self.step)(states, &actions, noise);
-        let mut step = EpisodeStep::going_on(outcome.rewards, outcome.states.shallow_clone())?;
-        step.terminated = outcome.terminated.f_to_kind(tch::Kind::Bool)?;
-        *states = outcome.states;
-        Ok(step)
     }
 }
 
@@ -917,27 +640,6 @@ mod tests {
         });
         let policy = crate::env::FixedAction(Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3]));
         assert_eq!(env.evaluate(Phase::Validation, &policy).unwrap()["reward"], 2.0);
-    }
-
-    #[test]
-    fn call_draws_standard_normals_and_open_uniforms() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        let mut call = Call::new(Stage::Train { step: 0 }, &mut rng);
-        let z = call.normal(&[100, 200]);
-        assert_eq!((z.size(), z.kind()), (vec![100, 200], Kind::Float));
-        // 20,000 draws: the mean has sd 0.007, the variance sd 0.01.
-        let (mean, var) = (z.mean(Kind::Double).double_value(&[]), z.var(true).double_value(&[]));
-        assert!(mean.abs() < 0.04 && (var - 1.0).abs() < 0.05, "{mean} {var}");
-        let u = call.uniform(&[20_000]);
-        assert!(bool::try_from(u.gt(0.0).logical_and(&u.lt(1.0)).all()).unwrap());
-        let mean = u.mean(Kind::Double).double_value(&[]);
-        assert!((mean - 0.5).abs() < 0.01, "{mean}");
-        let like = call.uniform_like(&Tensor::zeros([2, 3], tch::kind::DOUBLE_CPU));
-        assert_eq!((like.size(), like.kind()), (vec![2, 3], Kind::Double));
-        assert_eq!(call.normal(&[0, 4]).size(), [0, 4]);
-        // The same seed, the same draws.
-        let mut again = Xoshiro256PlusPlus::seed_from_u64(3);
-        assert_eq!(floats(&Call::new(Stage::Train { step: 0 }, &mut again).normal(&[100, 200])), floats(&z));
     }
 
     #[test]
