@@ -10,9 +10,9 @@
 //!    policy-gradient trainer;
 //! 5. [`run`]: the run folder around it (checkpoints, metrics, locks, signals).
 //!
-//! Beside them: [`sweep`] (grids of runs, on this machine or as Slurm array jobs),
-//! [`commands`] (`compare`, `report`, `bench`, `inspect`, `toy`), [`plot`]
-//! (every figure), [`system`] (devices, threads, messages). The numerics live in
+//! Beside them: [`sweep`] (grids of runs, on this machine or as Slurm array jobs, and
+//! their report), [`commands`] (every subcommand, one file each), [`plot`] (every figure),
+//! [`system`] (devices, threads, messages). The numerics live in
 //! `sfess-agents` (the policy side) and `sfess-envs` (the reward side).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

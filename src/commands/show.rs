@@ -68,6 +68,24 @@ pub struct SubsetRow {
     pub marginals: Vec<f64>,
 }
 
+/// Arguments of `show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// The run folder.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+}
+
+/// `sfess-agent show RUN`: [`show`], then the files written on `stdout`, one per line.
+///
+/// # Errors
+/// As [`show`]; `stdout` cannot be written.
+pub fn run(args: &ShowArgs, registry: &Registry, stdout: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let files = show(&args.run, registry)?;
+    let text: String = files.iter().map(|file| format!("{}\n", file.display())).collect();
+    super::write_out(stdout, &text, "the files' names")
+}
+
 /// `sfess-agent show RUN`: builds the run's experiment, loads its checkpoint and writes
 /// its figures; returns the files written.
 ///
