@@ -9,9 +9,12 @@
 //! before), which includes libtorch's own resident memory, given beside the resident size
 //! before the call.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::estimators::NormalizerName;
 use crate::config::{RunSpec, TrainConfig};
+use crate::system::device::DeviceSpec;
 use sfess_envs::registry::Registry;
 
 /// Where a benchmark ran.
@@ -566,4 +570,100 @@ pub fn step_table(report: &TrainReport) -> String {
         );
     }
     out
+}
+
+/// What `bench` measures.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// The k-subset distribution at the paper's sizes: normaliser + marginals, exact and
+    /// Gumbel top-k sampling, n = 100,000 with its peak memory, and the paper's DFT.
+    Distribution(BenchArgs),
+    /// Seconds per training step of each task with SFESS + VR (S = 32) on the real data,
+    /// beside what the step's matrix products alone cost (the floor).
+    Train(BenchTrainArgs),
+}
+
+/// Arguments of `bench train`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchTrainArgs {
+    /// Timing options.
+    #[command(flatten)]
+    pub timing: BenchArgs,
+    /// Folder with the mnist/ IDX files [default: $SFESS_DATA_DIR, else ~/.cache/sfess-agent/data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Backend of the k-subset law (auto: stable on the CPU, parallel on CUDA).
+    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
+    pub normalizer: NormalizerName,
+    /// Only this task, in this process (what each task's child process runs).
+    #[arg(long, hide = true, value_name = "INDEX")]
+    pub task: Option<usize>,
+}
+
+/// Arguments of the benchmarks.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Seconds spent timing each case (after one warm-up call), at most 3600.
+    #[arg(long, default_value_t = 2.0, value_parser = positive_seconds)]
+    pub seconds: f64,
+    /// Print the measurements as JSON instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Longest `--seconds` of the benchmarks, per case.
+pub const MAX_BENCH_SECONDS: f64 = 3600.0;
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= MAX_BENCH_SECONDS => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds up to {MAX_BENCH_SECONDS}")),
+    }
+}
+
+/// `sfess-agent bench`: runs the benchmark `command` asks for on `device` and writes its
+/// measurements to `stdout`, as a Markdown table or (`--json`) as JSON.
+///
+/// # Errors
+/// An unusable device; the benchmark's errors; `stdout` cannot be written.
+pub fn run(command: &BenchCommand, device: DeviceSpec, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    let device = device.resolve()?;
+    let text = match command {
+        BenchCommand::Distribution(args) => {
+            crate::system::messages::say(format_args!(
+                "sfess-agent bench distribution on {}",
+                Machine::describe(device).line()
+            ));
+            let results = distribution(device, args.seconds)?;
+            if args.json {
+                serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
+            } else {
+                table(&results)
+            }
+        }
+        BenchCommand::Train(args) => {
+            let plan = TrainBench {
+                device,
+                seconds: args.timing.seconds,
+                data_dir: args.data_dir.clone(),
+                normalizer: args.normalizer,
+            };
+            let results = match args.task {
+                Some(index) => train_step_of_task(&plan, index)?,
+                None => {
+                    crate::system::messages::say(format_args!(
+                        "sfess-agent bench train on {}",
+                        Machine::describe(device).line()
+                    ));
+                    train_steps(&plan)?
+                }
+            };
+            if args.timing.json {
+                serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
+            } else {
+                step_table(&results)
+            }
+        }
+    };
+    super::write_out(stdout, &text, "the measurements")
 }

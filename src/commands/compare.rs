@@ -5,16 +5,44 @@
 //! the paper, SFESS + VR draws `--samples` samples per row and every other estimator one.
 //! A later request on DIR may add pairs, never change one; complete pairs are kept,
 //! interrupted ones resume, and a failure is recorded in the pair's `failed.txt` without
-//! stopping the others. The report (see [`crate::commands::report`]) follows.
+//! stopping the others. The report (see [`crate::sweep::report`]) follows.
 
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
 use serde_json::{Map, Value};
-use sfess_envs::registry::EnvEntry;
+use sfess_envs::registry::{EnvEntry, Registry};
 
-use crate::cli::TaskOptions;
+use super::scheduler::SchedulerArgs;
+use super::task_options::TaskOptions;
 use crate::config::TrainConfig;
 use crate::config::estimators::EstimatorName;
 use crate::sweep::spec::{Axis, SweepSpec};
 use crate::system::device::DeviceSpec;
+
+/// Arguments of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Environment (see `sfess-agent envs`).
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Estimators, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = EstimatorName::ALL)]
+    pub estimators: Vec<EstimatorName>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2, 3, 4])]
+    pub seeds: Vec<u64>,
+    /// Output folder: one run folder per (estimator, seed), and the tables and figures.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The task's options, passed to every run.
+    #[command(flatten)]
+    pub task: TaskOptions,
+    /// Where and how the runs go.
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+}
 
 /// The sweep that `compare` runs: the task's options fixed, estimators × seeds as the grid.
 ///
@@ -84,4 +112,33 @@ pub fn estimators_for(env: &EnvEntry, wanted: &[EstimatorName]) -> anyhow::Resul
         crate::train::estimators::black_box_names().replace(" or ", " and ")
     );
     Ok(kept)
+}
+
+/// `sfess-agent compare`: runs the comparison with `--device` `device` (`auto` when not
+/// given) and `--threads` `threads`, then writes its tables to `stdout`.
+///
+/// # Errors
+/// Empty `--seeds` or `--estimators`, options that do not check, and the sweep's errors
+/// (a failed run among them, after the tables).
+pub fn run(
+    args: &CompareArgs,
+    device: &DeviceSpec,
+    threads: Option<usize>,
+    registry: &Registry,
+    stdout: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let scheduler = args.scheduler.scheduler("compare", threads, false)?;
+    anyhow::ensure!(
+        !args.seeds.is_empty() && !args.estimators.is_empty(),
+        "--seeds and --estimators must not be empty"
+    );
+    let estimators = estimators_for(registry.get(&args.env)?, &args.estimators)?;
+    let spec = sweep_of(&args.env, &estimators, &args.seeds, &args.task, device)?;
+    let request = crate::sweep::Request {
+        out: args.out.clone(),
+        description: spec.description.clone(),
+        tasks: spec.combinations(registry)?,
+        command: "compare",
+    };
+    super::sweep::finish(&crate::sweep::execute(&request, &scheduler, registry)?, &args.out, stdout)
 }

@@ -1,21 +1,25 @@
-//! The `inspect` command: the exact statistics of the k-subset distribution of one row
+//! `sfess-agent inspect`: the exact statistics of the k-subset distribution of one row
 //! of logits, and optionally the empirical statistics of samples drawn from it.
 //!
 //! [`parse_logits`] reads the logits as the command line and files give them;
 //! [`inspect`] computes an [`InspectReport`], which serialises to the command's JSON
-//! output.
+//! output; [`run`] is the command.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::{Args, ValueEnum};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::system::device::device_name;
+use crate::config::estimators::NormalizerName;
+use crate::system::device::{DeviceSpec, device_name};
 
 /// At most this many entries (samples × items) are drawn by one call to the sampler, so
 /// that memory stays bounded however many samples are asked for.
@@ -277,6 +281,107 @@ fn draw(policy: &ConditionalPoisson, options: SampleOptions) -> anyhow::Result<S
         inclusion_frequencies: item_counts.iter().map(|&c| c as f64 / total).collect(),
         sample_counts: SubsetCounts(counts),
     })
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Subset size k (0 <= k <= n).
+    #[arg(short, long, allow_negative_numbers = true)]
+    pub k: i64,
+    /// Where the logits come from.
+    #[command(flatten)]
+    pub source: LogitsSource,
+    /// How the normaliser and the marginals are computed (auto: stable on the CPU,
+    /// parallel on CUDA).
+    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
+    pub normalizer: NormalizerName,
+    /// Number of subsets to sample. Adds `samples`, `sampler`, `seed`,
+    /// `inclusion_frequencies` and `sample_counts` to the output; 0 draws nothing and adds
+    /// none of them. At most 10^9.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=MAX_INSPECT_SAMPLES))]
+    pub samples: Option<u64>,
+    /// How subsets are sampled.
+    #[arg(long, value_enum, default_value_t = SamplerArg::Exact)]
+    pub sampler: SamplerArg,
+    /// Seed of the random generator used for sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Most samples `inspect --samples` draws.
+pub const MAX_INSPECT_SAMPLES: u64 = 1_000_000_000;
+
+/// Exactly one of `--logits` and `--logits-file`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LogitsSource {
+    /// One row of logits: numbers separated by commas and/or whitespace, optionally
+    /// inside [ ], e.g. '[0.1, -2, 1.5, 0.3]'.
+    #[arg(long, allow_hyphen_values = true, value_name = "LIST")]
+    pub logits: Option<String>,
+    /// A file holding the logits in the same format; '-' reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub logits_file: Option<PathBuf>,
+}
+
+/// `--sampler`: the library's [`Sampler`], as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    /// Exact conditional Poisson samples.
+    #[value(name = "exact")]
+    Exact,
+    /// Gumbel top-k (Plackett-Luce prefix; not the conditional Poisson law).
+    #[value(name = "gumbel-topk")]
+    GumbelTopK,
+}
+
+impl From<SamplerArg> for Sampler {
+    fn from(value: SamplerArg) -> Self {
+        match value {
+            SamplerArg::Exact => Sampler::Exact,
+            SamplerArg::GumbelTopK => Sampler::GumbelTopK,
+        }
+    }
+}
+
+/// `sfess-agent inspect`: the report as one line of JSON on `stdout`, the logits read from
+/// `stdin` for `--logits-file -`.
+///
+/// # Errors
+/// Unusable logits, device or k; the distribution's errors; I/O errors, each with context.
+pub fn run(args: &InspectArgs, device: DeviceSpec, stdin: &mut dyn Read, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    let logits = read_logits(&args.source, stdin)?;
+    let device = device.resolve()?;
+    let options = InspectOptions {
+        logits,
+        k: args.k,
+        normalizer: args.normalizer.resolve(device),
+        device,
+        sampling: args.samples.map(|samples| SampleOptions { samples, sampler: args.sampler.into(), seed: args.seed }),
+    };
+    let report = inspect(&options)?;
+    let json = serde_json::to_string(&report).context("serialising the result")?;
+    super::write_out(stdout, &(json + "\n"), "the result")
+}
+
+/// The logits from `--logits` or `--logits-file` (`-` being `stdin`).
+fn read_logits(source: &LogitsSource, stdin: &mut dyn Read) -> anyhow::Result<Vec<f64>> {
+    match (&source.logits, &source.logits_file) {
+        (Some(text), _) => parse_logits(text).context("--logits"),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut text = String::new();
+            stdin.read_to_string(&mut text).context("--logits-file -: cannot read standard input")?;
+            parse_logits(&text).context("--logits-file - (standard input)")
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--logits-file {}: cannot read the file", path.display()))?;
+            parse_logits(&text).with_context(|| format!("--logits-file {}", path.display()))
+        }
+        // clap's group makes exactly one of them present.
+        (None, None) => anyhow::bail!("one of --logits and --logits-file is required"),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,24 @@ use sfess_envs::registry::Registry;
 use crate::run::figures::{RunName, write_figures};
 use crate::run::{CHECKPOINT, at_checkpoint, read_config};
 
+/// Arguments of `show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// The run folder.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+}
+
+/// `sfess-agent show RUN`: [`show`], then the files written on `stdout`, one per line.
+///
+/// # Errors
+/// As [`show`]; `stdout` cannot be written.
+pub fn run(args: &ShowArgs, registry: &Registry, stdout: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let files = show(&args.run, registry)?;
+    let text: String = files.iter().map(|file| format!("{}\n", file.display())).collect();
+    super::write_out(stdout, &text, "the files' names")
+}
+
 /// `sfess-agent show RUN`: builds the run's experiment, loads its checkpoint and writes
 /// its figures; returns the files written.
 ///

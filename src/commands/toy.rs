@@ -24,10 +24,12 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::estimators::{EstimatorName, EstimatorOptions};
+use crate::system::device::DeviceSpec;
 use crate::train::estimators;
 
 /// Largest `n` the toy enumerates.
@@ -245,7 +247,7 @@ fn samples_for(name: EstimatorName, samples: usize) -> usize {
 ///
 /// # Errors
 /// Bad configuration; estimator errors.
-pub fn run(config: &ToyConfig) -> anyhow::Result<ToyReport> {
+pub fn compare(config: &ToyConfig) -> anyhow::Result<ToyReport> {
     config.check()?;
     let mut per_estimator: BTreeMap<EstimatorName, Vec<(f64, f64, f64)>> = BTreeMap::new();
     for &seed in &config.seeds {
@@ -401,12 +403,13 @@ pub struct ToyArgs {
     pub out: Option<PathBuf>,
 }
 
-/// `sfess-agent toy`: runs what `args` asks for and returns what to print; with `--out`,
-/// also writes the JSON and the figure.
+/// `sfess-agent toy`: runs what `args` asks for on `device` and writes the table (or with
+/// `--json` one line of JSON) to `stdout`; with `--out`, also writes the JSON and the figure.
 ///
 /// # Errors
 /// Bad options, estimator errors, files that cannot be written.
-pub fn command(args: &ToyArgs, device: Device) -> anyhow::Result<String> {
+pub fn run(args: &ToyArgs, device: DeviceSpec, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    let device = device.resolve()?;
     check_seeds(args.seeds)?;
     let config = ToyConfig {
         n: args.n,
@@ -422,7 +425,7 @@ pub fn command(args: &ToyArgs, device: Device) -> anyhow::Result<String> {
         let report = sweep(&config)?;
         (serde_json::to_value(&report)?, sweep_table(&report), "vr-sweep", Figure::Sweep(report))
     } else {
-        let report = run(&config)?;
+        let report = compare(&config)?;
         (serde_json::to_value(&report)?, table(&report, &config.estimators), "toy", Figure::Comparison(report))
     };
     if let Some(dir) = &args.out {
@@ -432,7 +435,7 @@ pub fn command(args: &ToyArgs, device: Device) -> anyhow::Result<String> {
         figure.draw(&dir.join(name), &config.estimators)?;
     }
     // One line of JSON on stdout, like `inspect`.
-    Ok(if args.json { json.to_string() + "\n" } else { text })
+    super::write_out(stdout, &if args.json { json.to_string() + "\n" } else { text }, "the result")
 }
 
 /// What to draw.

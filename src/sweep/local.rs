@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::folder::{FAILED, Prepared, is_complete};
 use super::spec::Combination;
-use super::{FAILED, Prepared};
 use crate::system::files::write_atomically;
 use crate::system::signals::{Interrupt, Interrupted};
 
@@ -54,7 +54,7 @@ enum Outcome {
 /// checkpointed and stopped). Failed tasks are not errors: they are in their folders.
 pub fn run(out: &Path, prepared: &Prepared, pool: &Pool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
-    let queue: Vec<&Combination> = prepared.record.tasks.iter().filter(|t| !super::is_complete(out, t)).collect();
+    let queue: Vec<&Combination> = prepared.record.tasks.iter().filter(|t| !is_complete(out, t)).collect();
     let total = queue.len();
     crate::system::messages::say(format_args!(
         "{}: {} runs complete already, {total} to run, {} at a time with {} threads each",

@@ -31,12 +31,11 @@ use std::process::Command;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::Prepared;
+use super::folder::{Prepared, SweepRecord, is_complete};
 use super::script::{self, ScriptError, shell_quote};
 use crate::system::files::{read_or_empty, write_atomically};
 
-/// The scheduler's files inside the sweep folder.
-pub const SLURM_DIR: &str = "slurm";
+pub use crate::system::names::sweep_folder::SLURM_DIR;
 const TASKS: &str = "tasks.txt";
 const TASK_SCRIPT: &str = "task.sh";
 const REPORT_SCRIPT: &str = "report.sh";
@@ -470,7 +469,7 @@ pub fn submit(out: &Path, prepared: &Prepared, options: &SlurmOptions) -> anyhow
         .iter()
         .enumerate()
         .filter(|(index, task)| {
-            !super::is_complete(&out, task) && !active.get(index).is_some_and(|(_, state)| state.is_active())
+            !is_complete(&out, task) && !active.get(index).is_some_and(|(_, state)| state.is_active())
         })
         .map(|(index, _)| index)
         .collect();
@@ -571,7 +570,7 @@ fn job_id(text: &str) -> anyhow::Result<String> {
 /// # Errors
 /// `out` holds no sweep (or does not exist); no Slurm client commands, or `scancel` fails.
 pub fn cancel(out: &Path) -> anyhow::Result<Vec<String>> {
-    super::SweepRecord::read(out)?;
+    SweepRecord::read(out)?;
     let submissions = submissions(out)?;
     let states = job_states(&submissions)?;
     let mut ids = Vec::new();

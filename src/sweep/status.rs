@@ -10,8 +10,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::folder::{FAILED, SweepRecord};
 use super::slurm::{self, JobState, Submission};
-use super::{FAILED, SweepRecord};
 use crate::run::{Record, SUMMARY};
 
 /// Where one task stands.

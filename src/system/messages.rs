@@ -1,5 +1,5 @@
 //! Error messages as the binary prints them: one line, on a standard error that may be
-//! gone ([`say`]).
+//! gone ([`say`]), under the binary's own name ([`program_name`]).
 
 use std::io::Write;
 
@@ -8,6 +8,15 @@ use std::io::Write;
 /// (exit 101). Every message of the library goes through here.
 pub fn say(message: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// The name this binary was started as (`sfess-agent`, or a user's binary).
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "sfess-agent".to_owned())
 }
 
 /// `message` on one line: its lines trimmed and joined by spaces, without the C++ stack

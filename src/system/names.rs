@@ -5,8 +5,8 @@
 //! A [`PathName`] is 1 to [`MAX_LEN`] ASCII letters, digits, `.`, `_` and `-`, starting
 //! with a letter, a digit or `_` (so never `.`, `..`, a hidden file, an absolute path, a
 //! path of several components, or something a command line reads as a flag). It is none of
-//! the names the sweep folder's own files take ([`crate::sweep::FOLDER_FILES`], in any
-//! case), and it does not end in `.svg` or `.png`, the report's figures.
+//! the names the sweep folder's own files take ([`sweep_folder::ALL`], in any case), and it
+//! does not end in `.svg` or `.png`, the report's figures.
 
 use std::fmt;
 use std::path::Path;
@@ -18,6 +18,23 @@ pub const MAX_LEN: usize = 200;
 
 /// The extensions of the figures that `report` writes into a sweep's folder.
 pub const FIGURE_EXTENSIONS: [&str; 2] = ["svg", "png"];
+
+/// The names of a sweep folder's own files and folders ([`crate::sweep`] and its report
+/// use them from here), which no task may take.
+pub mod sweep_folder {
+    /// The sweep's record: its tasks.
+    pub const RECORD: &str = "sweep.json";
+    /// The report's tables, in Markdown.
+    pub const TABLE_MD: &str = "table.md";
+    /// The report's rows, one CSV line each.
+    pub const TABLE_CSV: &str = "table.csv";
+    /// The report's numbers, as JSON (a run's summary has the same name).
+    pub const SUMMARY: &str = "summary.json";
+    /// The Slurm scripts and logs.
+    pub const SLURM_DIR: &str = "slurm";
+    /// Every one of them.
+    pub const ALL: [&str; 5] = [RECORD, TABLE_MD, TABLE_CSV, SUMMARY, SLURM_DIR];
+}
 
 /// A name that is safe as one path component inside a run's or a sweep's folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,7 +53,7 @@ pub enum NameError {
     /// One of the sweep folder's own files, or a figure's.
     #[error(
         "the name {0:?} is taken by the sweep folder's own files ({files}, and figures ending in .svg or .png)",
-        files = crate::sweep::FOLDER_FILES.join(", ")
+        files = sweep_folder::ALL.join(", ")
     )]
     Reserved(String),
 }
@@ -55,7 +72,7 @@ impl PathName {
         }
         let lower = name.to_ascii_lowercase();
         let figure = FIGURE_EXTENSIONS.iter().any(|ext| lower.strip_suffix(ext).is_some_and(|s| s.ends_with('.')));
-        if figure || crate::sweep::FOLDER_FILES.contains(&lower.as_str()) {
+        if figure || sweep_folder::ALL.contains(&lower.as_str()) {
             return Err(NameError::Reserved(name.to_owned()));
         }
         Ok(Self(name.to_owned()))

@@ -9,7 +9,7 @@ use sfess_agents::GradientEstimator;
 use sfess_agents::{ConditionalPoisson, Normalizer};
 use sfess_envs::EnvError;
 use sfess_envs::data::{Mnist, default_data_dir};
-use sfess_envs::registry::{Make, Network, Registry};
+use sfess_envs::registry::{Make, Network};
 use sfess_envs::vae::SubsetKl;
 use sfess_envs::{EnvSpec, Environment, Observation, Phase};
 use tch::{Device, Tensor};
@@ -377,65 +377,4 @@ fn exact_kl(normalizer: Normalizer) -> SubsetKl {
             .map_err(|e| EnvError::Distribution(e.to_string()))?;
         policy.kl_to_uniform().map_err(|e| EnvError::Distribution(e.to_string()))
     })
-}
-
-/// `sfess-agent envs`: one line per registered environment (without loading any data or
-/// starting any process).
-pub fn environments_table(registry: &Registry) -> String {
-    let mut out = String::from(
-        "| env | k | data | metric | differentiable loss | options | task |\n|---|---|---|---|---|---|---|\n",
-    );
-    for entry in registry.entries() {
-        let data = entry.data.map_or("none", |set| set.name());
-        let better = if entry.metric.higher_is_better { "higher is better" } else { "lower is better" };
-        let differentiable = if entry.differentiable { "yes" } else { "no (black box)" };
-        out += &format!(
-            "| {} | {} | {data} | {} ({better}) | {differentiable} | {} | {} |\n",
-            entry.name,
-            entry.default_k,
-            entry.metric.key,
-            entry.option_names(),
-            entry.description
-        );
-    }
-    out + "\nsfess-agent envs NAME shows an environment's options; set them with --env-option NAME=VALUE.\n"
-}
-
-/// `sfess-agent envs NAME`: one environment, its defaults and its options.
-///
-/// # Errors
-/// No environment of that name.
-pub fn environment_page(registry: &Registry, name: &str) -> anyhow::Result<String> {
-    let entry = registry.get(name)?;
-    let lr = match entry.default_learning_rate {
-        Some(lr) => lr.to_string(),
-        None => "the policy's: 0.05 for free logits, 1e-3 for an MLP".to_owned(),
-    };
-    let policy = if entry.policy_is_chosen() {
-        "--policy logits (default), mlp, or (episodes) mlp-action"
-    } else {
-        "the paper's network"
-    };
-    let mut out = format!("{}: {}\n\n", entry.name, entry.description);
-    out += &format!("- data: {}\n", entry.data.map_or("none", |set| set.name()));
-    out += &format!("- default k: {}\n- default learning rate: {lr}\n- policy: {policy}\n", entry.default_k);
-    out += &format!(
-        "- metric: {} ({})\n- loss differentiable in the actions: {}\n",
-        entry.metric.key,
-        if entry.metric.higher_is_better { "higher is better" } else { "lower is better" },
-        if entry.differentiable { "yes (every estimator)" } else { "no: a black box (sfess, sfess-vr)" }
-    );
-    if !entry.baselines.is_empty() {
-        out += &format!("- baselines: {}\n", entry.baselines.join(", "));
-    }
-    if entry.options.is_empty() {
-        out += "\nNo options of its own.\n";
-    } else {
-        out += &format!(
-            "\nOptions (--env-option NAME=VALUE, or under \"env_options\": {{\"{}\": {{...}}}} in a config file):\n\n",
-            entry.name
-        );
-        out += &entry.options_table();
-    }
-    Ok(out)
 }
