@@ -81,7 +81,7 @@ impl Experiment {
         let entry = config.entry(registry)?;
         let device: DeviceSpec = config.device.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let device = device.resolve()?;
-        let estimator_options = EstimatorOptions::from(&config.estimator_options);
+        let estimator_options = config.estimator_options.clone();
         let estimator = estimators::build(config.estimator, &estimator_options)?;
         if !entry.differentiable {
             refuse_on_black_box(estimator.as_ref(), &entry.name)?;
