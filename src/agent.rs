@@ -168,7 +168,7 @@ impl Agent {
         let config = spec.config();
         let options = AgentOptions {
             estimator: config.estimator,
-            estimator_options: EstimatorOptions::from(&config.estimator_options),
+            estimator_options: config.estimator_options.clone(),
             samples: config.samples,
             episode_starts: config.batch_size,
             learning_rate: Some(spec.learning_rate()),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sfess_envs::registry::{EnvEntry, EnvOptions, MAX_ROWS, MAX_WIDTH, OptionKind, Registry};
 
 use crate::system::device::DeviceSpec;
-use estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, NormalizerName, SamplerName};
+use estimators::{EstimatorName, EstimatorOptions};
 
 pub mod estimators;
 
@@ -78,8 +78,8 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// Estimator options (sampler, temperatures, I-MLE's λ and noise).
-    pub estimator_options: EstimatorOptionsConfig,
+    /// Estimator options (sampler, temperatures, I-MLE's λ and noise, the normaliser).
+    pub estimator_options: EstimatorOptions,
     /// Policy of the black-box tasks: free logits or an MLP of the observation.
     pub policy: PolicyName,
     /// Hidden units of the MLP policy (64).
@@ -88,60 +88,6 @@ pub struct TrainConfig {
     /// `{"max-coverage": {"n": 50, "elements": 500}}` (see `sfess-agent envs NAME`). A run's
     /// `config.json` holds its environment's, every default filled in.
     pub env_options: BTreeMap<String, BTreeMap<String, Value>>,
-}
-
-/// [`EstimatorOptions`] as stored in a config file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EstimatorOptionsConfig {
-    /// `exact` or `gumbel-topk`.
-    pub sampler: SamplerName,
-    /// τ of gs and stgs.
-    pub temperature: f64,
-    /// λ of I-MLE.
-    pub imle_lambda: f64,
-    /// Noise temperature of I-MLE.
-    pub imle_temperature: f64,
-    /// `gumbel` or `sum-of-gamma`.
-    pub imle_noise: ImleNoiseName,
-    /// Backend of the k-subset law: `auto` (stable on the CPU, parallel on CUDA),
-    /// `stable`, `parallel`, `dft` or `paper-complex64`.
-    pub normalizer: NormalizerName,
-    /// Over episodes: reward-to-go instead of the whole return.
-    pub reward_to_go: bool,
-    /// Over episodes: the discount γ in (0, 1].
-    pub discount: f64,
-}
-
-impl Default for EstimatorOptionsConfig {
-    fn default() -> Self {
-        let o = EstimatorOptions::default();
-        Self {
-            sampler: o.sampler,
-            temperature: o.temperature,
-            imle_lambda: o.imle_lambda,
-            imle_temperature: o.imle_temperature,
-            imle_noise: o.imle_noise,
-            normalizer: o.normalizer,
-            reward_to_go: o.reward_to_go,
-            discount: o.discount,
-        }
-    }
-}
-
-impl From<&EstimatorOptionsConfig> for EstimatorOptions {
-    fn from(c: &EstimatorOptionsConfig) -> Self {
-        EstimatorOptions {
-            sampler: c.sampler,
-            temperature: c.temperature,
-            imle_lambda: c.imle_lambda,
-            imle_temperature: c.imle_temperature,
-            imle_noise: c.imle_noise,
-            normalizer: c.normalizer,
-            reward_to_go: c.reward_to_go,
-            discount: c.discount,
-        }
-    }
 }
 
 impl Default for TrainConfig {
@@ -160,7 +106,7 @@ impl Default for TrainConfig {
             k: None,
             data_dir: None,
             device: "auto".to_owned(),
-            estimator_options: EstimatorOptionsConfig::default(),
+            estimator_options: EstimatorOptions::default(),
             policy: PolicyName::Logits,
             hidden: 64,
             env_options: BTreeMap::new(),
@@ -283,20 +229,7 @@ impl TrainConfig {
             learning_rate.is_finite() && learning_rate > 0.0,
             "--lr must be positive and finite, got {learning_rate}"
         );
-        let estimator = &self.estimator_options;
-        for (flag, value) in [("--temperature", estimator.temperature), ("--imle-lambda", estimator.imle_lambda)] {
-            anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be positive and finite, got {value}");
-        }
-        anyhow::ensure!(
-            estimator.discount > 0.0 && estimator.discount <= 1.0,
-            "--discount must be in (0, 1], got {}",
-            estimator.discount
-        );
-        anyhow::ensure!(
-            estimator.imle_temperature.is_finite() && estimator.imle_temperature >= 0.0,
-            "--imle-temperature must be non-negative and finite, got {}",
-            estimator.imle_temperature
-        );
+        self.estimator_options.check()?;
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             anyhow::ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }

@@ -2,9 +2,8 @@ use super::*;
 use clap::{CommandFactory, ValueEnum};
 use sfess_agents::{Normalizer, Sampler};
 
-use crate::commands::inspect::SamplerArg;
 use crate::commands::train::TrainArgs;
-use crate::config::estimators::NormalizerName;
+use crate::config::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName};
 use crate::system::device::DeviceSpec;
 
 #[test]
@@ -12,20 +11,21 @@ fn clap_definition_is_consistent() {
     Cli::command().debug_assert();
 }
 
+/// The command line, `config.json` and the library name each normaliser and sampler alike.
 #[test]
 fn value_names_match_the_library() {
-    for value in NormalizerName::value_variants() {
+    for value in Normalizer::value_variants() {
         let name = value.to_possible_value().unwrap().get_name().to_owned();
-        match value.fixed() {
-            Some(normalizer) => assert_eq!(name, normalizer.name()),
-            None => assert_eq!(name, "auto"),
-        }
+        assert_eq!(name, value.name());
+        assert_eq!(serde_json::to_value(value).unwrap(), serde_json::Value::from(name));
     }
-    for value in SamplerArg::value_variants() {
+    for value in Sampler::value_variants() {
         let name = value.to_possible_value().unwrap().get_name().to_owned();
-        assert_eq!(name, Sampler::from(*value).name());
+        assert_eq!(name, value.name());
+        assert_eq!(serde_json::to_value(value).unwrap(), serde_json::Value::from(name));
     }
-    assert_eq!(NormalizerName::value_variants().len(), Normalizer::ALL.len() + 1);
+    // Every backend, and auto.
+    assert_eq!(Normalizer::value_variants().len(), Normalizer::ALL.len() + 1);
 }
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -40,8 +40,8 @@ fn parses_inspect() {
     let Command::Inspect(args) = cli.command else { panic!("not inspect") };
     assert_eq!(args.k, -1);
     assert_eq!(args.source.logits.as_deref(), Some("-1 2"));
-    assert_eq!(args.sampler, SamplerArg::GumbelTopK);
-    assert_eq!(args.normalizer, NormalizerName::Auto);
+    assert_eq!(args.sampler, Sampler::GumbelTopK);
+    assert_eq!(args.normalizer, Normalizer::Auto);
     assert_eq!((args.samples, args.seed), (None, 0));
     // --device also works before the subcommand, and defaults to auto.
     assert_eq!(
@@ -99,15 +99,80 @@ fn the_device_flag_overrides_a_config_files_device_only_when_given() {
 
 #[test]
 fn imle_options_reach_the_configuration_and_the_flags_of_compare_runs() {
+    let registry = Registry::shipped();
     let given = ["--imle-lambda", "5", "--imle-temperature", "0.5", "--imle-noise", "gumbel"];
     let train = train_args(&[&["train"][..], &given].concat());
-    let options = train.resolve(None, &Registry::shipped()).unwrap().estimator_options;
-    assert_eq!((options.imle_lambda, options.imle_temperature), (5.0, 0.5));
-    assert_eq!(options.imle_noise, crate::config::estimators::ImleNoiseName::Gumbel);
-    assert_eq!(train.task.to_flags(), given);
+    let options = train.resolve(None, &registry).unwrap().estimator_options;
+    let expected = EstimatorOptions {
+        imle_lambda: 5.0,
+        imle_temperature: 0.5,
+        imle_noise: ImleNoiseName::Gumbel,
+        ..Default::default()
+    };
+    assert_eq!(options, expected);
+    // compare gives each of its runs exactly the flags given, every other option its default.
     let cli = parse(&[&["compare", "--env", "vae-mnist", "--out", "x"][..], &given].concat()).unwrap();
     let Command::Compare(compare) = cli.command else { panic!("not compare") };
-    assert_eq!(compare.task.to_flags(), given);
+    let spec = crate::commands::compare::sweep_of(
+        &compare.env,
+        &[EstimatorName::Imle],
+        &[0],
+        &compare.task,
+        &DeviceSpec::Auto,
+    )
+    .unwrap();
+    for task in spec.combinations(&registry).unwrap() {
+        assert_eq!(task.config.estimator_options, expected);
+    }
+}
+
+/// An estimator flag left out keeps the `--config` file's value; one given overrides it,
+/// even when it gives the default.
+#[test]
+fn estimator_flags_override_a_config_file_only_when_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    let options = r#"{"temperature": 2.0, "imle_lambda": 3.0, "normalizer": "dft", "reward_to_go": true}"#;
+    std::fs::write(&file, format!(r#"{{"env": "max-coverage", "estimator_options": {options}}}"#)).unwrap();
+    let file = file.to_str().unwrap();
+    let resolve = |flags: &[&str]| {
+        let train = train_args(&[&["train", "--config", file][..], flags].concat());
+        train.resolve(None, &Registry::shipped()).unwrap().estimator_options
+    };
+    let from_file = EstimatorOptions {
+        temperature: 2.0,
+        imle_lambda: 3.0,
+        normalizer: Normalizer::Dft,
+        reward_to_go: true,
+        ..Default::default()
+    };
+    assert_eq!(resolve(&[]), from_file);
+    assert_eq!(
+        resolve(&[
+            "--temperature",
+            "0.5",
+            "--normalizer",
+            "auto",
+            "--reward-to-go",
+            "false",
+            "--sampler",
+            "gumbel-topk"
+        ]),
+        EstimatorOptions {
+            temperature: 0.5,
+            normalizer: Normalizer::Auto,
+            reward_to_go: false,
+            sampler: Sampler::GumbelTopK,
+            ..from_file.clone()
+        }
+    );
+    // --reward-to-go alone is true.
+    let train = train_args(&["train", "--reward-to-go"]);
+    assert!(train.resolve(None, &Registry::shipped()).unwrap().estimator_options.reward_to_go);
+    // A value that parses but is out of range reaches the check, which names its flag.
+    let train = train_args(&["train", "--env", "max-coverage", "--temperature", "inf"]);
+    let message = train.resolve(None, &Registry::shipped()).unwrap().check(&Registry::shipped()).unwrap_err();
+    assert_eq!(message.to_string(), "--temperature must be positive and finite, got inf");
 }
 
 #[test]

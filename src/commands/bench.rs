@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::estimators::NormalizerName;
 use crate::config::{RunSpec, TrainConfig};
 use crate::system::device::DeviceSpec;
 use sfess_envs::registry::Registry;
@@ -460,7 +459,7 @@ pub struct TrainBench {
     /// Where the data sets are.
     pub data_dir: Option<std::path::PathBuf>,
     /// The distribution's backend.
-    pub normalizer: NormalizerName,
+    pub normalizer: Normalizer,
 }
 
 /// `bench train`: seconds per step of each task with SFESS + VR (S = 32) on real data, and
@@ -593,8 +592,8 @@ pub struct BenchTrainArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Backend of the k-subset law (auto: stable on the CPU, parallel on CUDA).
-    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
-    pub normalizer: NormalizerName,
+    #[arg(long, value_enum, default_value_t = Normalizer::Auto)]
+    pub normalizer: Normalizer,
     /// Only this task, in this process (what each task's child process runs).
     #[arg(long, hide = true, value_name = "INDEX")]
     pub task: Option<usize>,

@@ -62,7 +62,7 @@ pub fn sweep_of(
         anyhow::ensure!(!estimators[..i].contains(estimator), "--estimators gives {} twice", estimator.as_str());
     }
     let mut config = TrainConfig::of_env(env);
-    task.apply(&mut config);
+    task.apply(&mut config)?;
     if *device != DeviceSpec::Auto {
         config.device = device.to_string();
     }

@@ -11,14 +11,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use sfess_agents::{ConditionalPoisson, Normalizer, Sampler};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::estimators::NormalizerName;
 use crate::system::device::{DeviceSpec, device_name};
 
 /// At most this many entries (samples × items) are drawn by one call to the sampler, so
@@ -294,16 +293,16 @@ pub struct InspectArgs {
     pub source: LogitsSource,
     /// How the normaliser and the marginals are computed (auto: stable on the CPU,
     /// parallel on CUDA).
-    #[arg(long, value_enum, default_value_t = NormalizerName::Auto)]
-    pub normalizer: NormalizerName,
+    #[arg(long, value_enum, default_value_t = Normalizer::Auto)]
+    pub normalizer: Normalizer,
     /// Number of subsets to sample. Adds `samples`, `sampler`, `seed`,
     /// `inclusion_frequencies` and `sample_counts` to the output; 0 draws nothing and adds
     /// none of them. At most 10^9.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=MAX_INSPECT_SAMPLES))]
     pub samples: Option<u64>,
     /// How subsets are sampled.
-    #[arg(long, value_enum, default_value_t = SamplerArg::Exact)]
-    pub sampler: SamplerArg,
+    #[arg(long, value_enum, default_value_t = Sampler::Exact)]
+    pub sampler: Sampler,
     /// Seed of the random generator used for sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -325,26 +324,6 @@ pub struct LogitsSource {
     pub logits_file: Option<PathBuf>,
 }
 
-/// `--sampler`: the library's [`Sampler`], as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SamplerArg {
-    /// Exact conditional Poisson samples.
-    #[value(name = "exact")]
-    Exact,
-    /// Gumbel top-k (Plackett-Luce prefix; not the conditional Poisson law).
-    #[value(name = "gumbel-topk")]
-    GumbelTopK,
-}
-
-impl From<SamplerArg> for Sampler {
-    fn from(value: SamplerArg) -> Self {
-        match value {
-            SamplerArg::Exact => Sampler::Exact,
-            SamplerArg::GumbelTopK => Sampler::GumbelTopK,
-        }
-    }
-}
-
 /// `sfess-agent inspect`: the report as one line of JSON on `stdout`, the logits read from
 /// `stdin` for `--logits-file -`.
 ///
@@ -358,7 +337,7 @@ pub fn run(args: &InspectArgs, device: DeviceSpec, stdin: &mut dyn Read, stdout:
         k: args.k,
         normalizer: args.normalizer.resolve(device),
         device,
-        sampling: args.samples.map(|samples| SampleOptions { samples, sampler: args.sampler.into(), seed: args.seed }),
+        sampling: args.samples.map(|samples| SampleOptions { samples, sampler: args.sampler, seed: args.seed }),
     };
     let report = inspect(&options)?;
     let json = serde_json::to_string(&report).context("serialising the result")?;

@@ -1,11 +1,17 @@
 //! The options of one run that `train` gives it and `compare` gives each of its runs
-//! ([`TaskOptions`]): each one left out keeps its default, or the `--config` file's value.
+//! ([`TaskOptions`]): each one left out keeps its default, or the `--config` file's value;
+//! the estimators' options through [`Given`], which knows which flags were given.
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::TrainConfig;
+use crate::config::estimators::EstimatorOptions;
 
 /// The per-task options shared by `train` and `compare`; each one left out keeps its
 /// default (or the `--config` file's value).
@@ -36,32 +42,9 @@ pub struct TaskOptions {
     /// ~/.cache/sfess-agent/data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Sampler of sfess and sfess-vr.
-    #[arg(long, value_enum)]
-    pub sampler: Option<crate::config::estimators::SamplerName>,
-    /// Relaxation temperature of gs and stgs [default: 0.5].
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Step λ of I-MLE's target distribution θ' = θ − λ ∂f/∂z [default: 10].
-    #[arg(long)]
-    pub imle_lambda: Option<f64>,
-    /// Noise temperature of I-MLE, for the input and the target [default: 1].
-    #[arg(long)]
-    pub imle_temperature: Option<f64>,
-    /// Perturbation of I-MLE [default: sum-of-gamma].
-    #[arg(long, value_enum)]
-    pub imle_noise: Option<crate::config::estimators::ImleNoiseName>,
-    /// Backend of the k-subset law for sfess, sfess-vr and simple [default: auto, which is
-    /// stable on the CPU and parallel on CUDA].
-    #[arg(long, value_enum)]
-    pub normalizer: Option<crate::config::estimators::NormalizerName>,
-    /// Over episodes: weight each step's score by the rewards from that step on (reward-to-go)
-    /// [default: false, the whole return].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub reward_to_go: Option<bool>,
-    /// Over episodes: the discount γ in (0, 1] [default: 1].
-    #[arg(long)]
-    pub discount: Option<f64>,
+    /// The estimators' options: only those given override the `--config` file's.
+    #[command(flatten)]
+    pub estimator: Given<EstimatorOptions>,
     /// Policy of a black-box task: free logits, an MLP of the observation, or (over
     /// episodes) an MLP of the observation and the previous action [default: logits].
     #[arg(long, value_enum)]
@@ -78,62 +61,93 @@ pub struct TaskOptions {
 
 impl TaskOptions {
     /// Sets every given option in `config`.
-    pub fn apply(&self, config: &mut TrainConfig) {
+    ///
+    /// # Errors
+    /// Only if [`Given::apply_to`] does (a bug).
+    pub fn apply(&self, config: &mut TrainConfig) -> anyhow::Result<()> {
         macro_rules! set {
             ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(value) = self.$flag.clone() { $field = value; })* };
         }
         set!(samples => config.samples, steps => config.steps, batch_size => config.batch_size,
-             eval_every => config.eval_every,
-             sampler => config.estimator_options.sampler, temperature => config.estimator_options.temperature,
-             imle_lambda => config.estimator_options.imle_lambda,
-             imle_temperature => config.estimator_options.imle_temperature,
-             imle_noise => config.estimator_options.imle_noise,
-             normalizer => config.estimator_options.normalizer,
-             reward_to_go => config.estimator_options.reward_to_go,
-             discount => config.estimator_options.discount,
-             policy => config.policy, hidden => config.hidden);
+             eval_every => config.eval_every, policy => config.policy, hidden => config.hidden);
         // Options whose configuration field is itself optional.
         macro_rules! set_some {
             ($($flag:ident => $field:expr),* $(,)?) => { $(if self.$flag.is_some() { $field = self.$flag.clone(); })* };
         }
         set_some!(lr => config.learning_rate, data_dir => config.data_dir, k => config.k);
+        self.estimator.apply_to(&mut config.estimator_options)?;
         // Values as given; the environment's entry parses and checks them.
         for (name, value) in &self.env_options {
             config.set_option(name, serde_json::Value::from(value.as_str()));
         }
+        Ok(())
+    }
+}
+
+/// Options of type `T` (a clap [`Args`] struct with serde on it) as the command line gave
+/// them: every value ([`values`](Self::values), its default where not given) and which
+/// ones were given, so that only those override a configuration's ([`apply_to`](Self::apply_to)).
+/// A command flattens it as it would flatten `T`; `T`'s fields are named alike for clap and
+/// serde (no renames), which its tests check.
+#[derive(Debug, Clone, Default)]
+pub struct Given<T> {
+    /// Every option: as given, else its default.
+    pub values: T,
+    /// The options given on the command line, by their field names.
+    given: Vec<String>,
+}
+
+impl<T: Serialize + DeserializeOwned> Given<T> {
+    /// Sets each given option in `target`, leaving the others as they are: through their
+    /// serde form, the same for every field (a TOML value, which holds any `f64`, `inf` and
+    /// NaN too, for `check` to refuse by name).
+    ///
+    /// # Errors
+    /// `T`'s serde form is not a table with a key for each given option (a bug).
+    pub fn apply_to(&self, target: &mut T) -> anyhow::Result<()> {
+        if self.given.is_empty() {
+            return Ok(());
+        }
+        let (toml::Value::Table(values), toml::Value::Table(mut merged)) =
+            (toml::Value::try_from(&self.values)?, toml::Value::try_from(&*target)?)
+        else {
+            anyhow::bail!("options that do not serialise as a table")
+        };
+        for name in &self.given {
+            let value =
+                values.get(name).with_context(|| format!("the option {name} has no key in the configuration"))?;
+            merged.insert(name.clone(), value.clone());
+        }
+        *target = toml::Value::Table(merged).try_into()?;
+        Ok(())
+    }
+}
+
+impl<T: Args> Args for Given<T> {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        T::augment_args(command)
     }
 
-    /// The given options as `train` flags.
-    pub fn to_flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                flags.push(flag.to_owned());
-                flags.push(value);
-            }
-        };
-        push("--steps", self.steps.map(|v| v.to_string()));
-        push("--samples", self.samples.map(|v| v.to_string()));
-        push("--batch-size", self.batch_size.map(|v| v.to_string()));
-        push("--lr", self.lr.map(|v| v.to_string()));
-        push("--eval-every", self.eval_every.map(|v| v.to_string()));
-        push("-k", self.k.map(|v| v.to_string()));
-        push("--data-dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
-        push("--sampler", self.sampler.map(|s| sfess_agents::Sampler::from(s).name().to_owned()));
-        push("--temperature", self.temperature.map(|v| v.to_string()));
-        push("--imle-lambda", self.imle_lambda.map(|v| v.to_string()));
-        push("--imle-temperature", self.imle_temperature.map(|v| v.to_string()));
-        push("--imle-noise", self.imle_noise.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
-        push("--normalizer", self.normalizer.and_then(|v| v.to_possible_value()).map(|v| v.get_name().to_owned()));
-        push("--reward-to-go", self.reward_to_go.map(|v| v.to_string()));
-        push("--discount", self.discount.map(|v| v.to_string()));
-        push("--policy", self.policy.and_then(|p| p.to_possible_value()).map(|v| v.get_name().to_owned()));
-        push("--hidden", self.hidden.map(|v| v.to_string()));
-        for (name, value) in &self.env_options {
-            flags.push("--env-option".to_owned());
-            flags.push(format!("{name}={value}"));
-        }
-        flags
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        T::augment_args_for_update(command)
+    }
+}
+
+impl<T: Args + FromArgMatches> FromArgMatches for Given<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let values = T::from_arg_matches(matches)?;
+        let given = T::augment_args(clap::Command::new("given"))
+            .get_arguments()
+            .map(|arg| arg.get_id().as_str())
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .map(str::to_owned)
+            .collect();
+        Ok(Self { values, given })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }
 
@@ -142,5 +156,22 @@ fn parse_env_option(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE (for example n=50), got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Given`] finds an option's configuration key by its clap id: each of
+    /// [`EstimatorOptions`]'s is a key of its serde form.
+    #[test]
+    fn every_estimator_option_is_a_key_of_its_configuration() {
+        let toml::Value::Table(keys) = toml::Value::try_from(EstimatorOptions::default()).unwrap() else {
+            panic!("a table")
+        };
+        let command = EstimatorOptions::augment_args(clap::Command::new("options"));
+        let ids: std::collections::BTreeSet<&str> = command.get_arguments().map(|arg| arg.get_id().as_str()).collect();
+        assert_eq!(ids, keys.keys().map(String::as_str).collect());
     }
 }

@@ -277,7 +277,7 @@ pub fn compare(config: &ToyConfig) -> anyhow::Result<ToyReport> {
 }
 
 fn sampler_name(config: &ToyConfig) -> &'static str {
-    sfess_agents::Sampler::from(config.options.sampler).name()
+    config.options.sampler.name()
 }
 
 /// The sweep over the number of samples of SFESS + VR (Figure 3c).

@@ -68,12 +68,12 @@ impl TrainArgs {
             }
             None => TrainConfig::default(),
         };
-        self.apply(&mut config, device);
+        self.apply(&mut config, device)?;
         Ok(config)
     }
 
     /// Sets every flag given (and `device`, the `--device` flag if given) in `config`.
-    fn apply(&self, config: &mut TrainConfig, device: Option<DeviceSpec>) {
+    fn apply(&self, config: &mut TrainConfig, device: Option<DeviceSpec>) -> anyhow::Result<()> {
         if let Some(env) = &self.env {
             config.env.clone_from(env);
         }
@@ -83,10 +83,11 @@ impl TrainArgs {
         if let Some(seed) = self.seed {
             config.seed = seed;
         }
-        self.task.apply(config);
+        self.task.apply(config)?;
         if let Some(device) = device {
             config.device = device.to_string();
         }
+        Ok(())
     }
 
     /// Refuses, by name, every flag that would change the configuration of the run in
@@ -104,7 +105,7 @@ impl TrainArgs {
             dir.join(crate::run::CONFIG).display()
         );
         let mut asked = recorded.clone();
-        self.apply(&mut asked, device);
+        self.apply(&mut asked, device)?;
         asked.steps = recorded.steps;
         let absolute = |config: TrainConfig| config.with_absolute_paths(registry);
         let asked = absolute(asked)?.check(registry)?.into_config();

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use sfess_agents::{GradientEstimator, Imle, ImleNoise, Properties, RelaxedTopK, ScoreFunction, Simple};
+use sfess_agents::{GradientEstimator, Properties, Sampler};
 
-use crate::config::estimators::{EstimatorName, EstimatorOptions, ImleNoiseName, SamplerName};
+use crate::config::estimators::{EstimatorName, EstimatorOptions};
 
 /// Whether `name` trains on a black box: it needs no `∂f/∂z` (the score-function
 /// estimators), by the estimator's own properties.
@@ -19,33 +19,19 @@ pub fn black_box_names() -> String {
     names.join(" or ")
 }
 
-/// The estimator `name` with `options`.
+/// The estimator `name` with `options` (each estimator takes its own options:
+/// [`EstimatorOptions`]'s methods).
 ///
 /// # Errors
 /// An out-of-range option (a non-positive temperature or λ).
 pub fn build(name: EstimatorName, options: &EstimatorOptions) -> anyhow::Result<Box<dyn GradientEstimator>> {
-    let sampler = options.sampler.into();
-    let normalizer = options.normalizer.fixed();
-    let score_function = |estimator: ScoreFunction| match normalizer {
-        Some(normalizer) => estimator.with_normalizer(normalizer),
-        None => estimator,
-    };
     Ok(match name {
-        EstimatorName::SfessVr => Box::new(score_function(ScoreFunction::leave_one_out(sampler))),
-        EstimatorName::Sfess => Box::new(score_function(ScoreFunction::plain(sampler))),
-        EstimatorName::Simple => Box::new(match normalizer {
-            Some(normalizer) => Simple::new().with_normalizer(normalizer),
-            None => Simple::new(),
-        }),
-        EstimatorName::Gs => Box::new(RelaxedTopK::new(options.temperature, false)?),
-        EstimatorName::Stgs => Box::new(RelaxedTopK::new(options.temperature, true)?),
-        EstimatorName::Imle => {
-            let noise = match options.imle_noise {
-                ImleNoiseName::Gumbel => ImleNoise::Gumbel,
-                ImleNoiseName::SumOfGamma => ImleNoise::SumOfGamma { steps: 10 },
-            };
-            Box::new(Imle::new(options.imle_lambda, options.imle_temperature, noise)?)
-        }
+        EstimatorName::SfessVr => Box::new(options.score_function(true)),
+        EstimatorName::Sfess => Box::new(options.score_function(false)),
+        EstimatorName::Simple => Box::new(options.simple()),
+        EstimatorName::Gs => Box::new(options.relaxed_top_k(false)?),
+        EstimatorName::Stgs => Box::new(options.relaxed_top_k(true)?),
+        EstimatorName::Imle => Box::new(options.imle()?),
     })
 }
 
@@ -91,8 +77,9 @@ pub fn properties_table(options: &EstimatorOptions) -> anyhow::Result<String> {
         }
     }
     let sampler = match options.sampler {
-        SamplerName::Exact => "exact conditional Poisson samples",
-        SamplerName::GumbelTopK => "Gumbel top-k samples (--sampler gumbel-topk), as the paper's code",
+        Sampler::Exact => "exact conditional Poisson samples",
+        Sampler::GumbelTopK => "Gumbel top-k samples (--sampler gumbel-topk), as the paper's code",
+        other => other.name(),
     };
     writeln!(
         out,

@@ -68,7 +68,7 @@ impl Experiment {
     pub fn build(spec: &RunSpec<'_>, interrupt: &Interrupt) -> anyhow::Result<Self> {
         let (config, entry, k) = (spec.config(), spec.entry(), spec.k());
         let device = spec.device().resolve()?;
-        let estimator_options = EstimatorOptions::from(&config.estimator_options);
+        let estimator_options = config.estimator_options.clone();
         let estimator = estimators::build(config.estimator, &estimator_options)?;
         if !entry.differentiable {
             refuse_on_black_box(estimator.as_ref(), &entry.name)?;

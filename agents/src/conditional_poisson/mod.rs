@@ -67,36 +67,60 @@ use stable::{NeumaierSum, SamplingTable};
 /// | [`Parallel`](Self::Parallel) | the logits' device | product tree, same device |
 /// | [`Dft`](Self::Dft), [`PaperComplex64`](Self::PaperComplex64) | the logits' device (libtorch's FFT) for CUDA logits, else the host (`rustfft`) | the device's default backend |
 ///
-/// [`Normalizer::default_for`] gives the default of a device.
+/// [`Auto`](Self::Auto) is no backend of its own but the choice of the logits' device
+/// ([`Normalizer::default_for`]), made where the distribution is built
+/// ([`ConditionalPoisson::with_normalizer`]): the numerics only ever see one of the four
+/// backends, and [`ConditionalPoisson::normalizer`] names it.
+///
+/// With the crate's `serde` and `clap` features, a `Normalizer` is (de)serialised and parsed
+/// by its [`name`](Self::name): `auto`, `stable`, `parallel`, `dft`, `paper-complex64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum Normalizer {
+    /// The backend of the logits' device: [`Parallel`](Self::Parallel) on CUDA,
+    /// [`Stable`](Self::Stable) elsewhere.
+    #[cfg_attr(feature = "clap", value(help = "The device's default: stable on the CPU, parallel on CUDA"))]
+    Auto,
     /// Tilted dynamic programme in `f64` on the host, `O(n k)` time and `O(k √n)` memory,
     /// exact to rounding for any finite logits and every `k`. The default for CPU logits.
     #[default]
+    #[cfg_attr(feature = "clap", value(help = "Stable tilted dynamic programme on the host (exact to rounding)"))]
     Stable,
     /// The same tilt, then the generating polynomial as a binary tree of truncated products
     /// in `f64` tensor operations on the logits' device (`O(log n)` depth, no host copy, no
     /// host synchronisation); exact to rounding like the stable backend. The default for
     /// CUDA logits.
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "Product tree as tensor operations on the logits' device (exact to rounding)")
+    )]
     Parallel,
     /// The paper's DFT (Fernandez & Williams 2010) in `f64`, `O(n²)`: accurate only while
     /// `P(Σ b = k)` is well above `1e-16 n`; [`Error::NormalizerFailed`] below
     /// `64 (n + 1) ε` (checked on the host: one synchronisation on a device). For comparison.
+    #[cfg_attr(feature = "clap", value(help = "The paper's f64 DFT (fails when P(sum b = k) is tiny; for comparison)"))]
     Dft,
     /// The paper code's complex64 DFT with `P(Σ b = k)` clamped at `f32::EPSILON` (zero
     /// gradient below it). Reproduces the published code's numbers; never train with it.
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "The paper code's complex64 DFT (for reproducing published numbers only)")
+    )]
     PaperComplex64,
 }
 
 impl Normalizer {
-    /// Every backend, in the order of the docs.
+    /// Every backend, in the order of the docs ([`Auto`](Self::Auto), a choice among them,
+    /// aside).
     pub const ALL: [Normalizer; 4] =
         [Normalizer::Stable, Normalizer::Parallel, Normalizer::Dft, Normalizer::PaperComplex64];
 
-    /// The backend's name on the command line.
+    /// The name on the command line and in a configuration.
     pub fn name(self) -> &'static str {
         match self {
+            Normalizer::Auto => "auto",
             Normalizer::Stable => "stable",
             Normalizer::Parallel => "parallel",
             Normalizer::Dft => "dft",
@@ -112,24 +136,42 @@ impl Normalizer {
             _ => Normalizer::Stable,
         }
     }
+
+    /// The backend that computes logits on `device`: this one, or for
+    /// [`Auto`](Self::Auto) the device's default.
+    pub fn resolve(self, device: Device) -> Normalizer {
+        match self {
+            Normalizer::Auto => Normalizer::default_for(device),
+            backend => backend,
+        }
+    }
 }
 
 /// How k-subsets are drawn.
+///
+/// With the crate's `serde` and `clap` features, a `Sampler` is (de)serialised and parsed by
+/// its [`name`](Self::name): `exact`, `gumbel-topk`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum Sampler {
     /// Exact conditional Poisson samples (backward walk through the DP table, or top-down
     /// through the product tree).
     #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "exact"))]
+    #[cfg_attr(feature = "clap", value(name = "exact", help = "Exact conditional Poisson samples: unbiased"))]
     Exact,
     /// Gumbel top-k (paper Algorithm 1): the top k of `η + Gumbel noise`. This is the
     /// first k items of a Plackett–Luce order, **not** the conditional Poisson law; the
     /// paper's code samples this way. For comparison.
+    #[cfg_attr(feature = "serde", serde(rename = "gumbel-topk"))]
+    #[cfg_attr(feature = "clap", value(name = "gumbel-topk", help = "Gumbel top-k, as the paper's code (biased)"))]
     GumbelTopK,
 }
 
 impl Sampler {
-    /// The sampler's name on the command line.
+    /// The sampler's name on the command line and in a configuration.
     pub fn name(self) -> &'static str {
         match self {
             Sampler::Exact => "exact",
@@ -268,17 +310,16 @@ enum Law {
 
 impl ConditionalPoisson {
     /// The distribution of k-subsets for every row of `logits` (`[B, n]`, `f32` or
-    /// `f64`, any device), with the device's default backend
-    /// ([`Normalizer::default_for`]).
+    /// `f64`, any device), with the device's default backend ([`Normalizer::Auto`]).
     ///
     /// # Errors
     /// [`Error::LogitsShape`], [`Error::LogitsKind`], [`Error::KOutOfRange`],
     /// [`Error::NonFiniteLogit`] (see [Devices](Self#devices)).
     pub fn new(logits: &Tensor, k: i64) -> Result<Self> {
-        Self::with_normalizer(logits, k, Normalizer::default_for(logits.device()))
+        Self::with_normalizer(logits, k, Normalizer::Auto)
     }
 
-    /// As [`new`](Self::new), with the backend chosen.
+    /// As [`new`](Self::new), with the backend chosen ([`Normalizer::Auto`]: the device's).
     ///
     /// # Errors
     /// As [`new`](Self::new), and [`Error::NormalizerFailed`] when a DFT backend cannot
@@ -287,6 +328,9 @@ impl ConditionalPoisson {
         let (batch, n, k) = check_shape(logits, k)?;
         let on_device = logits.device() != Device::Cpu;
         let law = match normalizer {
+            // The device's backend (`k` is checked, in `0..=n`): what follows only ever sees
+            // a concrete one.
+            Normalizer::Auto => return Self::with_normalizer(logits, k as i64, normalizer.resolve(logits.device())),
             Normalizer::Stable => {
                 let eta = host_logits(logits)?;
                 let mut marginals = vec![0.0; batch * n];
@@ -351,7 +395,7 @@ impl ConditionalPoisson {
         self.batch
     }
 
-    /// The backend in use.
+    /// The backend in use (one of [`Normalizer::ALL`], never [`Normalizer::Auto`]).
     pub fn normalizer(&self) -> Normalizer {
         self.normalizer
     }

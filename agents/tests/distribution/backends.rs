@@ -100,3 +100,21 @@ fn default_backend_per_device() {
     assert_eq!(Normalizer::default_for(tch::Device::Cuda(0)), Normalizer::Parallel);
     assert_eq!(Normalizer::default_for(tch::Device::Cpu), Normalizer::Stable);
 }
+
+/// `Auto` is the device's default, chosen where the law is built: the distribution names
+/// the backend it used, and gives the same law as that backend.
+#[test]
+fn auto_is_the_devices_backend() {
+    let logits = Tensor::from_slice(&[0.1f64, -2.0, 1.5, 0.3]).view([1, 4]);
+    let auto = ConditionalPoisson::with_normalizer(&logits, 2, Normalizer::Auto).unwrap();
+    let stable = ConditionalPoisson::with_normalizer(&logits, 2, Normalizer::Stable).unwrap();
+    assert_eq!(auto.normalizer(), Normalizer::Stable);
+    assert_eq!(auto.marginal_values(), stable.marginal_values());
+    assert_eq!(auto.log_normalizer_values(), stable.log_normalizer_values());
+    assert_eq!(Normalizer::Auto.resolve(tch::Device::Cuda(0)), Normalizer::Parallel);
+    assert_eq!(Normalizer::Auto.resolve(tch::Device::Cpu), Normalizer::Stable);
+    for backend in Normalizer::ALL {
+        assert_eq!(backend.resolve(tch::Device::Cuda(0)), backend);
+        assert_eq!(backend.resolve(tch::Device::Cpu), backend);
+    }
+}
