@@ -179,7 +179,11 @@ fn estimates(estimate: Estimate, options: &EpisodeOptions, samples: usize, seed:
     const STEPS: u64 = 200;
     const STARTS: usize = 64;
     let training = EpisodeTraining {
-        estimator: EpisodeEstimator { options: *options, sampler: Sampler::Exact, normalizer: None },
+        estimator: EpisodeEstimator {
+            options: *options,
+            sampler: Sampler::Exact,
+            normalizer: sfess_agents::Normalizer::Auto,
+        },
         starts: STARTS,
     };
     let mut env = mdp();

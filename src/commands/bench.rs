@@ -23,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{RunSpec, TrainConfig};
 use crate::system::device::DeviceSpec;
-use sfess_envs::registry::Registry;
+use sfess_envs::registry::{IMAGE_PIXELS, Registry};
 
 /// Where a benchmark ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -375,30 +375,31 @@ fn step_products(spec: &RunSpec<'_>, device: Device) -> anyhow::Result<Vec<Produ
     let (batch, samples) = (config.batch_size as i64, config.samples as i64);
     let layer = |rows, inputs, outputs, input_gradient| Product { rows, inputs, outputs, input_gradient };
     let options = spec.options();
+    let pixels = IMAGE_PIXELS as i64;
     let count = |name: &str| options.count(name).map(|v| v as i64);
     Ok(match config.env.as_str() {
         "knn-mnist" | "knn-fashion" => {
             let rows = batch + count("candidates")?;
             vec![
-                layer(rows, 784, 512, false),
+                layer(rows, pixels, 512, false),
                 layer(rows, 512, 256, true),
                 layer(rows, 256, count("embedding-dim")?, true),
             ]
         }
         "feature-selection-mnist" | "feature-selection-fashion" => {
-            let first = if device == Device::Cpu { spec.k() as i64 } else { 784 };
-            vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, 784, true)]
+            let first = if device == Device::Cpu { spec.k() as i64 } else { pixels };
+            vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, pixels, true)]
         }
         "vae-mnist" | "vae-fashion" => {
             let code = count("groups")? * count("items")?;
             let rows = samples * batch;
             vec![
-                layer(batch, 784, 512, false),
+                layer(batch, pixels, 512, false),
                 layer(batch, 512, 256, true),
                 layer(batch, 256, code, true),
                 layer(rows, code, 256, false),
                 layer(rows, 256, 512, true),
-                layer(rows, 512, 784, true),
+                layer(rows, 512, pixels, true),
             ]
         }
         // The black-box tasks are not benchmarked against the paper.

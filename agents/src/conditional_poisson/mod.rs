@@ -80,12 +80,12 @@ use stable::{NeumaierSum, SamplingTable};
 #[non_exhaustive]
 pub enum Normalizer {
     /// The backend of the logits' device: [`Parallel`](Self::Parallel) on CUDA,
-    /// [`Stable`](Self::Stable) elsewhere.
+    /// [`Stable`](Self::Stable) elsewhere. The default.
+    #[default]
     #[cfg_attr(feature = "clap", value(help = "The device's default: stable on the CPU, parallel on CUDA"))]
     Auto,
     /// Tilted dynamic programme in `f64` on the host, `O(n k)` time and `O(k √n)` memory,
     /// exact to rounding for any finite logits and every `k`. The default for CPU logits.
-    #[default]
     #[cfg_attr(feature = "clap", value(help = "Stable tilted dynamic programme on the host (exact to rounding)"))]
     Stable,
     /// The same tilt, then the generating polynomial as a binary tree of truncated products

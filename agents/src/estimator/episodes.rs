@@ -75,8 +75,8 @@ pub struct EpisodeEstimator {
     pub options: EpisodeOptions,
     /// How actions are drawn.
     pub sampler: Sampler,
-    /// How the distribution is computed (`None`: the logits' device's default).
-    pub normalizer: Option<Normalizer>,
+    /// How the distribution is computed ([`Normalizer::Auto`]: the logits' device's default).
+    pub normalizer: Normalizer,
 }
 
 impl EpisodeEstimator {

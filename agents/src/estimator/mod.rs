@@ -301,9 +301,8 @@ fn check_samples(estimator: &dyn GradientEstimator, samples: usize) -> Result<()
     Ok(())
 }
 
-/// The distribution of `logits` with `normalizer`, or the device's default.
-fn distribution(logits: &Tensor, k: i64, normalizer: Option<Normalizer>) -> Result<ConditionalPoisson> {
-    let normalizer = normalizer.unwrap_or_else(|| Normalizer::default_for(logits.device()));
+/// The distribution of `logits` computed by `normalizer`.
+fn distribution(logits: &Tensor, k: i64, normalizer: Normalizer) -> Result<ConditionalPoisson> {
     Ok(ConditionalPoisson::with_normalizer(logits, k, normalizer)?)
 }
 

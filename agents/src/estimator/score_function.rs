@@ -22,30 +22,29 @@ use crate::conditional_poisson::{Normalizer, Sampler};
 ///
 /// The surrogate is `mean f + mean_{s,b} stopgrad(f − b) (log p(z) − stopgrad log p(z))`.
 ///
-/// The distribution uses the logits' device's default backend
-/// ([`Normalizer::default_for`]) unless [`with_normalizer`](Self::with_normalizer) says
-/// otherwise.
+/// The distribution uses the logits' device's default backend ([`Normalizer::Auto`])
+/// unless [`with_normalizer`](Self::with_normalizer) says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScoreFunction {
     sampler: Sampler,
     leave_one_out: bool,
-    normalizer: Option<Normalizer>,
+    normalizer: Normalizer,
 }
 
 impl ScoreFunction {
     /// SFESS (Eq. 4), no baseline.
     pub fn plain(sampler: Sampler) -> Self {
-        Self { sampler, leave_one_out: false, normalizer: None }
+        Self { sampler, leave_one_out: false, normalizer: Normalizer::Auto }
     }
 
     /// SFESS + VR (Eq. 7), the leave-one-out baseline; needs `S ≥ 2`.
     pub fn leave_one_out(sampler: Sampler) -> Self {
-        Self { sampler, leave_one_out: true, normalizer: None }
+        Self { sampler, leave_one_out: true, normalizer: Normalizer::Auto }
     }
 
     /// The same estimator with the distribution computed by `normalizer`.
     pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
-        Self { normalizer: Some(normalizer), ..self }
+        Self { normalizer, ..self }
     }
 
     /// The leave-one-out baselines `b_s = (Σ_j f_j − f_s)/(S − 1)` of losses `[S, B]`.

@@ -16,7 +16,7 @@ use tch::Tensor;
 /// [`ConditionalPoisson::covariance_vector_product`]: crate::ConditionalPoisson::covariance_vector_product
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Simple {
-    normalizer: Option<Normalizer>,
+    normalizer: Normalizer,
 }
 
 impl Simple {
@@ -27,7 +27,7 @@ impl Simple {
 
     /// SIMPLE with the distribution computed by `normalizer`.
     pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
-        Self { normalizer: Some(normalizer) }
+        Self { normalizer }
     }
 }
 
