@@ -282,29 +282,16 @@ fn reexported(code: &str, me: &ModulePath, children: &BTreeSet<String>) -> Vec<(
         let after = &rest[at + 3..];
         let end = after.find(';').unwrap_or(after.len());
         if before.ends_with("pub") || before.ends_with(')') && before.contains("pub(") {
-            for (segments, alias) in expand_use_tree_with_aliases(&after[..end]) {
+            for segments in expand_use_tree(&after[..end]) {
                 let resolved = named_paths(&format!("use {};", segments.join("::")), me, children);
-                if let (Some(target), Some(alias)) = (resolved.into_iter().next(), alias) {
-                    out.push((alias, target));
+                if let (Some(target), Some(name)) = (resolved.into_iter().next(), segments.last()) {
+                    out.push((name.clone(), target));
                 }
             }
         }
         rest = &after[end..];
     }
     out
-}
-
-/// [`expand_use_tree`], with the name each path is bound to (`None` for a glob).
-fn expand_use_tree_with_aliases(tree: &str) -> Vec<(Vec<String>, Option<String>)> {
-    let mut flat = tree.to_owned();
-    flat.retain(|c| !c.is_whitespace() || c == ' ');
-    expand_use_tree(tree)
-        .into_iter()
-        .map(|segments| {
-            let alias = segments.last().cloned();
-            (segments, alias)
-        })
-        .collect()
 }
 
 /// `named` with every re-exported name on its way replaced by what it stands for.

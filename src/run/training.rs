@@ -461,18 +461,21 @@ impl Training {
         {
             return Stop::Error(error);
         }
-        Stop::Signal(self.interrupt.received().unwrap_or(signal_hook::consts::SIGINT))
+        Stop::Signal(self.signal())
     }
 
     /// Writes the checkpoint of the current step to the loop's checkpoint file, if it has one.
     fn write_checkpoint(&mut self) -> anyhow::Result<()> {
         let Some(path) = self.checkpoint.clone() else { return Ok(()) };
-        self.fold_clock();
-        self.progress.window = self.window.sums()?;
-        checkpoint::save(&path, &self.progress, &self.variables, &self.optimizer)
+        self.save(&path, &[])
             .map_err(|error| error.context(format!("writing the checkpoint of step {}", self.progress.step)))?;
         self.checkpointed = Some(self.progress.step);
         Ok(())
+    }
+
+    /// The signal that stopped the loop (SIGINT if none is recorded).
+    fn signal(&self) -> i32 {
+        self.interrupt.received().unwrap_or(signal_hook::consts::SIGINT)
     }
 
     /// The test metrics and the environment's untrained baselines, recorded at the current
@@ -490,7 +493,7 @@ impl Training {
         let (test, baselines) = match measured {
             Ok(both) => both,
             Err(error) if is_interruption(&error) => {
-                return Err(Stop::Signal(self.interrupt.received().unwrap_or(signal_hook::consts::SIGINT)));
+                return Err(Stop::Signal(self.signal()));
             }
             Err(error) => return Err(Stop::Error(error)),
         };
