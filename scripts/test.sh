@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs libtorch if it is missing (once, into a
 # per-user cache) and Slurm's packages if they are missing, then checks formatting and lints (every feature, the Gymnasium adapter
-# included), runs every test and doctest, runs each example briefly, has TensorBoard read
+# included), runs every test and doctest, builds and tests the Python package, runs each example briefly, has TensorBoard read
 # a run's event file, and builds the book.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,8 +11,19 @@ source scripts/env.sh
 # Slurm's packages, for the tests that run sweeps on a real single-node cluster (tests/slurm.rs).
 scripts/slurm-cluster.sh install
 cargo fmt --all --check
+cargo fmt --manifest-path python/Cargo.toml --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 cargo test --workspace --all-features
+
+# The Python package, installed as the README installs it (`pip install ./python`, into the
+# environment holding PyTorch 2.11.0: scripts/env.sh's), its build kept in target/python
+# between runs; its lints, then its tests (pytest), which also run the README's Python quick
+# start and the `sfess-agent` binary built above.
+echo "== Python package"
+CARGO_TARGET_DIR="$root/target/python" cargo clippy --manifest-path python/Cargo.toml --quiet -- -D warnings
+python -m pip install --quiet --disable-pip-version-check "pytest==8.3.4"
+CARGO_TARGET_DIR="$root/target/python" python -m pip install --quiet --disable-pip-version-check ./python
+SFESS_AGENT_BIN="$root/target/debug/sfess-agent" python -m pytest -q -p no:cacheprovider python/tests
 
 # The examples, briefly (the README and the book run them in full).
 scratch="$(mktemp -d)"

@@ -36,7 +36,7 @@
 //! ([`crate::run`]), and [`Agent::load_run_folder`] continues from one.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -46,7 +46,7 @@ use tch::Device;
 
 use crate::config::estimators::{EstimatorName, EstimatorOptions};
 use crate::config::{PolicyName, TrainConfig};
-use crate::run::figures::{RunName, write_figures};
+use crate::run::figures::{RunName, record_figures, write_figures};
 use crate::run::folder::{CHECKPOINT, CONFIG, EVENTS, MARGINALS, METRICS, Record, SUMMARY, Summary, run_file_in};
 use crate::run::log::{events_of, json_lines, read_marginals, unix_now};
 use crate::run::training::{MemoryRecords, Settings, Stop, Training};
@@ -67,6 +67,46 @@ pub fn is_agent_run(dir: &Path) -> bool {
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .is_some_and(|config| config.get("kind").and_then(|k| k.as_str()) == Some(AGENT_RUN))
+}
+
+/// What an Agent's run folder's `config.json` keeps for drawing its records' figures again
+/// (`"figures"`): the environment's metric and the untrained selections' validation values.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RecordFigures {
+    metric: String,
+    higher_is_better: bool,
+    validation_baselines: BTreeMap<String, f64>,
+}
+
+/// What `sfess-agent show` redraws of an Agent's run folder `dir`: the figures of its
+/// records (`curve`, `marginals`), from its `config.json` and `summary.json`; returns the
+/// files written. The environment is the program's own, which the command line cannot
+/// rebuild, so its pictures and `subset.json` stay as [`Agent::write_run_folder`] drew them.
+///
+/// # Errors
+/// A folder that is not an Agent's, or whose `config.json` or `summary.json` cannot be read;
+/// a figure that cannot be written.
+pub fn redraw_record_figures(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(is_agent_run(dir), "{} is not an Agent's run folder", dir.display());
+    let config: serde_json::Value = serde_json::from_str(&read_text(&dir.join(CONFIG))?)
+        .with_context(|| format!("{}: not JSON", dir.join(CONFIG).display()))?;
+    let figures: RecordFigures = config
+        .get("figures")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .with_context(|| format!("{}: its \"figures\" are not readable", dir.join(CONFIG).display()))?
+        .with_context(|| {
+            format!(
+                "{} was written before sfess-agent show could draw an Agent's run (its config.json has no \"figures\"); \
+                 write it again with Agent::write_run_folder",
+                dir.display()
+            )
+        })?;
+    let summary: Summary = serde_json::from_str(&read_text(&dir.join(SUMMARY))?)
+        .with_context(|| format!("{}: not a summary", dir.join(SUMMARY).display()))?;
+    let name = RunName { env: &summary.env, estimator: &summary.estimator, seed: summary.seed };
+    record_figures(dir, &name, &figures.metric, figures.higher_is_better, &figures.validation_baselines)
 }
 
 /// How an [`Agent`] learns.
@@ -359,6 +399,7 @@ impl Agent {
             .and_then(|()| self.training.test(&mut self.records))
             .map_err(|stop| stopped(stop, step))?;
         let spec = self.training.experiment().env.spec().clone();
+        let validation_baselines = self.training.experiment().env.baselines(Phase::Validation)?;
         let config = serde_json::json!({
             "kind": AGENT_RUN,
             "env": self.env,
@@ -367,6 +408,11 @@ impl Agent {
             "steps": step,
             "learning_rate": self.learning_rate,
             "options": self.options,
+            "figures": RecordFigures {
+                metric: spec.metric.clone(),
+                higher_is_better: spec.higher_is_better,
+                validation_baselines,
+            },
         });
         write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
         write_atomically(&dir.join(METRICS), json_lines(&self.records.metrics)?.as_bytes())?;
@@ -572,8 +618,19 @@ mod tests {
         assert!((total - 3.0).abs() < 1e-4, "the marginals sum to k: {total}");
         let events = std::fs::read(dir.join(EVENTS)).unwrap();
         assert!(sfess_tensorboard::header_wall_time(&events).is_some());
+        let figures = dir.join(crate::run::FIGURES);
         for name in ["curve.png", "marginals.png", "subset.json"] {
-            assert!(dir.join(crate::run::FIGURES).join(name).exists(), "{name}");
+            assert!(figures.join(name).exists(), "{name}");
+        }
+        // What `sfess-agent show` draws again of it: the records' figures, the same bytes.
+        let drawn: Vec<Vec<u8>> =
+            ["curve.svg", "marginals.svg"].iter().map(|name| std::fs::read(figures.join(name)).unwrap()).collect();
+        std::fs::remove_file(figures.join("curve.svg")).unwrap();
+        std::fs::remove_file(figures.join("marginals.svg")).unwrap();
+        let written = redraw_record_figures(&dir).unwrap();
+        assert_eq!(written.len(), 4, "{written:?}");
+        for (name, before) in ["curve.svg", "marginals.svg"].iter().zip(drawn) {
+            assert_eq!(std::fs::read(figures.join(name)).unwrap(), before, "{name}");
         }
         let mut again = self::agent(12, 3);
         again.load_run_folder(&dir).unwrap();

@@ -26,18 +26,18 @@ pub fn run(args: &ShowArgs, registry: &Registry, stdout: &mut dyn std::io::Write
 }
 
 /// `sfess-agent show RUN`: builds the run's experiment, loads its checkpoint and writes
-/// its figures; returns the files written.
+/// its figures; returns the files written. An Agent's run folder (from a program of yours,
+/// or Python's `sfess.Agent`) gets the figures of its records
+/// ([`crate::agent::redraw_record_figures`]): its environment is the program's, which the
+/// command line cannot rebuild.
 ///
 /// # Errors
 /// No run or no checkpoint in `dir`; a corrupt checkpoint; the data cannot be loaded; a
 /// figure cannot be written.
 pub fn show(dir: &Path, registry: &Registry) -> anyhow::Result<Vec<PathBuf>> {
-    anyhow::ensure!(
-        !crate::agent::is_agent_run(dir),
-        "{} is an Agent's run folder: its environment is your program's, which the command line cannot rebuild; \
-         Agent::write_run_folder draws its figures",
-        dir.display()
-    );
+    if crate::agent::is_agent_run(dir) {
+        return crate::agent::redraw_record_figures(dir);
+    }
     let config = read_config(dir, registry)?;
     let path = dir.join(CHECKPOINT);
     anyhow::ensure!(

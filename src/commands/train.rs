@@ -12,6 +12,7 @@ use sfess_envs::registry::Registry;
 use super::task_options::TaskOptions;
 use crate::config::TrainConfig;
 use crate::config::estimators::EstimatorName;
+use crate::run::folder::Summary;
 use crate::run::{RunOptions, Verbosity};
 use crate::system::device::DeviceSpec;
 use crate::system::signals::Interrupt;
@@ -135,27 +136,7 @@ pub fn run(
     registry: &Arc<Registry>,
     stdout: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
-    let holder = std::env::args().collect::<Vec<_>>().join(" ");
-    let options = RunOptions {
-        verbosity,
-        interrupt: Interrupt::of_process(),
-        holder,
-        registry: Arc::clone(registry),
-        figures: !args.no_figures,
-    };
-    let (dir, summary) = match &args.resume {
-        Some(dir) => {
-            args.refuse_changes_to(dir, device, registry)?;
-            (dir.clone(), crate::run::resume(dir, args.task.steps, &options)?)
-        }
-        None => {
-            let config = args.resolve(device, registry)?;
-            let dir = args.out.clone().unwrap_or_else(|| crate::run::default_run_dir(&config));
-            let summary = crate::run::train(&config, &dir, &options)?;
-            (dir, summary)
-        }
-    };
+    let (dir, summary) = train_or_resume(args, device, registry, Interrupt::of_process())?;
     let text = if args.json {
         serde_json::to_string(&summary)? + "\n"
     } else {
@@ -173,4 +154,34 @@ pub fn run(
         )
     };
     super::write_out(stdout, &text, "the summary")
+}
+
+/// What `train` does before it prints: trains the new run (or resumes `--resume DIR`),
+/// stopping cleanly when `interrupt` is set, and returns its folder and summary. The
+/// Python package's `sfess.train` calls it with an `Interrupt` of its own.
+///
+/// # Errors
+/// As [`run`].
+pub fn train_or_resume(
+    args: &TrainArgs,
+    device: Option<DeviceSpec>,
+    registry: &Arc<Registry>,
+    interrupt: Interrupt,
+) -> anyhow::Result<(PathBuf, Summary)> {
+    let verbosity = if args.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+    let holder = std::env::args().collect::<Vec<_>>().join(" ");
+    let options =
+        RunOptions { verbosity, interrupt, holder, registry: Arc::clone(registry), figures: !args.no_figures };
+    match &args.resume {
+        Some(dir) => {
+            args.refuse_changes_to(dir, device, registry)?;
+            Ok((dir.clone(), crate::run::resume(dir, args.task.steps, &options)?))
+        }
+        None => {
+            let config = args.resolve(device, registry)?;
+            let dir = args.out.clone().unwrap_or_else(|| crate::run::default_run_dir(&config));
+            let summary = crate::run::train(&config, &dir, &options)?;
+            Ok((dir, summary))
+        }
+    }
 }

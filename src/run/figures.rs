@@ -105,25 +105,9 @@ pub fn write_figures(
     for one in experiment.env.pictures(experiment.policy.as_ref())? {
         written.extend(picture(&figures, &one).with_context(|| format!("drawing {}", one.name))?);
     }
-    let label = format!("{} with {}, seed {}", run.env, run.estimator, run.seed);
-    let records: Vec<Record> = read_records(&dir.join(METRICS), "metrics")?;
     let baselines = experiment.env.baselines(Phase::Validation)?;
     let spec = experiment.env.spec().clone();
-    if let Some(panels) = learning_curve(&records, &spec.metric, spec.higher_is_better, &baselines) {
-        let stem = figures.join("curve");
-        let panels: Vec<CurvePanel> = panels
-            .into_iter()
-            .map(|mut panel| {
-                panel.title = format!("{label}: {}", panel.title);
-                panel
-            })
-            .collect();
-        written.extend(curve_panels(&stem, &panels)?);
-    }
-    let marginals: Vec<MarginalsRecord> = read_records(&dir.join(MARGINALS), "marginals")?;
-    if let Some(map) = marginals_over_training(&marginals, &format!("{label}: the policy's inclusion probabilities")) {
-        written.extend(marginals_map(&figures.join("marginals"), &map)?);
-    }
+    written.extend(record_figures(dir, run, &spec.metric, spec.higher_is_better, &baselines)?);
     if let Some(choice) = experiment.held_out_choice(Phase::Test)? {
         let subset = SubsetFile {
             env: run.env.to_owned(),
@@ -143,6 +127,43 @@ pub fn write_figures(
         let path = figures.join(SUBSET);
         crate::system::files::write_atomically(&path, (serde_json::to_string(&subset)? + "\n").as_bytes())?;
         written.push(path);
+    }
+    Ok(written)
+}
+
+/// The figures drawn from a run's records alone, into `dir/figures/`: `curve` (from
+/// `metrics.jsonl`, the validation `metric` against steps, with the untrained selections'
+/// validation values `baselines` dashed) and `marginals` (from `marginals.jsonl`); returns the
+/// files written. What needs no environment: `show` redraws an Agent's run with it.
+///
+/// # Errors
+/// Records that cannot be read; a figure that cannot be written.
+pub fn record_figures(
+    dir: &Path,
+    run: &RunName<'_>,
+    metric: &str,
+    higher_is_better: bool,
+    baselines: &BTreeMap<String, f64>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let figures = dir.join(FIGURES);
+    std::fs::create_dir_all(&figures).with_context(|| format!("creating {}", figures.display()))?;
+    let mut written = Vec::new();
+    let label = format!("{} with {}, seed {}", run.env, run.estimator, run.seed);
+    let records: Vec<Record> = read_records(&dir.join(METRICS), "metrics")?;
+    if let Some(panels) = learning_curve(&records, metric, higher_is_better, baselines) {
+        let stem = figures.join("curve");
+        let panels: Vec<CurvePanel> = panels
+            .into_iter()
+            .map(|mut panel| {
+                panel.title = format!("{label}: {}", panel.title);
+                panel
+            })
+            .collect();
+        written.extend(curve_panels(&stem, &panels)?);
+    }
+    let marginals: Vec<MarginalsRecord> = read_records(&dir.join(MARGINALS), "marginals")?;
+    if let Some(map) = marginals_over_training(&marginals, &format!("{label}: the policy's inclusion probabilities")) {
+        written.extend(marginals_map(&figures.join("marginals"), &map)?);
     }
     Ok(written)
 }

@@ -673,73 +673,119 @@ impl ConditionalPoisson {
     /// generator seeded from `rng`, so the result does not depend on the number of
     /// threads. With device statistics the uniforms come from libtorch's generator of the
     /// logits' device, reseeded from `rng` for the call (this resets that global
-    /// generator: the CPU's for CPU logits, every CUDA device's for CUDA logits).
+    /// generator: the CPU's for CPU logits, every CUDA device's for CUDA logits);
+    /// [`sample_from_torch_generator`](Self::sample_from_torch_generator) draws from it
+    /// as it stands instead.
     ///
     /// # Errors
     /// [`Error::TooManySamples`] when `S B n` entries exceed `isize::MAX` bytes; libtorch
     /// errors while building the tensor.
     pub fn sample<R: Rng + ?Sized>(&self, n_samples: usize, sampler: Sampler, rng: &mut R) -> Result<Tensor> {
-        let (batch, n, k) = (self.batch, self.n, self.k);
+        self.check_sample_count(n_samples)?;
+        match &self.law {
+            Law::Host { .. } => {
+                let seeds: Vec<u64> = (0..self.batch).map(|_| rng.next_u64()).collect();
+                self.sample_host(n_samples, sampler, &seeds)
+            }
+            Law::Device { .. } => {
+                parallel::seed_generator(self.logits.device(), rng.next_u64());
+                self.sample_device(n_samples, sampler)
+            }
+        }
+    }
+
+    /// As [`sample`](Self::sample), with the randomness taken from libtorch's default
+    /// generator of the logits' device, which it advances and never reseeds: after
+    /// `tch::manual_seed` (or Python's `torch.manual_seed`) the draws repeat. This is how a
+    /// PyTorch program samples. With host statistics each row's generator
+    /// (xoshiro256++) is seeded by one 63-bit draw from libtorch's CPU generator, so the
+    /// result does not depend on the number of threads; with device statistics the uniforms
+    /// are drawn on the device by its generator.
+    ///
+    /// # Errors
+    /// As [`sample`](Self::sample).
+    pub fn sample_from_torch_generator(&self, n_samples: usize, sampler: Sampler) -> Result<Tensor> {
+        self.check_sample_count(n_samples)?;
+        match &self.law {
+            Law::Host { .. } => {
+                let seeds = Tensor::f_randint_low(0, i64::MAX, [self.batch as i64], (Kind::Int64, Device::Cpu))?;
+                let seeds: Vec<i64> = Vec::try_from(&seeds)?;
+                self.sample_host(n_samples, sampler, &seeds.into_iter().map(|s| s as u64).collect::<Vec<_>>())
+            }
+            Law::Device { .. } => self.sample_device(n_samples, sampler),
+        }
+    }
+
+    /// [`Error::TooManySamples`] when `S B n` entries exceed `isize::MAX` bytes.
+    fn check_sample_count(&self, n_samples: usize) -> Result<()> {
+        let (batch, n) = (self.batch, self.n);
         n_samples
             .checked_mul(batch)
             .and_then(|x| x.checked_mul(n))
             .filter(|&x| x <= isize::MAX as usize / std::mem::size_of::<f64>())
-            .ok_or(Error::TooManySamples { samples: n_samples, batch, n })?;
-        let shape = [n_samples as i64, batch as i64, n as i64];
-        match &self.law {
-            Law::Host { eta, tables, .. } => {
-                let seeds: Vec<u64> = (0..batch).map(|_| rng.next_u64()).collect();
-                // Each row draws its samples as k-hot bytes, [B, S, n], in parallel; they
-                // become the [S, B, n] tensor on the logits' device.
-                let mut dense = vec![0u8; batch * n_samples * n];
-                if n_samples > 0 && k > 0 {
-                    dense.par_chunks_mut(n_samples * n).zip(eta.par_chunks(n)).zip(seeds).enumerate().for_each(
-                        |(row, ((out, eta), seed))| {
-                            let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-                            match sampler {
-                                Sampler::Exact => {
-                                    let table = tables.get(row).and_then(Option::as_ref);
-                                    stable::sample_exact(eta, k, n_samples, &mut row_rng, out, table)
-                                }
-                                Sampler::GumbelTopK => sample_gumbel_top_k(eta, k, n_samples, &mut row_rng, out),
-                            }
-                        },
-                    );
-                }
-                let (kind, device) = (self.logits.kind(), self.logits.device());
-                Ok(Tensor::from_slice(&dense)
-                    .f_view([batch as i64, n_samples as i64, n as i64])?
-                    .f_to_device(device)?
-                    .f_permute([1, 0, 2])?
-                    .f_contiguous()?
-                    .f_to_kind(kind)?)
-            }
-            Law::Device { eta, .. } => {
-                let (kind, device) = (self.logits.kind(), self.logits.device());
-                if n_samples == 0 || k == 0 {
-                    return Ok(Tensor::f_zeros(shape, (kind, device))?);
-                }
-                if k == n {
-                    return Ok(Tensor::f_ones(shape, (kind, device))?);
-                }
-                parallel::seed_generator(device, rng.next_u64());
-                let samples = match sampler {
-                    Sampler::Exact => {
-                        let tree = self.tree()?.expect("0 < k < n");
-                        let uniforms = Tensor::f_rand([shape[0], shape[1], tree.leaves() - 1], (Kind::Double, device))?;
-                        tree.sample(&uniforms)?
+            .map(|_| ())
+            .ok_or(Error::TooManySamples { samples: n_samples, batch, n })
+    }
+
+    /// Samples of host statistics, `[S, B, n]`, row `b` drawn from xoshiro256++ seeded with
+    /// `seeds[b]`.
+    fn sample_host(&self, n_samples: usize, sampler: Sampler, seeds: &[u64]) -> Result<Tensor> {
+        let (batch, n, k) = (self.batch, self.n, self.k);
+        let Law::Host { eta, tables, .. } = &self.law else { unreachable!("called for host statistics only") };
+        // Each row draws its samples as k-hot bytes, [B, S, n], in parallel; they become the
+        // [S, B, n] tensor on the logits' device.
+        let mut dense = vec![0u8; batch * n_samples * n];
+        if n_samples > 0 && k > 0 {
+            dense.par_chunks_mut(n_samples * n).zip(eta.par_chunks(n)).zip(seeds).enumerate().for_each(
+                |(row, ((out, eta), &seed))| {
+                    let mut row_rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+                    match sampler {
+                        Sampler::Exact => {
+                            let table = tables.get(row).and_then(Option::as_ref);
+                            stable::sample_exact(eta, k, n_samples, &mut row_rng, out, table)
+                        }
+                        Sampler::GumbelTopK => sample_gumbel_top_k(eta, k, n_samples, &mut row_rng, out),
                     }
-                    Sampler::GumbelTopK => {
-                        let uniforms = Tensor::f_rand(shape, (Kind::Double, device))?.f_clamp_min(f64::MIN_POSITIVE)?;
-                        let gumbel = uniforms.f_log()?.f_neg()?.f_log()?.f_neg()?;
-                        let keys = eta.f_unsqueeze(0)?.f_add(&gumbel)?;
-                        let (_, indices) = keys.f_topk(k as i64, -1, true, false)?;
-                        keys.f_zeros_like()?.f_scatter_value(-1, &indices, 1.0)?
-                    }
-                };
-                Ok(samples.f_to_kind(kind)?)
-            }
+                },
+            );
         }
+        let (kind, device) = (self.logits.kind(), self.logits.device());
+        Ok(Tensor::from_slice(&dense)
+            .f_view([batch as i64, n_samples as i64, n as i64])?
+            .f_to_device(device)?
+            .f_permute([1, 0, 2])?
+            .f_contiguous()?
+            .f_to_kind(kind)?)
+    }
+
+    /// Samples of device statistics, `[S, B, n]`, from the uniforms of libtorch's generator
+    /// of the logits' device as it stands.
+    fn sample_device(&self, n_samples: usize, sampler: Sampler) -> Result<Tensor> {
+        let (batch, n, k) = (self.batch, self.n, self.k);
+        let Law::Device { eta, .. } = &self.law else { unreachable!("called for device statistics only") };
+        let shape = [n_samples as i64, batch as i64, n as i64];
+        let (kind, device) = (self.logits.kind(), self.logits.device());
+        if n_samples == 0 || k == 0 {
+            return Ok(Tensor::f_zeros(shape, (kind, device))?);
+        }
+        if k == n {
+            return Ok(Tensor::f_ones(shape, (kind, device))?);
+        }
+        let samples = match sampler {
+            Sampler::Exact => {
+                let tree = self.tree()?.expect("0 < k < n");
+                let uniforms = Tensor::f_rand([shape[0], shape[1], tree.leaves() - 1], (Kind::Double, device))?;
+                tree.sample(&uniforms)?
+            }
+            Sampler::GumbelTopK => {
+                let uniforms = Tensor::f_rand(shape, (Kind::Double, device))?.f_clamp_min(f64::MIN_POSITIVE)?;
+                let gumbel = uniforms.f_log()?.f_neg()?.f_log()?.f_neg()?;
+                let keys = eta.f_unsqueeze(0)?.f_add(&gumbel)?;
+                let (_, indices) = keys.f_topk(k as i64, -1, true, false)?;
+                keys.f_zeros_like()?.f_scatter_value(-1, &indices, 1.0)?
+            }
+        };
+        Ok(samples.f_to_kind(kind)?)
     }
 }
 

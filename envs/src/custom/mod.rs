@@ -53,6 +53,7 @@ mod call;
 mod reward;
 mod sequential;
 
+pub use crate::env::RewardError;
 pub use call::{Call, Stage};
 pub use reward::RewardEnv;
 pub use sequential::{EpisodeOutcome, SequentialRewardEnv};

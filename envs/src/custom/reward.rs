@@ -9,13 +9,13 @@ use tch::{Kind, Tensor};
 
 use super::call::{Call, Stage};
 use crate::env::{
-    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, StepSeed, Transition, check_actions, k_hot_rows,
-    random_subsets,
+    EnvError, EnvSpec, Environment, EvalPolicy, Observation, Phase, RewardError, StepSeed, Transition, check_actions,
+    k_hot_rows, random_subsets,
 };
 use crate::space::KHotSpace;
 
 /// A reward closure without context: actions `[batch, n]` → rewards `[batch]`.
-type Score = Box<dyn FnMut(&Tensor, &mut Call<'_>) -> Tensor>;
+type Score = Box<dyn FnMut(&Tensor, &mut Call<'_>) -> Result<Tensor, RewardError>>;
 /// A contextual reward closure: actions `[batch, n]`, contexts `[batch, d]` → rewards `[batch]`.
 type ContextualScore = Box<dyn FnMut(&Tensor, &Tensor, &mut Call<'_>) -> Tensor>;
 /// Draws `rows` contexts `[rows, d]`.
@@ -136,7 +136,35 @@ impl RewardEnv {
     pub fn with_call(
         name: &str,
         space: KHotSpace,
-        reward: impl FnMut(&Tensor, &mut Call<'_>) -> Tensor + 'static,
+        mut reward: impl FnMut(&Tensor, &mut Call<'_>) -> Tensor + 'static,
+    ) -> Self {
+        Self::fallible(name, space, move |actions, call| Ok(reward(actions, call)))
+    }
+
+    /// As [`with_call`](Self::with_call), for a reward that can fail: a reward that calls a
+    /// service, a simulator or another language. Its error stops the step as
+    /// [`EnvError::Reward`], whose source is the error itself.
+    ///
+    /// ```
+    /// use sfess_envs::{Environment, EnvError, KHotSpace, custom::{Call, RewardEnv, RewardError}};
+    /// use tch::Tensor;
+    ///
+    /// let mut env = RewardEnv::fallible("flaky", KHotSpace::new(4, 2)?, |actions: &Tensor, _: &mut Call| {
+    ///     if actions.size()[0] > 2 {
+    ///         return Err(RewardError::from("the service takes at most 2 subsets"));
+    ///     }
+    ///     Ok(actions.sum_dim_intlist(-1, false, None::<tch::Kind>))
+    /// });
+    /// let three = Tensor::from_slice(&[1.0f32, 1.0, 0.0, 0.0]).repeat([3, 1]).view([3, 1, 4]);
+    /// let error = env.step(&three).unwrap_err();
+    /// assert!(matches!(error, EnvError::Reward { .. }));
+    /// assert!(error.to_string().contains("at most 2 subsets"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fallible(
+        name: &str,
+        space: KHotSpace,
+        reward: impl FnMut(&Tensor, &mut Call<'_>) -> Result<Tensor, RewardError> + 'static,
     ) -> Self {
         Self::build(Self::spec(name, space, 1, 0), Scorer::Plain(Box::new(reward)), None)
     }
@@ -222,8 +250,8 @@ impl RewardEnv {
     /// Without an evaluation scorer, evaluation calls the training closure, with
     /// [`Stage::Evaluate`] and a generator seeded from the phase alone: a noisy reward then
     /// evaluates with noise, but the same noise at every evaluation of a phase.
-    pub fn evaluate_with(mut self, score: impl FnMut(&Tensor, &mut Call<'_>) -> Tensor + 'static) -> Self {
-        self.evaluation = Some(Scorer::Plain(Box::new(score)));
+    pub fn evaluate_with(mut self, mut score: impl FnMut(&Tensor, &mut Call<'_>) -> Tensor + 'static) -> Self {
+        self.evaluation = Some(Scorer::Plain(Box::new(move |actions, call| Ok(score(actions, call)))));
         self
     }
 
@@ -322,7 +350,9 @@ impl RewardEnv {
             }
         };
         let raw = match scorer {
-            Scorer::Plain(score) => score(&flat, &mut call),
+            Scorer::Plain(score) => {
+                score(&flat, &mut call).map_err(|source| EnvError::Reward { env: self.spec.name.clone(), source })?
+            }
             Scorer::Contextual(score) => {
                 let repeated = match contexts {
                     Some(contexts) => contexts

@@ -14,5 +14,6 @@ pub use actions::{chosen_items, chosen_lists, distinct_indices, k_hot_rows, rand
 pub use environment::Environment;
 pub(crate) use types::held_out;
 pub use types::{
-    EnvError, EnvSpec, EvalPolicy, FixedAction, INFO_PREFIX, Observation, Phase, StepSeed, Transition, info_metric,
+    EnvError, EnvSpec, EvalPolicy, FixedAction, INFO_PREFIX, Observation, Phase, RewardError, StepSeed, Transition,
+    info_metric,
 };

@@ -121,6 +121,11 @@ impl Transition {
     }
 }
 
+/// What a fallible reward closure ([`crate::custom::RewardEnv::fallible`]) fails with: any
+/// error, kept as the source of [`EnvError::Reward`] so that its caller can take it back
+/// (`downcast`).
+pub type RewardError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors of environments.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -160,6 +165,15 @@ pub enum EnvError {
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] TchError),
+    /// A fallible reward closure ([`crate::custom::RewardEnv::fallible`]) failed; `source`
+    /// is its error.
+    #[error("{env}: the reward failed: {source}")]
+    Reward {
+        /// The environment.
+        env: String,
+        /// The closure's error.
+        source: RewardError,
+    },
     /// The caller's stop flag ([`crate::external::ExternalReward::set_interrupt`]) was set
     /// while the environment waited for the external reward command's answer. The command's
     /// process group has been killed: the environment is unusable afterwards.
