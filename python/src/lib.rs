@@ -13,6 +13,7 @@
 //! Errors become Python exceptions: `ValueError` for input the law or an option refuses,
 //! `RuntimeError` for a run that fails, and a reward's own exception as itself.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -247,16 +248,10 @@ impl Agent {
 
     /// The policy's top-k subset scored by the reward in `phase` (`test` or `validation`).
     #[pyo3(signature = (phase = "test"))]
-    fn evaluate<'py>(&mut self, py: Python<'py>, phase: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn evaluate(&mut self, py: Python<'_>, phase: &str) -> PyResult<BTreeMap<String, f64>> {
         let phase = parse_phase(phase)?;
         let agent = &mut self.agent;
-        let metrics =
-            without_gil(py, || agent.evaluate(phase)).map_err(|e| python_error(py, &e, "while evaluating"))?;
-        let dict = PyDict::new(py);
-        for (key, value) in metrics {
-            dict.set_item(key, value)?;
-        }
-        Ok(dict)
+        without_gil(py, || agent.evaluate(phase)).map_err(|e| python_error(py, &e, "while evaluating"))
     }
 
     /// The policy's top-k subset, as sorted item indices.
@@ -266,16 +261,10 @@ impl Agent {
 
     /// The reward of random subsets in `phase` (their mean over a fixed set).
     #[pyo3(signature = (phase = "test"))]
-    fn baselines<'py>(&mut self, py: Python<'py>, phase: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn baselines(&mut self, py: Python<'_>, phase: &str) -> PyResult<BTreeMap<String, f64>> {
         let phase = parse_phase(phase)?;
         let agent = &mut self.agent;
-        let baselines =
-            without_gil(py, || agent.baselines(phase)).map_err(|e| python_error(py, &e, "while scoring baselines"))?;
-        let dict = PyDict::new(py);
-        for (key, value) in baselines {
-            dict.set_item(key, value)?;
-        }
-        Ok(dict)
+        without_gil(py, || agent.baselines(phase)).map_err(|e| python_error(py, &e, "while scoring baselines"))
     }
 
     /// Every record so far (training losses, validations), as JSON lines.
