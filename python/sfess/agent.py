@@ -15,8 +15,9 @@ __all__ = ["Agent", "train", "envs"]
 
 def _flags(options: dict) -> list[str]:
     """Keyword options as the command line's flags: ``learning_rate=0.1`` is
-    ``--learning-rate 0.1``, ``quiet=True`` is ``--quiet`` (``False`` leaves it out), a list
-    repeats the flag, and ``env_option={"k": "v"}`` is ``--env-option k=v``."""
+    ``--learning-rate=0.1``, ``quiet=True`` is ``--quiet`` (``False`` leaves it out), a list
+    repeats the flag, and ``env_option={"k": "v"}`` is ``--env-option=k=v``. Each value is
+    joined to its flag with ``=``, so that a negative number is read as a value."""
     flags = []
     for name, value in options.items():
         if value is None or value is False:
@@ -25,13 +26,13 @@ def _flags(options: dict) -> list[str]:
         if value is True:
             flags.append(flag)
         elif isinstance(value, dict):
-            flags.extend(item for key, v in value.items() for item in (flag, f"{key}={v}"))
+            flags.extend(f"{flag}={key}={v}" for key, v in value.items())
         elif isinstance(value, (list, tuple)):
-            flags.extend(item for v in value for item in (flag, str(v)))
+            flags.extend(f"{flag}={v}" for v in value)
         elif isinstance(value, os.PathLike):
-            flags.extend((flag, os.fspath(value)))
+            flags.append(f"{flag}={os.fspath(value)}")
         else:
-            flags.extend((flag, str(value)))
+            flags.append(f"{flag}={value}")
     return flags
 
 

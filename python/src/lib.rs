@@ -56,9 +56,15 @@ fn without_gil<T>(py: Python<'_>, work: impl FnOnce() -> T) -> T {
     py.allow_threads(move || OnThisThread(work.into_inner()())).into_inner()
 }
 
-/// `ValueError` with the error's whole chain on one line.
+/// `ValueError` with the error's message.
 fn value_error(error: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(error.to_string())
+}
+
+/// `ValueError` with clap's message on options it refused, without its `error: ` prefix.
+fn usage_error(error: &clap::Error) -> PyErr {
+    let text = error.render().to_string();
+    value_error(text.trim_end().strip_prefix("error: ").unwrap_or(text.trim_end()))
 }
 
 /// The k-subset law of each row of logits `[B, n]` (`f32` or `f64`, any device), computed
@@ -200,7 +206,7 @@ impl Agent {
     /// user's function returns), with the options of `args` (flags, as `train` takes them).
     #[new]
     fn new(reward: PyObject, n: usize, k: usize, args: Vec<String>) -> PyResult<Self> {
-        let args = AgentArgs::try_parse_from(args).map_err(|e| value_error(e.render().to_string().trim_end()))?;
+        let args = AgentArgs::try_parse_from(args).map_err(|e| usage_error(&e))?;
         args.estimator_options.check().map_err(value_error)?;
         let space = KHotSpace::new(n, k).map_err(value_error)?;
         let device = args.device.resolve().map_err(value_error)?;
@@ -329,8 +335,7 @@ impl Drop for StopOnSigint {
 fn train(py: Python<'_>, args: Vec<String>) -> PyResult<(String, String)> {
     let registry = Arc::new(Registry::shipped());
     let argv = ["sfess-agent".to_owned(), "train".to_owned()].into_iter().chain(args);
-    let cli = Cli::try_parse_from(with_env_options(&registry, argv))
-        .map_err(|e| value_error(e.render().to_string().trim_end()))?;
+    let cli = Cli::try_parse_from(with_env_options(&registry, argv)).map_err(|e| usage_error(&e))?;
     let Command::Train(train_args) = &cli.command else { unreachable!("the command line starts with train") };
     if cli.threads.is_some() {
         sfess_agent::system::threads::configure(cli.threads).map_err(value_error)?;

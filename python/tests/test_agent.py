@@ -38,6 +38,11 @@ def test_a_reward_may_return_a_list_and_options_are_checked():
         sfess.Agent(hidden_values, N, K, no_such_option=1)
     with pytest.raises(ValueError, match="k"):
         sfess.Agent(hidden_values, 3, 5)
+    # Negative numbers are values (and refused by the option's own check).
+    with pytest.raises(ValueError, match="learning rate must be positive"):
+        sfess.Agent(hidden_values, N, K, learning_rate=-1)
+    with pytest.raises(ValueError, match="invalid value '-3' for '--seed"):
+        sfess.Agent(hidden_values, N, K, seed=-3)
     with pytest.raises(ValueError, match="one reward per subset"):
         sfess.Agent(lambda actions: [1.0], 6, 2).train(1)
 

@@ -167,6 +167,9 @@ def test_invalid_input_raises_as_torch_distributions_do():
         dist.log_prob(torch.tensor([0.5, 0.5, 1.0, 0.0]))
     with pytest.raises(ValueError):
         dist.log_prob(torch.zeros(3, 5))
+    # More samples than memory holds: an error, not an abort.
+    with pytest.raises(ValueError, match="too many to hold in memory"):
+        dist.sample((1 << 40,))
 
 
 def test_agrees_with_sfess_agent_inspect_at_n_784(sfess_agent_binary, tmp_path):

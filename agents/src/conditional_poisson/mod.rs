@@ -734,7 +734,12 @@ impl ConditionalPoisson {
         let Law::Host { eta, tables, .. } = &self.law else { unreachable!("called for host statistics only") };
         // Each row draws its samples as k-hot bytes, [B, S, n], in parallel; they become the
         // [S, B, n] tensor on the logits' device.
-        let mut dense = vec![0u8; batch * n_samples * n];
+        // Reserved fallibly: a count that fits in the address space but not in memory is an
+        // error, not an abort.
+        let len = batch * n_samples * n;
+        let mut dense = Vec::new();
+        dense.try_reserve_exact(len).map_err(|_| Error::TooManySamples { samples: n_samples, batch, n })?;
+        dense.resize(len, 0u8);
         if n_samples > 0 && k > 0 {
             dense.par_chunks_mut(n_samples * n).zip(eta.par_chunks(n)).zip(seeds).enumerate().for_each(
                 |(row, ((out, eta), &seed))| {

@@ -76,4 +76,11 @@ fn actions_checked(normalizer: Normalizer) {
     assert_eq!(cp.log_prob(&ok).unwrap().size(), [2, 1]);
     let too_many = cp.sample(usize::MAX / 2, Sampler::Exact, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap_err();
     assert!(matches!(too_many, Error::TooManySamples { .. }), "{too_many}");
+    // 4 TB of samples: within the address space, beyond any memory. An error, not an abort
+    // (the host's buffer is reserved fallibly; libtorch's allocator fails with an error).
+    let beyond_memory = cp.sample(1 << 40, Sampler::Exact, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap_err();
+    match normalizer {
+        Normalizer::Stable => assert!(matches!(beyond_memory, Error::TooManySamples { .. }), "{beyond_memory}"),
+        _ => assert!(matches!(beyond_memory, Error::Torch(_)), "{beyond_memory}"),
+    }
 }
