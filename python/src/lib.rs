@@ -56,9 +56,9 @@ fn without_gil<T>(py: Python<'_>, work: impl FnOnce() -> T) -> T {
     py.allow_threads(move || OnThisThread(work.into_inner()())).into_inner()
 }
 
-/// `ValueError` with the error's message.
+/// `ValueError` with the error's message (and, for an `anyhow` error, its causes).
 fn value_error(error: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(error.to_string())
+    PyValueError::new_err(format!("{error:#}"))
 }
 
 /// `ValueError` with clap's message on options it refused, without its `error: ` prefix.
