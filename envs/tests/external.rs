@@ -277,6 +277,18 @@ fn a_command_that_exits_at_once_is_reported() {
     assert!(err.contains("exit status: 1") && err.contains("cannot load the model"), "{err}");
 }
 
+/// The usual cause of a timeout: an answer printed but not flushed. Python buffers a pipe's
+/// output in blocks, so the line never leaves the process; the error says what to do.
+#[test]
+fn an_answer_left_in_the_commands_buffer_times_out_with_the_flush_rule() {
+    // (Without PYTHONUNBUFFERED, which would unbuffer it, whatever the test's environment.)
+    let command = "env -u PYTHONUNBUFFERED python3 -c 'import sys, json\nfor line in sys.stdin:\n    print(json.dumps([0.0] * len(json.loads(line)[\"actions\"])))'";
+    let mut env = ExternalReward::new(command, space(6, 2), Duration::from_millis(1500)).unwrap();
+    let err = message(env.step(&actions(6, &[&[0, 1]])));
+    assert!(err.contains("no answer within 1.5s"), "{err}");
+    assert!(err.contains("must end its line and be flushed") && err.contains("flush=True"), "{err}");
+}
+
 #[test]
 fn a_command_that_never_answers_times_out_and_is_killed() {
     // `sleep` reads nothing: the 150 kB request cannot even be written in full.

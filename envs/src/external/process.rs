@@ -200,7 +200,12 @@ impl CommandLink {
                 (summary, StderrTail(&stderr).to_string())
             }
             Failure::Timeout => (
-                format!("no answer within {}s; the reward process was killed", self.timeout.as_secs_f64()),
+                format!(
+                    "no answer within {}s; the reward process was killed. An answer must end its line and be \
+                     flushed: stdout is a pipe, which most languages buffer (Python: print(..., flush=True) or \
+                     python3 -u)",
+                    self.timeout.as_secs_f64()
+                ),
                 StderrTail(&stderr).to_string(),
             ),
             Failure::TooLong => (
