@@ -598,6 +598,35 @@ mod tests {
         assert!(message.contains("not an agent's"), "{message}");
     }
 
+    /// A fallible reward's error stops training with the step named, and its source is the
+    /// reward's own error (for a caller that takes it back); the step did not count.
+    #[test]
+    fn a_fallible_rewards_error_stops_training_with_the_step_named() {
+        #[derive(Debug)]
+        struct Offline;
+        impl std::fmt::Display for Offline {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("sensor 7 is offline")
+            }
+        }
+        impl std::error::Error for Offline {}
+        let mut calls = 0;
+        let env = RewardEnv::fallible("flaky", KHotSpace::new(6, 2).unwrap(), move |actions: &Tensor, _: &mut _| {
+            calls += 1;
+            if calls == 4 {
+                return Err(Box::new(Offline) as sfess_envs::custom::RewardError);
+            }
+            Ok(actions.sum_dim_intlist(-1, false, None::<tch::Kind>))
+        });
+        let mut agent = Agent::new(env, AgentOptions::default()).unwrap();
+        let error = agent.train(10).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("training step 3") && message.contains("sensor 7 is offline"), "{message}");
+        assert!(error.chain().any(|cause| cause.downcast_ref::<Offline>().is_some()), "{message}");
+        assert_eq!(agent.steps(), 3);
+        assert_eq!(agent.train(2).unwrap().len(), 2);
+    }
+
     /// An agent's run folder has what a run of the command line has: the marginals of each
     /// validation, the TensorBoard event file and the figures; continuing it keeps them.
     #[test]
