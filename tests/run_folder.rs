@@ -288,6 +288,29 @@ fn a_failed_start_frees_the_folder_and_run_files_are_never_overwritten() {
     assert_eq!(std::fs::read(complete.join("checkpoint.ot")).unwrap(), checkpoint);
 }
 
+/// `--fresh`: the same command again trains into the first free `DIR-N`, named on stderr,
+/// and leaves the first run as it was.
+#[test]
+fn fresh_trains_the_same_command_again_into_the_first_free_numbered_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cov");
+    let fresh = [args(&dir, "30"), vec!["--fresh".to_owned(), "--json".to_owned()]].concat();
+    let first = json(&run_owned(&fresh));
+    let checkpoint = std::fs::read(dir.join("checkpoint.ot")).unwrap();
+    let again = run_owned(&fresh);
+    let second = json(&again);
+    let message = stderr(&again);
+    let numbered = tmp.path().join("cov-2");
+    assert!(message.contains(&format!("--fresh trains this one into {}", numbered.display())), "{message}");
+    assert!(numbered.join("summary.json").exists());
+    assert_eq!(std::fs::read(dir.join("checkpoint.ot")).unwrap(), checkpoint, "the first run is left as it was");
+    // The same configuration and seed: the same results.
+    assert_eq!(first["test"], second["test"]);
+    json(&run_owned(&fresh));
+    assert!(tmp.path().join("cov-3").join("summary.json").exists());
+    fails_with(&run_owned(&args(&dir, "30")), "--fresh");
+}
+
 /// A metrics line damaged in the middle of the log is named, not dropped silently.
 #[test]
 fn a_damaged_metrics_line_is_named() {

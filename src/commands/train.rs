@@ -42,6 +42,10 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its checkpoint (its config.json; --steps may extend it).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// If the run folder already holds a run, train into the first free DIR-2, DIR-3, ...
+    /// instead (named on stderr and in the summary), rather than refuse.
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -179,7 +183,19 @@ pub fn train_or_resume(
         }
         None => {
             let config = args.resolve(device, registry)?;
-            let dir = args.out.clone().unwrap_or_else(|| crate::run::default_run_dir(&config));
+            let mut dir = args.out.clone().unwrap_or_else(|| crate::run::default_run_dir(&config));
+            if args.fresh {
+                let free = crate::run::first_free_folder(&dir)?;
+                if free != dir {
+                    crate::system::messages::say(format_args!(
+                        "{}: {} holds a run; --fresh trains this one into {}",
+                        crate::system::messages::program_name(),
+                        dir.display(),
+                        free.display()
+                    ));
+                }
+                dir = free;
+            }
             let summary = crate::run::train(&config, &dir, &options)?;
             Ok((dir, summary))
         }

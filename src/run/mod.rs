@@ -87,7 +87,9 @@ pub struct RunOptions {
 fn refuse_a_folder_with_a_run(dir: &Path) -> anyhow::Result<()> {
     if let Some(file) = run_file_in(dir) {
         bail!(
-            "{} already holds a run (its {file}); continue it with --resume {}, or choose another --out",
+            "{} already holds a run (its {file}); continue it with --resume {}, choose another --out, or add \
+             --fresh to train into the first free {}-N",
+            dir.display(),
             dir.display(),
             dir.display()
         );
@@ -236,6 +238,26 @@ pub fn read_config(dir: &Path, registry: &Registry) -> anyhow::Result<TrainConfi
 /// The default run folder: `runs/ENV-ESTIMATOR-seedSEED`.
 pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-{}-seed{}", config.label(), config.estimator.as_str(), config.seed))
+}
+
+/// `dir` if it holds no run, else the first of `DIR-2`, `DIR-3`, ... that holds none (`train
+/// --fresh`: the same command again, into a new folder).
+///
+/// # Errors
+/// `dir` has no last component to number (`/`, `..`), or a million numbers are taken.
+pub fn first_free_folder(dir: &Path) -> anyhow::Result<PathBuf> {
+    if run_file_in(dir).is_none() {
+        return Ok(dir.to_path_buf());
+    }
+    let name = dir
+        .file_name()
+        .with_context(|| format!("{} has no folder name to number for --fresh", dir.display()))?
+        .to_string_lossy()
+        .into_owned();
+    (2..1_000_000u32)
+        .map(|number| dir.with_file_name(format!("{name}-{number}")))
+        .find(|candidate| run_file_in(candidate).is_none())
+        .with_context(|| format!("no free folder {}-N for --fresh", dir.display()))
 }
 
 /// How the loop trains a run of `spec`.
