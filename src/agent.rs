@@ -54,7 +54,7 @@ use crate::system::device::device_name;
 use crate::system::files::{read_bytes, read_or_empty, read_text, write_atomically};
 use crate::system::signals::Interrupt;
 use crate::train::estimators;
-use crate::train::experiment::{EpisodeSettings, Experiment};
+use crate::train::experiment::{EpisodeSettings, Experiment, stateless_policy_warning};
 use crate::train::trainer::StepReport;
 
 /// What `config.json` of an agent's run folder says it is (see [`Agent::write_run_folder`]).
@@ -183,8 +183,12 @@ impl Agent {
             "the learning rate must be positive, got {learning_rate}"
         );
         anyhow::ensure!(options.eval_every != Some(0), "eval_every must be at least 1");
+        let mut env: Box<dyn Environment> = Box::new(env);
+        if let Some(warning) = stateless_policy_warning(env.as_mut(), options.policy) {
+            crate::system::messages::say(format_args!("{warning}"));
+        }
         let experiment = Experiment::custom(
-            Box::new(env),
+            env,
             options.policy,
             options.hidden,
             estimator,

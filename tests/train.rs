@@ -287,3 +287,25 @@ fn bench_train_reports_every_task_from_its_own_process() {
     let unknown = run(&["--device", "cpu", "bench", "train", "--task", "9", "--data-dir", data]);
     fails_with(&unknown, "--task 9: there are 4 tasks");
 }
+
+/// Free logits on an environment that gives the policy an observation learn one subset for
+/// every state: a new run says so (once, on stderr), and says what reads it; an MLP policy,
+/// or an environment without observations, gets no warning.
+#[test]
+fn free_logits_on_a_stateful_environment_are_warned_of() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = |env: &str, extra: &[&str], name: &str| {
+        let out = tmp.path().join(name);
+        let common = ["train", "--env", env, "--steps", "1", "--samples", "2", "--quiet", "--no-figures"];
+        let output = run(&[&common[..], extra, &["--out", out.to_str().unwrap()]].concat());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let warned = train("slate", &["--batch-size", "2"], "slate-logits");
+    assert!(warned.contains("warning: slate gives the policy an observation"), "{warned}");
+    assert!(warned.contains("--policy logits ignores") && warned.contains("--policy mlp"), "{warned}");
+    let mlp = train("slate", &["--batch-size", "2", "--policy", "mlp", "--hidden", "8"], "slate-mlp");
+    assert!(!mlp.contains("warning"), "{mlp}");
+    let global = train("max-coverage", &[], "coverage");
+    assert!(!global.contains("warning"), "{global}");
+}

@@ -58,7 +58,7 @@ use crate::run::log::{EVENTS, MARGINALS, RunLog};
 use crate::run::training::{Settings, Stop, Training};
 use crate::system::files::{self, write_atomically};
 use crate::system::signals::{Interrupt, Interrupted};
-use crate::train::experiment::Experiment;
+use crate::train::experiment::{Experiment, stateless_policy_warning};
 
 /// How much the run prints on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +109,14 @@ pub fn train(config: &TrainConfig, dir: &Path, options: &RunOptions) -> anyhow::
     let registry = &options.registry;
     let spec = config.clone().with_absolute_paths(registry)?.check(registry)?;
     refuse_a_folder_with_a_run(dir)?;
-    let experiment = Experiment::build(&spec, &options.interrupt)?;
+    let mut experiment = Experiment::build(&spec, &options.interrupt)?;
     if let Some(signal) = options.interrupt.received() {
         return Err(Interrupted::before_start(signal, dir).into());
+    }
+    if spec.entry().policy_is_chosen()
+        && let Some(warning) = stateless_policy_warning(experiment.env.as_mut(), spec.config().policy)
+    {
+        crate::system::messages::say(format_args!("{}: {warning}", crate::system::messages::program_name()));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating the run folder {}", dir.display()))?;
     let _lock = FolderLock::acquire(dir, &options.holder)?;

@@ -317,6 +317,25 @@ fn refuse_on_black_box(estimator: &dyn GradientEstimator, env: &str) -> anyhow::
     )
 }
 
+/// The warning for free logits (`policy`, chosen by the user or left at its default) on an
+/// environment that gives the policy an observation: they ignore it and learn one subset for
+/// every state, which is rarely what was meant. `None` when there is nothing to warn of.
+pub fn stateless_policy_warning(env: &mut dyn Environment, policy: PolicyName) -> Option<String> {
+    let sequential = env.sequential().is_some();
+    let spec = env.spec();
+    if policy != PolicyName::Logits || spec.observation_dim == 0 {
+        return None;
+    }
+    let each = if sequential { "each step of an episode" } else { "each row" };
+    Some(format!(
+        "warning: {} gives the policy an observation ({} numbers at {each}), which --policy logits ignores: it \
+         learns one subset for every state. --policy mlp reads the observation{}",
+        spec.name,
+        spec.observation_dim,
+        if sequential { " (--policy mlp-action, also the previous action)" } else { "" }
+    ))
+}
+
 /// The policy of a black-box or custom environment: free logits for all rows, an MLP of
 /// the observation, or (over episodes) an MLP of the observation and the previous action.
 fn policy_for(
