@@ -128,6 +128,27 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
         .map_err(plot_error)
 }
 
+/// Curves with at most this many points have each point marked.
+const MARKED_POINTS: usize = 25;
+
+/// The caption's font on `area`: sans-serif at `size`, or at the largest smaller size (down to
+/// 10) at which `title` fits the area's width inside the chart's margins, so that a long title
+/// is never cut at the figure's edges. Sizes the backend cannot measure keep `size`.
+pub(crate) fn caption_font<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+) -> (&'static str, u32) {
+    let room = area.dim_in_pixel().0.saturating_sub(2 * 12 + 8);
+    let width = |size: u32| area.estimate_text_size(title, &TextStyle::from(("sans-serif", size).into_font())).ok();
+    let fitted = match width(size) {
+        None => size,
+        Some((w, _)) if w <= room => size,
+        Some(_) => (10..size).rev().find(|&smaller| width(smaller).is_some_and(|(w, _)| w <= room)).unwrap_or(10),
+    };
+    ("sans-serif", fitted)
+}
+
 fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the figure: {e}")
 }
@@ -141,7 +162,7 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panels: &[BarPane
         let groups = panel.groups.len();
         let series = panel.series.len().max(1);
         let mut chart = ChartBuilder::on(area)
-            .caption(&panel.title, ("sans-serif", 20))
+            .caption(&panel.title, caption_font(area, &panel.title, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -196,7 +217,7 @@ fn draw_line<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panel: &LinePanel
         panel.points.iter().map(|p| p.1 + p.2).chain(panel.references.iter().map(|r| r.1 + r.2)).fold(0.0f64, f64::max)
             * 1.1;
     let mut chart = ChartBuilder::on(&root)
-        .caption(&panel.title, ("sans-serif", 20))
+        .caption(&panel.title, caption_font(&root, &panel.title, 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -320,7 +341,7 @@ pub(crate) fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, pane
     let (lo, hi) = baselines.iter().fold((lo, hi), |(lo, hi), b| (lo.min(b.1), hi.max(b.1)));
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let mut chart = ChartBuilder::on(&root)
-        .caption(&panel.title, ("sans-serif", 20))
+        .caption(&panel.title, caption_font(&root, &panel.title, 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(75)
@@ -342,11 +363,22 @@ pub(crate) fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, pane
             .chain(curve.points.iter().rev().map(|p| (p.0, p.1 - p.2)))
             .collect();
         chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled()))).map_err(plot_error)?;
+        // A curve drawn exactly under an earlier one would be invisible: its legend says so.
+        let label = match transformed[..i].iter().find(|earlier| earlier.points == curve.points) {
+            Some(earlier) => format!("{} (the same as {})", curve.name, earlier.name),
+            None => curve.name.clone(),
+        };
         chart
             .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
             .map_err(plot_error)?
-            .label(&curve.name)
+            .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        // Few measurements are marked, so that two points do not read as a measured curve.
+        if curve.points.len() <= MARKED_POINTS {
+            chart
+                .draw_series(curve.points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled())))
+                .map_err(plot_error)?;
+        }
     }
     for (i, (name, value)) in baselines.iter().enumerate() {
         let color = BASELINE_PALETTE[i % BASELINE_PALETTE.len()];

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use sfess_envs::pictures::{ImageRow, Panel, Picture, PictureBody, Scale};
 
-use super::{TAB10, plot_error, write_both};
+use super::{TAB10, caption_font, plot_error, write_both};
 
 /// The width of the scatter plot's legend, at its right.
 const LEGEND_WIDTH: u32 = 150;
@@ -96,7 +96,7 @@ impl Scatter<'_> {
         };
         let (plot, legend_area) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(self.title, ("sans-serif", 22))
+            .caption(self.title, caption_font(&plot, self.title, 22))
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(70)
@@ -373,9 +373,13 @@ fn draw_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, map: &MarginalsMap
         edges.push(s[s.len() - 1] + if s.len() > 1 { (s[s.len() - 1] - s[s.len() - 2]) / 2.0 } else { 0.5 });
         edges
     };
-    let x_range = edges[0].max(if map.steps[0] == 0 { -0.5 } else { edges[0] })..edges[edges.len() - 1].max(last);
+    // The axis spans the recorded steps, from the first to the last (the run's end): the
+    // first and last columns are half as wide as the others, never past the run. One
+    // record gets a column of one step.
+    let first = map.steps[0] as f64;
+    let x_range = if map.steps.len() > 1 { first..last } else { first - 0.5..first + 0.5 };
     let mut chart = ChartBuilder::on(&main)
-        .caption(&map.title, ("sans-serif", 21))
+        .caption(&map.title, caption_font(&main, &map.title, 21))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(if map.row_labels.is_empty() { 60 } else { 90 })
@@ -441,4 +445,48 @@ fn draw_curve_panels<DB: DrawingBackend>(
         super::draw_curves(area, panel)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plot::{Curve, CurvePanel};
+
+    /// A curve drawn exactly under another says so in its legend, and a long title is drawn
+    /// smaller rather than cut (its text is whole in the SVG, at a size below the default).
+    #[test]
+    fn a_hidden_curve_is_named_and_a_long_title_fits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let points = vec![(0.0, 1.0, 0.0), (100.0, 2.0, 0.0)];
+        let title = "feature-selection-knn-fashion with sfess-vr, seed 12345: validation accuracy (higher is better)";
+        let panel = CurvePanel {
+            title: title.to_owned(),
+            x_label: "step".to_owned(),
+            y_label: "accuracy".to_owned(),
+            curves: vec![
+                Curve { name: "gs".to_owned(), points: points.clone() },
+                Curve { name: "stgs".to_owned(), points },
+                Curve { name: "sfess".to_owned(), points: vec![(0.0, 1.0, 0.0), (100.0, 3.0, 0.0)] },
+            ],
+            baselines: Vec::new(),
+            log_y: false,
+        };
+        let short = CurvePanel { title: "short".to_owned(), ..panel.clone() };
+        curve_panels(&tmp.path().join("curves"), &[panel]).unwrap();
+        curve_panels(&tmp.path().join("short"), &[short]).unwrap();
+        let svg = std::fs::read_to_string(tmp.path().join("curves.svg")).unwrap();
+        assert!(svg.contains("stgs (the same as gs)"), "the hidden curve is named");
+        assert!(!svg.contains("sfess (the same as"), "a different curve is not");
+        // The caption's size: the `font-size` of the <text> element that holds `text`.
+        let font_size = |svg: &str, text: &str| -> f64 {
+            let lines: Vec<&str> = svg.lines().collect();
+            let at = lines.iter().position(|line| line.trim() == text).expect("the whole title, uncut");
+            let element = lines[at - 1];
+            let size = element.split("font-size=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+            size.parse().unwrap()
+        };
+        let default = font_size(&std::fs::read_to_string(tmp.path().join("short.svg")).unwrap(), "short");
+        let fitted = font_size(&svg, title);
+        assert!(fitted < default, "the long title is drawn smaller: {fitted} against {default}");
+    }
 }
