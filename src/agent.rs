@@ -46,7 +46,7 @@ use tch::Device;
 
 use crate::config::estimators::{EstimatorName, EstimatorOptions};
 use crate::config::{PolicyName, TrainConfig};
-use crate::run::figures::{RunName, record_figures, write_figures};
+use crate::run::figures::{RunName, record_figures, write_figures_with};
 use crate::run::folder::{CHECKPOINT, CONFIG, EVENTS, MARGINALS, METRICS, Record, SUMMARY, Summary, run_file_in};
 use crate::run::log::{events_of, json_lines, read_marginals, unix_now};
 use crate::run::training::{MemoryRecords, Settings, Stop, Training};
@@ -415,7 +415,7 @@ impl Agent {
             "figures": RecordFigures {
                 metric: spec.metric.clone(),
                 higher_is_better: spec.higher_is_better,
-                validation_baselines,
+                validation_baselines: validation_baselines.clone(),
             },
         });
         write_atomically(&dir.join(CONFIG), (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
@@ -430,7 +430,7 @@ impl Agent {
         let summary = self.training.summary(&self.env, self.options.estimator.as_str(), tested);
         write_atomically(&dir.join(SUMMARY), (serde_json::to_string_pretty(&summary)? + "\n").as_bytes())?;
         let name = RunName { env: &summary.env, estimator: &summary.estimator, seed: summary.seed };
-        write_figures(dir, self.training.experiment(), &name, step)?;
+        write_figures_with(dir, self.training.experiment(), &name, step, &validation_baselines)?;
         Ok(summary)
     }
 

@@ -193,7 +193,7 @@ class KSubset(Distribution):
     def mode(self) -> torch.Tensor:
         """The most probable subset, the top-k of the logits, as a k-hot vector."""
         top = self.logits.detach().topk(self.k, dim=-1).indices
-        return torch.zeros_like(self.logits, dtype=self.logits.dtype).detach().scatter(-1, top, 1.0)
+        return torch.zeros_like(self.logits.detach()).scatter(-1, top, 1.0)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         """Exact k-hot samples, shape ``sample_shape + batch_shape + (n,)``, in the logits'

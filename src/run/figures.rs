@@ -98,6 +98,22 @@ pub fn write_figures(
     run: &RunName<'_>,
     step: u64,
 ) -> anyhow::Result<Vec<PathBuf>> {
+    let baselines = experiment.env.baselines(Phase::Validation)?;
+    write_figures_with(dir, experiment, run, step, &baselines)
+}
+
+/// [`write_figures`], with the untrained selections' validation values `baselines` (the
+/// environment's `baselines(Phase::Validation)`) already measured by the caller.
+///
+/// # Errors
+/// As [`write_figures`].
+pub fn write_figures_with(
+    dir: &Path,
+    experiment: &mut Experiment,
+    run: &RunName<'_>,
+    step: u64,
+    baselines: &BTreeMap<String, f64>,
+) -> anyhow::Result<Vec<PathBuf>> {
     let figures = dir.join(FIGURES);
     std::fs::create_dir_all(&figures).with_context(|| format!("creating {}", figures.display()))?;
     let mut written = Vec::new();
@@ -105,9 +121,8 @@ pub fn write_figures(
     for one in experiment.env.pictures(experiment.policy.as_ref())? {
         written.extend(picture(&figures, &one).with_context(|| format!("drawing {}", one.name))?);
     }
-    let baselines = experiment.env.baselines(Phase::Validation)?;
     let spec = experiment.env.spec().clone();
-    written.extend(record_figures(dir, run, &spec.metric, spec.higher_is_better, &baselines)?);
+    written.extend(record_figures(dir, run, &spec.metric, spec.higher_is_better, baselines)?);
     if let Some(choice) = experiment.held_out_choice(Phase::Test)? {
         let subset = SubsetFile {
             env: run.env.to_owned(),
