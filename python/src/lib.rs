@@ -167,12 +167,18 @@ struct AgentArgs {
     /// A run folder to write after each `train` call, for `sfess-agent show` and `report`.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The environment's name in the run's records.
-    #[arg(long, default_value = "python-reward")]
+    /// The environment's name in the run's records (and `report`'s tables): lowercase
+    /// letters, digits, `-` and `_`, starting with a letter, as `cmd`'s `name`.
+    #[arg(long, default_value = "python-reward", value_parser = environment_name)]
     name: String,
     /// The estimators' own options.
     #[command(flatten)]
     estimator_options: EstimatorOptions,
+}
+
+/// A name the registry would accept for an environment ([`sfess_envs::registry::check_name`]).
+fn environment_name(name: &str) -> Result<String, String> {
+    sfess_envs::registry::check_name("environment name", name).map(|()| name.to_owned()).map_err(|e| e.to_string())
 }
 
 /// `sfess_agent::Agent` learning which `k` of `n` items to choose from a Python reward.

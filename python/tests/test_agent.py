@@ -43,6 +43,11 @@ def test_a_reward_may_return_a_list_and_options_are_checked():
         sfess.Agent(hidden_values, N, K, learning_rate=-1)
     with pytest.raises(ValueError, match="invalid value '-3' for '--seed"):
         sfess.Agent(hidden_values, N, K, seed=-3)
+    # Hostile values: a name that is not one (a path, a newline), more items than memory.
+    with pytest.raises(ValueError, match="environment name"):
+        sfess.Agent(hidden_values, N, K, name="../../evil\nname")
+    with pytest.raises(ValueError, match="allocating the policy's 1000000000000 logits"):
+        sfess.Agent(hidden_values, 10**12, 2)
     with pytest.raises(ValueError, match="one reward per subset"):
         sfess.Agent(lambda actions: [1.0], 6, 2).train(1)
 

@@ -186,7 +186,7 @@ mod tests {
             let estimator = build(name, &EstimatorOptions::default()).unwrap();
             let training = EpisodeTraining { estimator: estimator.over_episodes(false, 1.0).unwrap(), starts: 1 };
             for step in 0..5 {
-                let policy = GlobalLogits::new(tch::Device::Cpu, 6, 2);
+                let policy = GlobalLogits::new(tch::Device::Cpu, 6, 2).unwrap();
                 tch::no_grad(|| {
                     policy.var_store().trainable_variables()[0]
                         .copy_(&Tensor::from_slice(&[0.1f32, 0.5, -0.3, 0.0, 0.2, 0.4]).view([1, 6]))

@@ -97,7 +97,7 @@ impl Experiment {
         // The paper's networks are created before the environment's (both draw from
         // libtorch's generator, in this order); a chosen policy needs the built
         // environment's spec.
-        let (env, policy) = match paper_network(entry.network_of(&make)?, k, device) {
+        let (env, policy) = match paper_network(entry.network_of(&make)?, k, device)? {
             Some(policy) => (entry.make(make)?, policy),
             None => {
                 let mut env = entry.make(make)?;
@@ -357,7 +357,10 @@ fn policy_for(
         Ok(())
     };
     Ok(match policy {
-        PolicyName::Logits => Box::new(GlobalLogits::with_rows(device, n, k, rows)),
+        PolicyName::Logits => Box::new(
+            GlobalLogits::with_rows(device, n, k, rows)
+                .with_context(|| format!("allocating the policy's {n} logits"))?,
+        ),
         PolicyName::Mlp => {
             needs_observation()?;
             Box::new(MlpPolicy::new(device, input, hidden, n, k))
@@ -376,16 +379,16 @@ fn policy_for(
 
 /// The network of one of the paper's tasks, or `None` for the user's choice (`--policy`),
 /// which needs the built environment's spec.
-fn paper_network(network: Network, k: usize, device: Device) -> Option<Box<dyn Policy>> {
+fn paper_network(network: Network, k: usize, device: Device) -> anyhow::Result<Option<Box<dyn Policy>>> {
     let k = k as i64;
-    Some(match network {
+    Ok(Some(match network {
         Network::KnnEmbedding { embedding } => {
             Box::new(KnnEmbedding::new(device, sfess_envs::registry::IMAGE_PIXELS as i64, embedding as i64, k))
         }
         Network::VaeEncoder { groups, items } => Box::new(VaeEncoder::new(device, groups as i64, items as i64, k)),
-        Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)),
-        Network::Choice => return None,
-    })
+        Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)?),
+        Network::Choice => return Ok(None),
+    }))
 }
 
 /// The exact KL of the k-subset distribution to uniform, differentiable, for the VAE,

@@ -133,15 +133,21 @@ pub struct GlobalLogits {
 
 impl GlobalLogits {
     /// `n` free logits on `device`, for one row.
-    pub fn new(device: Device, n: i64, k: i64) -> Self {
+    ///
+    /// # Errors
+    /// The logits cannot be allocated (an `n` beyond the device's memory).
+    pub fn new(device: Device, n: i64, k: i64) -> Result<Self, tch::TchError> {
         Self::with_rows(device, n, k, 1)
     }
 
     /// `n` free logits on `device`, shared by `rows` rows.
-    pub fn with_rows(device: Device, n: i64, k: i64, rows: i64) -> Self {
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_rows(device: Device, n: i64, k: i64, rows: i64) -> Result<Self, tch::TchError> {
         let vs = VarStore::new(device);
-        let logits = vs.root().zeros("logits", &[1, n]);
-        Self { vs, logits, rows, k }
+        let logits = vs.root().f_zeros("logits", &[1, n])?;
+        Ok(Self { vs, logits, rows, k })
     }
 
     fn rows_of(&self, observation: &Observation) -> i64 {
