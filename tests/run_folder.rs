@@ -306,8 +306,13 @@ fn fresh_trains_the_same_command_again_into_the_first_free_numbered_folder() {
     assert_eq!(std::fs::read(dir.join("checkpoint.ot")).unwrap(), checkpoint, "the first run is left as it was");
     // The same configuration and seed: the same results.
     assert_eq!(first["test"], second["test"]);
+    // A numbered name that is a symbolic link is skipped, never followed.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, tmp.path().join("cov-3")).unwrap();
     json(&run_owned(&fresh));
-    assert!(tmp.path().join("cov-3").join("summary.json").exists());
+    assert!(tmp.path().join("cov-4").join("summary.json").exists());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through the link");
     fails_with(&run_owned(&args(&dir, "30")), "--fresh");
 }
 

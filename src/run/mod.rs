@@ -246,7 +246,9 @@ pub fn default_run_dir(config: &TrainConfig) -> PathBuf {
 }
 
 /// `dir` if it holds no run, else the first of `DIR-2`, `DIR-3`, ... that holds none (`train
-/// --fresh`: the same command again, into a new folder).
+/// --fresh`: the same command again, into a new folder). A numbered name that is a symbolic
+/// link, or anything but a folder, is skipped: a name the tool makes up is never followed
+/// elsewhere.
 ///
 /// # Errors
 /// `dir` has no last component to number (`/`, `..`), or a million numbers are taken.
@@ -261,7 +263,10 @@ pub fn first_free_folder(dir: &Path) -> anyhow::Result<PathBuf> {
         .into_owned();
     (2..1_000_000u32)
         .map(|number| dir.with_file_name(format!("{name}-{number}")))
-        .find(|candidate| run_file_in(candidate).is_none())
+        .find(|candidate| match std::fs::symlink_metadata(candidate) {
+            Ok(metadata) => metadata.is_dir() && run_file_in(candidate).is_none(),
+            Err(_) => true,
+        })
         .with_context(|| format!("no free folder {}-N for --fresh", dir.display()))
 }
 
