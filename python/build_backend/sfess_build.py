@@ -34,7 +34,8 @@ def _locate_libtorch():
             "sfess needs PyTorch 2.11.0 installed in the environment it is installed into "
             f"({sys.executable}): pip install torch==2.11.0 first.\n{found.stderr.strip()}"
         )
-    folder, cxx11_abi, version = found.stdout.split()
+    # One value per line: the folder may hold spaces.
+    folder, cxx11_abi, version = found.stdout.strip().splitlines()[-3:]
     if not version.startswith("2.11."):
         raise RuntimeError(f"sfess builds against PyTorch 2.11.0 (tch 0.24); this environment has {version}")
     os.environ["LIBTORCH"] = folder
