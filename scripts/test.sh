@@ -8,6 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
+# Where cargo builds (the binaries below run from it).
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
 # Slurm's packages, for the tests that run sweeps on a real single-node cluster (tests/slurm.rs).
 scripts/slurm-cluster.sh install
 cargo fmt --all --check
@@ -23,18 +25,19 @@ echo "== Python package"
 CARGO_TARGET_DIR="$root/target/python" cargo clippy --manifest-path python/Cargo.toml --quiet -- -D warnings
 python -m pip install --quiet --disable-pip-version-check "pytest==8.3.4"
 CARGO_TARGET_DIR="$root/target/python" python -m pip install --quiet --disable-pip-version-check ./python
-SFESS_AGENT_BIN="$root/target/debug/sfess-agent" python -m pytest -q -p no:cacheprovider python/tests
+SFESS_AGENT_BIN="$target_dir/debug/sfess-agent" python -m pytest -q -p no:cacheprovider python/tests
 
 # The examples, briefly (the README and the book run them in full).
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 echo "== examples"
+cargo build --quiet --bin sfess-agent --bin sfess-agent-engine
 cargo run --quiet --example custom_reward -- 100
 cargo run --quiet --example sensor_placement -- 50
 cargo run --quiet -p sfess-envs --features gymnasium --example gymnasium_driver
-cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/score.py' \
+"$target_dir/debug/sfess-agent" train --env cmd --reward-cmd 'python3 examples/score.py' \
     --n 100 --k 10 --steps 20 --eval-every 10 --out "$scratch/cmd" --json
-cargo run --quiet --bin sfess-agent -- train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
+"$target_dir/debug/sfess-agent" train --env cmd --reward-cmd 'python3 examples/contextual_score.py' \
     --n 20 --k 3 --context-dim 4 --policy mlp --batch-size 32 --steps 20 --eval-every 10 --out "$scratch/ctx" --json
 
 # TensorBoard itself reads a run's event file back to the run's records (the tests decode it
@@ -48,11 +51,11 @@ if [ ! -f "$tensorboard_venv/.complete" ]; then
     "$tensorboard_venv/bin/python" -m pip install --quiet --disable-pip-version-check "tensorboard==2.21.0"
     touch "$tensorboard_venv/.complete"
 fi
-cargo run --quiet --bin sfess-agent -- train --env max-coverage --steps 300 --eval-every 100 \
+"$target_dir/debug/sfess-agent" train --env max-coverage --steps 300 --eval-every 100 \
     --out "$scratch/tensorboard" --quiet --no-figures
 # Extended past its end: the event file drops what only the first end wrote (its test), and no
 # step is recorded twice.
-cargo run --quiet --bin sfess-agent -- train --resume "$scratch/tensorboard" --steps 450 --quiet
+"$target_dir/debug/sfess-agent" train --resume "$scratch/tensorboard" --steps 450 --quiet
 "$tensorboard_venv/bin/python" scripts/check-tensorboard.py "$scratch/tensorboard"
 
 # The book builds (mdBook, installed once from crates.io into a per-user cache); its samples are
@@ -63,6 +66,18 @@ if [ ! -x "$mdbook_root/bin/mdbook" ]; then
     cargo install --quiet --locked --version 0.5.4 --root "$mdbook_root" mdbook
 fi
 "$mdbook_root/bin/mdbook" build docs/book --dest-dir "$scratch/book"
+
+# The release binary as the README's quick start builds it (./sfess-agent): `sfess-agent` itself
+# needs no libtorch library (it answers --help, envs, estimators and sweep status itself, and
+# starts sfess-agent-engine for the rest: src/cli/front.rs), which only link-time optimisation
+# of the release build shows.
+echo "== release binary"
+./sfess-agent --version
+if readelf -d "$target_dir/release/sfess-agent" | grep -q 'NEEDED.*torch'; then
+    echo "target/release/sfess-agent links libtorch: something in src/cli/front.rs reaches tensor code" >&2
+    exit 1
+fi
+./sfess-agent envs max-coverage
 
 # A crate of your own (examples/own-crate, outside the workspace), built as a user builds it:
 # on its own, in a target folder of its own, and run without LD_LIBRARY_PATH (its build.rs,

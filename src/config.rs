@@ -338,7 +338,7 @@ impl<'r> RunSpec<'r> {
     }
 
     /// What the environment's entry computes from (its `Make`), on the CPU and without data.
-    fn settings(&self) -> sfess_envs::registry::Make<'_> {
+    fn settings(&self) -> sfess_envs::registry::Settings<'_> {
         self.entry.settings(self.k, self.config.batch_size, self.config.seed, tch::Device::Cpu, &self.options)
     }
 

@@ -42,7 +42,8 @@ fn modules(root: &Path) -> BTreeMap<ModulePath, PathBuf> {
             if matches!(module.last().map(String::as_str), Some("mod" | "lib" | "main")) {
                 module.pop();
             }
-            if path.file_name().is_some_and(|n| n == "main.rs") {
+            // Binary roots (`main.rs`, `src/bin/*.rs`) are not modules of the library.
+            if path.file_name().is_some_and(|n| n == "main.rs") || relative.starts_with("bin") {
                 continue;
             }
             out.insert(module, path);

@@ -497,16 +497,20 @@ impl Environment for MaxCoverage {
 /// The registry's entry of maximum coverage (`max-coverage`): k = 5 of 50 random sets over
 /// 500 elements; baselines greedy (1 - 1/e), the optimum and random.
 pub fn entry() -> crate::registry::EnvEntry {
+    description().constructor(|make| {
+        let options = make.options;
+        let instance =
+            CoverageInstance::random(options.count("n")?, options.count("elements")?, options.seed("seed")?)?;
+        Ok(Box::new(MaxCoverage::new(make.name, instance, make.k)?))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description() -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_ITEMS, OptionSpec, Shape};
-    EnvEntry::new(
+    EnvEntry::described(
         "max-coverage",
         "k of n random sets covering a universe of elements; baselines: greedy (1 - 1/e), the optimum, random",
-        |make| {
-            let options = make.options;
-            let instance =
-                CoverageInstance::random(options.count("n")?, options.count("elements")?, options.seed("seed")?)?;
-            Ok(Box::new(MaxCoverage::new(make.name, instance, make.k)?))
-        },
     )
     .default_k(5)
     .metric("coverage", true)

@@ -312,22 +312,25 @@ impl SequentialEnvironment for ExternalEpisodes {
 /// The registry's entry `cmd-episodes`: episodes kept by the user's program over JSON
 /// lines (see the [module docs](self)).
 pub fn entry() -> crate::registry::EnvEntry {
+    description().constructor(|make| {
+        let options = make.options;
+        let n = options.count("n")?;
+        let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
+        let command = RewardCommand::from_options(&make)?;
+        let mut env = ExternalEpisodes::new(command, space, options.count("state-dim")?, options.count("horizon")?)?
+            .with_evaluation_episodes(options.count("eval-episodes")?)?;
+        env.set_interrupt(make.interrupt.clone());
+        Ok(Box::new(crate::episodes::Episodic::new(env.with_name(options.text("name")?)?)))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description() -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_ITEMS, MAX_ROWS, MAX_WIDTH, OptionSpec, Shape};
-    EnvEntry::new(
+    EnvEntry::described(
         NAME,
         "episodes kept by your command (option command) over JSON lines: reset one episode per seed, then step \
          with the k items chosen per episode; baseline random",
-        |make| {
-            let options = make.options;
-            let n = options.count("n")?;
-            let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
-            let command = RewardCommand::from_options(&make)?;
-            let mut env =
-                ExternalEpisodes::new(command, space, options.count("state-dim")?, options.count("horizon")?)?
-                    .with_evaluation_episodes(options.count("eval-episodes")?)?;
-            env.set_interrupt(make.interrupt.clone());
-            Ok(Box::new(crate::episodes::Episodic::new(env.with_name(options.text("name")?)?)))
-        },
     )
     .default_k(10)
     .metric("return", true)

@@ -221,15 +221,19 @@ impl Environment for FeatureSelection {
 /// (`feature-selection-mnist`, `feature-selection-fashion`; Table 2): k = 50 of 784 pixels,
 /// learning rate 1e-4, free logits.
 pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    description(set).constructor(|mut make| {
+        let data = make.take_data()?;
+        Ok(Box::new(FeatureSelection::new(make.name, data, make.batch_size, make.k, make.device)?))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description(set: crate::data::DataSet) -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, IMAGE_PIXELS, Network, Shape, on_data_set};
     let data = set.name();
-    EnvEntry::new(
+    EnvEntry::described(
         &on_data_set("feature-selection", set),
         &format!("feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"),
-        |mut make| {
-            let data = make.take_data()?;
-            Ok(Box::new(FeatureSelection::new(make.name, data, make.batch_size, make.k, make.device)?))
-        },
     )
     .data(set)
     .default_k(50)

@@ -211,19 +211,23 @@ impl Environment for StochasticKnn {
 /// Table 4): k = 10 of 128 candidates per query, learning rate 1e-4, the paper's embedding
 /// network.
 pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    description(set).constructor(move |mut make| {
+        let candidates = make.options.count("candidates")?;
+        let data = make.take_data()?;
+        let env = StochasticKnn::new(make.name, data, make.batch_size, candidates, make.k, make.device)?;
+        Ok(Box::new(env.with_class_names(crate::pictures::class_names(set))))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description(set: crate::data::DataSet) -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_ROWS, MAX_WIDTH, Network, OptionSpec, Shape, on_data_set};
     let data = set.name();
-    EnvEntry::new(
+    EnvEntry::described(
         &on_data_set("knn", set),
         &format!(
             "stochastic k-NN on {data}: pick k of n candidates per query; test = k-NN vote in the learned 2-D embedding"
         ),
-        move |mut make| {
-            let candidates = make.options.count("candidates")?;
-            let data = make.take_data()?;
-            let env = StochasticKnn::new(make.name, data, make.batch_size, candidates, make.k, make.device)?;
-            Ok(Box::new(env.with_class_names(crate::pictures::class_names(set))))
-        },
     )
     .data(set)
     .default_k(10)

@@ -546,30 +546,36 @@ impl Environment for KnnFeatureSelection {
 /// (`feature-selection-knn-mnist`, `feature-selection-knn-fashion`): k = 50 pixels scored by
 /// a 5-NN classifier's accuracy; baselines Fisher score and random.
 pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
-    use crate::registry::{EnvEntry, IMAGE_PIXELS, MAX_ROWS, OptionSpec, Shape, on_data_set};
-    let settings = |make: &crate::registry::Make<'_>| -> Result<KnnSelectionConfig, EnvError> {
-        let settings = KnnSelectionConfig {
-            k: make.k,
-            neighbours: make.options.count("neighbours")?,
-            references: make.options.count("references")?,
-            queries: make.batch_size,
-        };
-        if settings.neighbours > settings.references {
-            return Err(make.error(format!(
-                "neighbours must be between 1 and the {} references (option references), got {}",
-                settings.references, settings.neighbours
-            )));
-        }
-        Ok(settings)
+    description(set).constructor(move |mut make| {
+        let settings = settings(&make)?;
+        let data = make.take_data()?;
+        Ok(Box::new(KnnFeatureSelection::new(make.name, data, settings, make.device)?))
+    })
+}
+
+/// The settings of a configuration: its options `neighbours` and `references`, `k` and the batch.
+fn settings(make: &crate::registry::Make<'_>) -> Result<KnnSelectionConfig, EnvError> {
+    let settings = KnnSelectionConfig {
+        k: make.k,
+        neighbours: make.options.count("neighbours")?,
+        references: make.options.count("references")?,
+        queries: make.batch_size,
     };
-    EnvEntry::new(
+    if settings.neighbours > settings.references {
+        return Err(make.error(format!(
+            "neighbours must be between 1 and the {} references (option references), got {}",
+            settings.references, settings.neighbours
+        )));
+    }
+    Ok(settings)
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    use crate::registry::{EnvEntry, IMAGE_PIXELS, MAX_ROWS, OptionSpec, Shape, on_data_set};
+    EnvEntry::described(
         &on_data_set("feature-selection-knn", set),
         &format!("k pixels of {} scored by a k-NN classifier's accuracy; baselines: Fisher score, random", set.name()),
-        move |mut make| {
-            let settings = settings(&make)?;
-            let data = make.take_data()?;
-            Ok(Box::new(KnnFeatureSelection::new(make.name, data, settings, make.device)?))
-        },
     )
     .data(set)
     .default_k(50)

@@ -221,27 +221,31 @@ impl SequentialEnvironment for SensorSchedule {
 
 /// The registry's entry `sensor-schedule`.
 pub fn entry() -> crate::registry::EnvEntry {
+    description().constructor(|make| {
+        let options = make.options;
+        let settings = ScheduleSettings {
+            sites: options.count("n")?,
+            k: make.k,
+            horizon: options.count("horizon")?,
+            slow_persistence: options.number("slow-persistence")?,
+            fast_persistence: options.number("fast-persistence")?,
+            fast_variance: options.number("fast-variance")?,
+            noise: options.number("noise")?,
+        };
+        Ok(Box::new(crate::episodes::Episodic::new(SensorSchedule::new(make.name, settings)?)))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description() -> crate::registry::EnvEntry {
     use crate::registry::OptionSpec;
-    crate::episodes::entry(
+    crate::episodes::description(
         "sensor-schedule",
         "episodes: read k of n sensors per step of a drifting field (slow and fast sites), tracked by a Kalman \
          filter; reward minus its error; baselines greedy information gain, lookahead, random",
         (16, "sensors"),
         24,
         &["greedy", "lookahead"],
-        |make| {
-            let options = make.options;
-            let settings = ScheduleSettings {
-                sites: options.count("n")?,
-                k: make.k,
-                horizon: options.count("horizon")?,
-                slow_persistence: options.number("slow-persistence")?,
-                fast_persistence: options.number("fast-persistence")?,
-                fast_variance: options.number("fast-variance")?,
-                noise: options.number("noise")?,
-            };
-            Ok(Box::new(crate::episodes::Episodic::new(SensorSchedule::new(make.name, settings)?)))
-        },
     )
     .default_k(4)
     .digits(3)

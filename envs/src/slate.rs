@@ -205,27 +205,31 @@ impl SequentialEnvironment for Slate {
 
 /// The registry's entry `slate`.
 pub fn entry() -> crate::registry::EnvEntry {
+    description().constructor(|make| {
+        let options = make.options;
+        let settings = SlateSettings {
+            items: options.count("n")?,
+            k: make.k,
+            horizon: options.count("horizon")?,
+            sharpness: options.number("sharpness")?,
+            premium: options.number("premium")?,
+            drift: options.number("drift")?,
+            taste_noise: options.number("taste-noise")?,
+        };
+        Ok(Box::new(crate::episodes::Episodic::new(Slate::new(make.name, settings)?)))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description() -> crate::registry::EnvEntry {
     use crate::registry::OptionSpec;
-    crate::episodes::entry(
+    crate::episodes::description(
         "slate",
         "episodes: show k of n items per step to a user whose taste drifts toward what was shown; reward the worth \
          of the clicks; baselines greedy by expected worth, random",
         (24, "items"),
         20,
         &["greedy"],
-        |make| {
-            let options = make.options;
-            let settings = SlateSettings {
-                items: options.count("n")?,
-                k: make.k,
-                horizon: options.count("horizon")?,
-                sharpness: options.number("sharpness")?,
-                premium: options.number("premium")?,
-                drift: options.number("drift")?,
-                taste_noise: options.number("taste-noise")?,
-            };
-            Ok(Box::new(crate::episodes::Episodic::new(Slate::new(make.name, settings)?)))
-        },
     )
     .default_k(4)
     .digits(2)

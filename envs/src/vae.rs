@@ -272,32 +272,37 @@ const PRIOR_SEED: u64 = 0;
 /// Table 3): d = 10 subsets of k = 5 of n = 10 per image (the paper's other setting is
 /// (20, 20, 10)), learning rate 1e-4, the paper's encoder, the exact KL.
 pub fn entry(set: crate::data::DataSet) -> crate::registry::EnvEntry {
+    description(set).constructor(move |mut make| {
+        let latent = latent_of(&make)?;
+        let kl =
+            make.subset_kl.take().ok_or_else(|| make.error("the subset VAE needs the exact KL of the k-subset law"))?;
+        let data = make.take_data()?;
+        Ok(Box::new(SubsetVae::new(make.name, data, make.batch_size, latent, kl, make.device)?))
+    })
+}
+
+/// The latent code of a configuration: its options `groups` and `items`, and `k`.
+fn latent_of(make: &crate::registry::Make<'_>) -> Result<Latent, EnvError> {
+    use crate::registry::MAX_LATENT;
+    let latent = Latent { groups: make.options.count("groups")?, items: make.options.count("items")?, k: make.k };
+    if latent.groups.saturating_mul(latent.items) > MAX_LATENT {
+        return Err(make.error(format!(
+            "groups × items must be at most {MAX_LATENT} (the VAE's code), got {} × {}",
+            latent.groups, latent.items
+        )));
+    }
+    Ok(latent)
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description(set: crate::data::DataSet) -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_LATENT, Network, OptionSpec, Shape, on_data_set};
     let data = set.name();
-    let latent_of = |make: &crate::registry::Make<'_>| -> Result<Latent, EnvError> {
-        let latent = Latent { groups: make.options.count("groups")?, items: make.options.count("items")?, k: make.k };
-        if latent.groups.saturating_mul(latent.items) > MAX_LATENT {
-            return Err(make.error(format!(
-                "groups × items must be at most {MAX_LATENT} (the VAE's code), got {} × {}",
-                latent.groups, latent.items
-            )));
-        }
-        Ok(latent)
-    };
-    EnvEntry::new(
+    EnvEntry::described(
         &on_data_set("vae", set),
         &format!(
             "subset VAE on {data}: d subsets of k of n items per image; also logs the paper's categorical-KL loss"
         ),
-        move |mut make| {
-            let latent = latent_of(&make)?;
-            let kl = make
-                .subset_kl
-                .take()
-                .ok_or_else(|| make.error("the subset VAE needs the exact KL of the k-subset law"))?;
-            let data = make.take_data()?;
-            Ok(Box::new(SubsetVae::new(make.name, data, make.batch_size, latent, kl, make.device)?))
-        },
     )
     .data(set)
     .default_k(5)

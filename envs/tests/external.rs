@@ -1075,7 +1075,7 @@ fn the_name_option_renames_the_spec_and_its_errors() {
     let make = |given: serde_json::Value| {
         let given: BTreeMap<String, serde_json::Value> = serde_json::from_value(given).unwrap();
         let options = entry.options_from(&given).unwrap();
-        entry.make(entry.settings(2, 1, 0, Device::Cpu, &options)).map(|env| env.spec().name.clone())
+        entry.make(entry.settings(2, 1, 0, Device::Cpu, &options).into_make()).map(|env| env.spec().name.clone())
     };
     assert_eq!(make(serde_json::json!({"command": "cat", "n": 5})).unwrap(), "cmd");
     assert_eq!(

@@ -343,7 +343,7 @@ fn the_registered_environment_runs_the_example() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let options = entry.options_from(&given).unwrap();
-    let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options)).unwrap();
+    let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options).into_make()).unwrap();
     assert_eq!(env.spec().name, "cmd-episodes");
     assert!(env.sequential().is_some());
     // Servicing the same two machines every step lets the others break: worse than random
@@ -357,7 +357,7 @@ fn the_registered_environment_runs_the_example() {
     let wrong: BTreeMap<String, Value> =
         given.into_iter().map(|(k, v)| if k == "n" { (k, json!(9)) } else { (k, v) }).collect();
     let options = entry.options_from(&wrong).unwrap();
-    let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options)).unwrap();
+    let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options).into_make()).unwrap();
     let err = env.evaluate(Phase::Validation, &FixedAction(actions(9, &[&[6, 7]]))).unwrap_err().to_string();
     assert!(err.contains("batch line 1") && err.contains("episodes.py has n = 8 machines, got n = 9"), "{err}");
 }

@@ -57,8 +57,22 @@ const TORCH_SYS: &str = "DEP_TCH_LIBTORCH_LIB";
 /// `sfess-agents`), it prints a cargo warning saying so, and the programs will need
 /// `LD_LIBRARY_PATH`.
 pub fn link_libtorch() {
+    print_plan(None);
+}
+
+/// As [`link_libtorch`], but of the package's binaries only those named in `bins` get
+/// `libtorch_cuda` (its tests and examples all do; the package must have examples, and its
+/// benchmarks get none, as cargo refuses the line for a kind of target it lacks): a binary that never calls
+/// libtorch then needs no libtorch library at all, and starts without loading one (the
+/// `sfess-agent` binary, beside its engine `sfess-agent-engine`).
+pub fn link_libtorch_into_bins(bins: &[&str]) {
+    print_plan(Some(bins));
+}
+
+fn print_plan(bins: Option<&[&str]>) {
     let links = std::env::var("CARGO_MANIFEST_LINKS").ok();
-    let plan = Plan::new(std::env::vars(), links.as_deref(), |dir| dir.join("libtorch_cuda.so").exists());
+    let mut plan = Plan::new(std::env::vars(), links.as_deref(), |dir| dir.join("libtorch_cuda.so").exists());
+    plan.bins = bins.map(|bins| bins.iter().map(|bin| (*bin).to_owned()).collect());
     for line in plan.directives() {
         println!("{line}");
     }
@@ -73,6 +87,8 @@ struct Plan {
     links: Option<String>,
     /// Whether the folder holds `libtorch_cuda.so`.
     cuda: bool,
+    /// The binaries that link `libtorch_cuda` (`None`: every target).
+    bins: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -90,7 +106,7 @@ impl Plan {
         candidates.sort_by(|a, b| (a.0 != TORCH_SYS, &a.0).cmp(&(b.0 != TORCH_SYS, &b.0)));
         let found = candidates.into_iter().next();
         let cuda = found.as_ref().is_some_and(|(_, dir)| has_cuda(Path::new(dir)));
-        Self { found, links: links.map(str::to_owned), cuda }
+        Self { found, links: links.map(str::to_owned), cuda, bins: None }
     }
 
     /// The build-script lines, in order.
@@ -110,7 +126,16 @@ impl Plan {
         }
         lines.push(format!("cargo:rustc-link-arg=-Wl,-rpath,{dir}"));
         if self.cuda {
-            lines.push("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed".to_owned());
+            const CUDA: &str = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+            match &self.bins {
+                None => lines.push(format!("cargo:rustc-link-arg={CUDA}")),
+                Some(bins) => {
+                    for targets in ["tests", "examples"] {
+                        lines.push(format!("cargo:rustc-link-arg-{targets}={CUDA}"));
+                    }
+                    lines.extend(bins.iter().map(|bin| format!("cargo:rustc-link-arg-bin={bin}={CUDA}")));
+                }
+            }
         }
         if self.links.is_some() {
             lines.push(format!("cargo:libtorch_lib={dir}"));
@@ -145,6 +170,19 @@ mod tests {
                 "cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed",
             ]
         );
+    }
+
+    #[test]
+    fn only_the_named_binaries_get_cuda() {
+        let env = vars(&[("DEP_TCH_LIBTORCH_LIB", "/t/lib")]);
+        let mut plan = Plan::new(env, None, |_| true);
+        plan.bins = Some(vec!["engine".to_owned()]);
+        let lines = plan.directives();
+        let cuda = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+        assert!(lines.contains(&format!("cargo:rustc-link-arg-bin=engine={cuda}")), "{lines:?}");
+        assert!(lines.contains(&format!("cargo:rustc-link-arg-tests={cuda}")), "{lines:?}");
+        assert!(!lines.contains(&format!("cargo:rustc-link-arg={cuda}")), "{lines:?}");
+        assert!(lines.contains(&"cargo:rustc-link-arg=-Wl,-rpath,/t/lib".to_owned()), "{lines:?}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The command line: its definition ([`Cli`], in `args.rs`), the old flags it still
-//! accepts ([`with_env_options`], in `legacy.rs`), the process's setup ([`main_with`],
-//! [`run_with`]) and the dispatch of each subcommand to its file in [`crate::commands`]
-//! ([`execute`]).
+//! accepts ([`with_env_options`], in `legacy.rs`), the fast front binary that answers the
+//! commands that compute nothing and starts the engine for the others ([`front`]), the
+//! engine's setup ([`main_with`], [`run_with`]) and the dispatch of each subcommand to its
+//! file in [`crate::commands`] ([`execute`]).
 
 mod args;
+pub mod front;
 mod legacy;
 
 pub use args::{Cli, Command};
@@ -22,7 +24,8 @@ use crate::commands::{
 use crate::system::messages::program_name;
 use crate::system::signals::Interrupt;
 
-/// The `sfess-agent` binary's `main`: [`main_with`] the shipped environments.
+/// The engine's `main` (`sfess-agent-engine`, which the `sfess-agent` binary starts for
+/// every command that computes: [`front`]): [`main_with`] the shipped environments.
 pub fn main() -> std::process::ExitCode {
     main_with(Registry::shipped())
 }
@@ -42,10 +45,14 @@ pub fn main() -> std::process::ExitCode {
 /// }
 /// ```
 pub fn main_with(registry: Registry) -> std::process::ExitCode {
+    exit_code(run_with(registry))
+}
+
+/// The exit code of a command's `result`, its error printed on stderr: 0, 1 on an error,
+/// 128 + the signal when stopped by SIGINT or SIGTERM.
+fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
     use std::process::ExitCode;
-    // Before anything else: libgomp reads its spin count only when it loads.
-    crate::system::threads::bound_openmp_spinning();
-    match run_with(registry) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`sfess-agent inspect ... | head -c 10`) is not worth a message.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,

@@ -77,29 +77,7 @@ pub fn run(
     stdout: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match (&args.action, &args.file, &args.out) {
-        (Some(SweepAction::Status(status)), _, _) => {
-            let text = if status.wait {
-                crate::sweep::status::wait(&status.dir, false)?;
-                let table = status.dir.join(crate::sweep::report::TABLE_MD);
-                crate::system::files::read_text(&table).with_context(|| format!("reading {}", table.display()))?
-            } else {
-                let current = crate::sweep::status::status(&status.dir)?;
-                if status.json { serde_json::to_string(&current)? + "\n" } else { current.text() }
-            };
-            write_out(stdout, &text, "the status")
-        }
-        (Some(SweepAction::Cancel(cancel)), _, _) => {
-            let ids = crate::sweep::slurm::cancel(&cancel.dir)?;
-            let text = if ids.is_empty() {
-                format!("no job of {} is queued or running\n", cancel.dir.display())
-            } else {
-                format!(
-                    "cancelled Slurm jobs {}; the runs keep their checkpoints: submit the sweep again to resume them\n",
-                    ids.join(", ")
-                )
-            };
-            write_out(stdout, &text, "the result")
-        }
+        (Some(action), _, _) => follow(action, stdout),
         (None, Some(file), Some(out)) => {
             let scheduler = args.scheduler.scheduler("sweep", threads, args.quiet)?;
             let mut spec = crate::sweep::spec::SweepSpec::read(file)?;
@@ -117,6 +95,40 @@ pub fn run(
         }
         // clap requires FILE and --out without a subcommand.
         (None, _, _) => anyhow::bail!("sweep needs a sweep file and --out DIR"),
+    }
+}
+
+/// `sweep status DIR` and `sweep cancel DIR`: they read (or cancel) a sweep folder and
+/// nothing else, so that the `sfess-agent` binary answers them without libtorch
+/// ([`crate::cli::front`]).
+///
+/// # Errors
+/// The folder is not a sweep's; Slurm's; `stdout` cannot be written.
+pub fn follow(action: &SweepAction, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    match action {
+        SweepAction::Status(status) => {
+            let text = if status.wait {
+                crate::sweep::status::wait(&status.dir, false)?;
+                let table = status.dir.join(crate::sweep::report::TABLE_MD);
+                crate::system::files::read_text(&table).with_context(|| format!("reading {}", table.display()))?
+            } else {
+                let current = crate::sweep::status::status(&status.dir)?;
+                if status.json { serde_json::to_string(&current)? + "\n" } else { current.text() }
+            };
+            write_out(stdout, &text, "the status")
+        }
+        SweepAction::Cancel(cancel) => {
+            let ids = crate::sweep::slurm::cancel(&cancel.dir)?;
+            let text = if ids.is_empty() {
+                format!("no job of {} is queued or running\n", cancel.dir.display())
+            } else {
+                format!(
+                    "cancelled Slurm jobs {}; the runs keep their checkpoints: submit the sweep again to resume them\n",
+                    ids.join(", ")
+                )
+            };
+            write_out(stdout, &text, "the result")
+        }
     }
 }
 

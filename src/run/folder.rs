@@ -51,6 +51,18 @@ pub struct Summary {
     /// Mean wall-clock seconds per training step (validation excluded), over every segment
     /// of the run.
     pub seconds_per_step: f64,
+    /// Rows of one step's actions: the environment's own count, which is not `batch_size`
+    /// where it differs (a `cmd` run without context scores one row per step; over
+    /// episodes, the episodes started per step). Absent from older summaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_per_step: Option<usize>,
+    /// Samples drawn per row and step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_per_row: Option<usize>,
+    /// Reward evaluations per step: rows × samples, the subsets the environment scores (an
+    /// episode counts once), as the reports' `curves-evaluations` count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluations_per_step: Option<usize>,
     /// Test metrics.
     pub test: BTreeMap<String, f64>,
     /// The main test metric of untrained selections (random subsets, the task's classical

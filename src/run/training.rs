@@ -32,6 +32,7 @@ use crate::run::folder::{LOSS_EVERY, Record, SECONDS_PER_STEP, Summary};
 use crate::run::log::{MarginalsRecord, RunLog};
 use crate::system::device::device_name;
 use crate::system::signals::Interrupt;
+use crate::system::threads::StepThreads;
 use crate::train::experiment::Experiment;
 use crate::train::trainer::{Adam, StepReport};
 use crate::train::window::TrainWindow;
@@ -164,6 +165,8 @@ pub struct Training {
     /// Seconds and steps of the current loss window trained by this process.
     window_clock: (f64, u64),
     bar: ProgressBar,
+    /// libtorch's threads for each step (chosen by timing unless `--threads` was given).
+    threads: StepThreads,
 }
 
 impl Training {
@@ -191,6 +194,7 @@ impl Training {
             segment: now,
             window_clock: (0.0, 0),
             bar: ProgressBar::hidden(),
+            threads: StepThreads::for_this_process(),
         })
     }
 
@@ -348,7 +352,8 @@ impl Training {
     pub fn step_once(&mut self, last: Option<u64>, records: &mut dyn RecordSink) -> Result<StepReport, Stop> {
         let step = self.progress.step;
         let step_started = Instant::now();
-        let report = self.experiment.train_step(step, self.settings.seed, self.settings.samples, &mut self.optimizer);
+        let (experiment, optimizer, settings) = (&mut self.experiment, &mut self.optimizer, &self.settings);
+        let report = self.threads.run(|| experiment.train_step(step, settings.seed, settings.samples, optimizer));
         self.window_clock.0 += step_started.elapsed().as_secs_f64();
         self.window_clock.1 += 1;
         let report = match report {
@@ -508,6 +513,11 @@ impl Training {
     /// The summary of the run as it stands, named `env` (its name in tables).
     pub fn summary(&self, env: &str, estimator: &str, tested: Tested) -> Summary {
         let steps = self.progress.step;
+        let rows = match &self.experiment.episodes {
+            Some(episodes) => episodes.starts,
+            None => self.experiment.env.spec().rows,
+        };
+        let samples = self.settings.samples;
         Summary {
             env: env.to_owned(),
             estimator: estimator.to_owned(),
@@ -515,6 +525,9 @@ impl Training {
             steps,
             device: device_name(self.experiment.device),
             seconds_per_step: if steps == 0 { 0.0 } else { self.progress.training_seconds / steps as f64 },
+            rows_per_step: Some(rows),
+            samples_per_row: Some(samples),
+            evaluations_per_step: Some(rows.saturating_mul(samples)),
             test: tested.test,
             baselines: tested.baselines,
         }

@@ -53,7 +53,7 @@ enum Outcome {
 /// The binary cannot be found; a signal ([`Interrupted`], once the running children have
 /// checkpointed and stopped). Failed tasks are not errors: they are in their folders.
 pub fn run(out: &Path, prepared: &Prepared, pool: &Pool) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+    let exe = crate::system::binaries::command_binary().context("locating the sfess-agent binary")?;
     let queue: Vec<&Combination> = prepared.record.tasks.iter().filter(|t| !is_complete(out, t)).collect();
     let total = queue.len();
     crate::system::messages::say(format_args!(

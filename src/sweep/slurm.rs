@@ -416,7 +416,7 @@ impl ScriptPaths {
     /// hold ([`ScriptError`]).
     fn of(out: &Path) -> anyhow::Result<Self> {
         let out = std::path::absolute(out).context("reading the current folder")?;
-        let exe = std::env::current_exe().context("locating the sfess-agent binary")?;
+        let exe = crate::system::binaries::command_binary().context("locating the sfess-agent binary")?;
         let what = "the sweep folder";
         let dir = script::checked_path(what, &out)?.to_owned();
         let logs_pattern = format!("{}/{SLURM_DIR}/{LOGS}", script::slurm_filename_pattern(what, &out)?);

@@ -118,6 +118,14 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
+/// This machine's CPU model, as `/proc/cpuinfo` names it (`None` where it does not say).
+pub fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use crate::config::estimators::{EstimatorName, EstimatorOptions};
 /// Whether `name` trains on a black box: it needs no `∂f/∂z` (the score-function
 /// estimators), by the estimator's own properties.
 pub fn works_on_black_box(name: EstimatorName) -> bool {
-    build(name, &EstimatorOptions::default()).is_ok_and(|e| e.properties().non_differentiable_f)
+    properties(name, &EstimatorOptions::default()).is_ok_and(|p| p.non_differentiable_f)
 }
 
 /// The estimators that train on a black box, as `a or b` for messages.
@@ -32,6 +32,24 @@ pub fn build(name: EstimatorName, options: &EstimatorOptions) -> anyhow::Result<
         EstimatorName::Gs => Box::new(options.relaxed_top_k(false)?),
         EstimatorName::Stgs => Box::new(options.relaxed_top_k(true)?),
         EstimatorName::Imle => Box::new(options.imle()?),
+    })
+}
+
+/// The properties of the estimator `name` with `options` (Table 1's columns), from the
+/// estimator's own [`GradientEstimator::properties`] but without boxing it: a program that
+/// prints the table (the `sfess-agent` binary's `estimators`) links none of the gradients'
+/// code, nor libtorch.
+///
+/// # Errors
+/// As [`build`].
+pub fn properties(name: EstimatorName, options: &EstimatorOptions) -> anyhow::Result<Properties> {
+    Ok(match name {
+        EstimatorName::SfessVr => options.score_function(true).properties(),
+        EstimatorName::Sfess => options.score_function(false).properties(),
+        EstimatorName::Simple => options.simple().properties(),
+        EstimatorName::Gs => options.relaxed_top_k(false)?.properties(),
+        EstimatorName::Stgs => options.relaxed_top_k(true)?.properties(),
+        EstimatorName::Imle => options.imle()?.properties(),
     })
 }
 
@@ -60,7 +78,7 @@ pub fn properties_table(options: &EstimatorOptions) -> anyhow::Result<String> {
     );
     let mut notes = Vec::new();
     for name in EstimatorName::ALL {
-        let p = build(name, options)?.properties();
+        let p = properties(name, options)?;
         writeln!(
             out,
             "| {} | {} | {} | {} | {} |",

@@ -12,17 +12,16 @@ use crate::env::{
 
 /// The registry's entry of a shipped sequential task: metric `return` (higher is better),
 /// learning rate 3e-3, the options `n` (items, default `items`) and `horizon` (default
-/// `horizon`), and baselines `baselines` and `random`. `make` builds the task.
-pub(crate) fn entry(
+/// `horizon`), and baselines `baselines` and `random`; without its constructor.
+pub(crate) fn description(
     name: &str,
     description: &str,
     (items, items_are): (usize, &'static str),
     horizon: usize,
     baselines: &[&str],
-    make: impl Fn(crate::registry::Make<'_>) -> Result<Box<dyn Environment>, EnvError> + Send + Sync + 'static,
 ) -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, OptionSpec, Shape};
-    let mut entry = EnvEntry::new(name, description, make)
+    let mut entry = EnvEntry::described(name, description)
         .default_learning_rate(3e-3)
         .metric("return", true)
         .option(OptionSpec::count("n", items, 2, 10_000, items_are))

@@ -40,7 +40,7 @@ use crate::env::{EnvError, EnvSpec, Observation, Phase};
 mod episodic;
 
 pub use episodic::Episodic;
-pub(crate) use episodic::entry;
+pub(crate) use episodic::description;
 
 /// Held-out episodes evaluated per phase, unless an environment says otherwise.
 pub const EVALUATION_EPISODES: usize = 512;

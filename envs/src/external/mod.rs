@@ -517,23 +517,24 @@ impl Environment for ExternalReward {
 /// The registry's entry of the reward command (`cmd`): a black box scored by the user's
 /// program over JSON lines (see the [module docs](self)).
 pub fn entry() -> crate::registry::EnvEntry {
+    description().constructor(|make| {
+        let options = make.options;
+        let n = options.count("n")?;
+        let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
+        let command = RewardCommand::from_options(&make)?;
+        let mut env = match options.optional_count("context-dim")? {
+            Some(d) => ExternalReward::contextual_with_command(command, space, make.batch_size, d)?,
+            None => ExternalReward::with_command(command, space)?,
+        };
+        env.set_interrupt(make.interrupt.clone());
+        Ok(Box::new(env.with_name(options.text("name")?)?))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description() -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, MAX_ITEMS, MAX_WIDTH, OptionSpec, Shape};
-    EnvEntry::new(
-        "cmd",
-        "your reward command (option command) scores the subsets over JSON lines; baselines: random and the command's own",
-        |make| {
-            let options = make.options;
-            let n = options.count("n")?;
-            let space = KHotSpace::new(n, make.k).map_err(|e| make.error(format!("n = {n}, k = {}: {e}", make.k)))?;
-            let command = RewardCommand::from_options(&make)?;
-            let mut env = match options.optional_count("context-dim")? {
-                Some(d) => ExternalReward::contextual_with_command(command, space, make.batch_size, d)?,
-                None => ExternalReward::with_command(command, space)?,
-            };
-            env.set_interrupt(make.interrupt.clone());
-            Ok(Box::new(env.with_name(options.text("name")?)?))
-        },
-    )
+    EnvEntry::described("cmd", "your reward command (option command) scores the subsets over JSON lines; baselines: random and the command's own")
     .default_k(10)
     .metric("reward", true)
     .option(OptionSpec::text("command", None, "the reward command, run by sh -c (for example 'python3 score.py')").legacy_flag("--reward-cmd"))

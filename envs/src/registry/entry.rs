@@ -3,6 +3,7 @@
 //! [`Network`], [`Metric`], the paper's results), and [`Make`], what its constructor gets.
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -120,6 +121,37 @@ impl Make<'_> {
     }
 }
 
+/// A run's settings without data (no data set, no KL, a stop flag never set): what the
+/// shape, network and paper hooks read, as a [`Make`] (`&settings` is a `&Make`).
+///
+/// It holds nothing to free, so it is never dropped as a `Make` would be: a program that
+/// only reads settings (the `sfess-agent` binary's fast commands) then never links the
+/// code that frees a data set's tensors, nor libtorch. [`into_make`](Self::into_make) gives
+/// the `Make` to build an environment with.
+pub struct Settings<'a>(ManuallyDrop<Make<'a>>);
+
+impl<'a> Settings<'a> {
+    /// The settings as a [`Make`], to build an environment with (or to give it data).
+    pub fn into_make(self) -> Make<'a> {
+        ManuallyDrop::into_inner(self.0)
+    }
+}
+
+impl<'a> std::ops::Deref for Settings<'a> {
+    type Target = Make<'a>;
+
+    fn deref(&self) -> &Make<'a> {
+        &self.0
+    }
+}
+
+/// The stop flag of [`Settings`]: one for the process, never set, so that a `Settings` that
+/// is not dropped frees nothing (its clone only counts one more holder).
+fn never_interrupted() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))).clone()
+}
+
 /// Builds an environment.
 type Constructor = Box<dyn Fn(Make<'_>) -> Result<Box<dyn Environment>, EnvError> + Send + Sync>;
 /// The shape of an environment's actions from its settings (`Make::data` is `None`).
@@ -152,9 +184,11 @@ pub struct EnvEntry {
     pub options: Vec<OptionSpec>,
     /// The classical methods it reports beside the policy (`greedy`, `qr`), for `envs`.
     pub baselines: Vec<String>,
-    make: Constructor,
+    /// `None`: a description only ([`described`](Self::described)).
+    make: Option<Constructor>,
     shape: Option<ShapeOf>,
-    network: NetworkOf,
+    /// `None`: the user's choice ([`Network::Choice`]).
+    network: Option<NetworkOf>,
     paper: Option<PaperResults>,
 }
 
@@ -178,6 +212,15 @@ impl EnvEntry {
         description: &str,
         make: impl Fn(Make<'_>) -> Result<Box<dyn Environment>, EnvError> + Send + Sync + 'static,
     ) -> Self {
+        Self::described(name, description).constructor(make)
+    }
+
+    /// An entry that only describes its environment (for `sfess-agent envs`, checks and
+    /// help): as [`new`](Self::new), but building it is an error until a
+    /// [`constructor`](Self::constructor) is given. [`Registry::catalog`](super::Registry::catalog)
+    /// is made of these, so that a program that lists the environments never links the
+    /// code that builds them (nor libtorch).
+    pub fn described(name: &str, description: &str) -> Self {
         Self {
             name: name.to_owned(),
             description: description.to_owned(),
@@ -188,11 +231,20 @@ impl EnvEntry {
             metric: Metric { key: "reward".to_owned(), higher_is_better: true, digits: 4 },
             options: Vec::new(),
             baselines: Vec::new(),
-            make: Box::new(make),
+            make: None,
             shape: None,
-            network: Box::new(|_| Ok(Network::Choice)),
+            network: None,
             paper: None,
         }
+    }
+
+    /// Builds the environment with `make`.
+    pub fn constructor(
+        mut self,
+        make: impl Fn(Make<'_>) -> Result<Box<dyn Environment>, EnvError> + Send + Sync + 'static,
+    ) -> Self {
+        self.make = Some(Box::new(make));
+        self
     }
 
     /// Reads `set` (loaded by the toolkit into [`Make::data`]).
@@ -251,9 +303,9 @@ impl EnvEntry {
         self
     }
 
-    /// The network that trains on it, if not the user's choice.
+    /// The network that trains on it (one of the paper's), instead of the user's choice.
     pub fn network(mut self, network: impl Fn(&Make<'_>) -> Result<Network, EnvError> + Send + Sync + 'static) -> Self {
-        self.network = Box::new(network);
+        self.network = Some(Box::new(network));
         self
     }
 
@@ -266,16 +318,10 @@ impl EnvEntry {
         self
     }
 
-    /// Whether the user may choose the policy (`--policy`).
+    /// Whether the user may choose the policy (`--policy`): the entry declares no
+    /// [`network`](Self::network) of its own.
     pub fn policy_is_chosen(&self) -> bool {
-        // The network of a paper task does not depend on whether it is chosen: ask with
-        // the default options.
-        self.network_of_defaults().is_ok_and(|n| n == Network::Choice)
-    }
-
-    fn network_of_defaults(&self) -> Result<Network, EnvError> {
-        let options = self.options_from(&BTreeMap::new()).unwrap_or_default();
-        (self.network)(&self.settings(self.default_k, 1, 0, Device::Cpu, &options))
+        self.network.is_none()
     }
 
     /// Settings without data, for the shape, network and paper hooks.
@@ -286,8 +332,10 @@ impl EnvEntry {
         seed: u64,
         device: Device,
         options: &'a EnvOptions,
-    ) -> Make<'a> {
-        Make {
+    ) -> Settings<'a> {
+        // Before the fields that hold tensors: nothing after it can unwind through them.
+        let interrupt = never_interrupted();
+        Settings(ManuallyDrop::new(Make {
             name: &self.name,
             k,
             batch_size,
@@ -295,9 +343,9 @@ impl EnvEntry {
             device,
             options,
             data: None,
-            interrupt: Arc::new(AtomicBool::new(false)),
+            interrupt,
             subset_kl: None,
-        }
+        }))
     }
 
     /// The environment's options from `given` (by name, JSON values or strings from the
@@ -360,7 +408,10 @@ impl EnvEntry {
     /// # Errors
     /// Whatever the constructor fails with.
     pub fn make(&self, make: Make<'_>) -> Result<Box<dyn Environment>, EnvError> {
-        (self.make)(make)
+        match &self.make {
+            Some(constructor) => constructor(make),
+            None => Err(make.error("this entry only describes the environment (no constructor was registered)")),
+        }
     }
 
     /// The shape of its actions under `settings`, when the entry knows it without being
@@ -377,7 +428,7 @@ impl EnvEntry {
     /// # Errors
     /// Settings that do not fit.
     pub fn network_of(&self, settings: &Make<'_>) -> Result<Network, EnvError> {
-        (self.network)(settings)
+        self.network.as_ref().map_or(Ok(Network::Choice), |network| network(settings))
     }
 
     /// The paper's results for `settings`, if it reports any.

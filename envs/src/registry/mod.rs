@@ -38,7 +38,9 @@ mod error;
 mod options;
 mod shipped;
 
-pub use entry::{EnvEntry, IMAGE_PIXELS, Make, Metric, Network, PaperRow, Shape, SubsetKl, on_data_set, paper_rows};
+pub use entry::{
+    EnvEntry, IMAGE_PIXELS, Make, Metric, Network, PaperRow, Settings, Shape, SubsetKl, on_data_set, paper_rows,
+};
 pub use error::{RegistryError, check_name};
 pub use options::{EnvOptions, MAX_ITEMS, MAX_LATENT, MAX_ROWS, MAX_WIDTH, OptionKind, OptionSpec};
 
@@ -139,6 +141,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_catalog_describes_the_shipped_environments_and_builds_none() {
+        let (shipped, catalog) = (Registry::shipped(), Registry::catalog());
+        assert_eq!(catalog.names(), shipped.names());
+        for (described, entry) in catalog.entries().iter().zip(shipped.entries()) {
+            assert_eq!(format!("{described:?}"), format!("{entry:?}"));
+            assert_eq!(described.description, entry.description);
+            assert_eq!(described.options_table(), entry.options_table());
+            assert_eq!(
+                (described.metric.clone(), described.differentiable),
+                (entry.metric.clone(), entry.differentiable)
+            );
+            assert_eq!(
+                (described.default_learning_rate, &described.baselines),
+                (entry.default_learning_rate, &entry.baselines)
+            );
+            assert_eq!(described.policy_is_chosen(), entry.policy_is_chosen());
+        }
+        assert_eq!(catalog.legacy_flags(), shipped.legacy_flags());
+        let coverage = catalog.get("max-coverage").unwrap();
+        let options = coverage.options_from(&BTreeMap::new()).unwrap();
+        let built = coverage.make(coverage.settings(5, 1, 0, tch::Device::Cpu, &options).into_make());
+        assert!(built.is_err_and(|e| e.to_string().contains("only describes")));
     }
 
     fn entry() -> EnvEntry {

@@ -468,6 +468,18 @@ const FIELDS_SHOWN: usize = 2;
 /// (`sensor-placement-mnist`, `sensor-placement-fashion`): k = 20 sensors, a basis of 10
 /// principal components; baselines QR pivoting and random.
 pub fn entry(set: Option<crate::data::DataSet>) -> crate::registry::EnvEntry {
+    description(set).constructor(|mut make| {
+        let fields = match make.data.take() {
+            Some(data) => Fields::Images(data),
+            None => Fields::Synthetic { side: DEFAULT_SIDE, seed: 0 },
+        };
+        let sensors = SensorConfig { sensors: make.k, modes: make.options.count("modes")?, batch: make.batch_size };
+        Ok(Box::new(SensorPlacement::new(make.name, fields, sensors, make.device)?))
+    })
+}
+
+/// [`entry`] without its constructor: what [`Registry::catalog`](crate::registry::Registry::catalog) lists.
+pub(crate) fn description(set: Option<crate::data::DataSet>) -> crate::registry::EnvEntry {
     use crate::registry::{EnvEntry, IMAGE_PIXELS, OptionSpec, Shape, on_data_set};
     let (name, description, items) = match set {
         None => (
@@ -483,23 +495,16 @@ pub fn entry(set: Option<crate::data::DataSet>) -> crate::registry::EnvEntry {
             (IMAGE_PIXELS, "pixels"),
         ),
     };
-    let entry = EnvEntry::new(&name, &description, |mut make| {
-        let fields = match make.data.take() {
-            Some(data) => Fields::Images(data),
-            None => Fields::Synthetic { side: DEFAULT_SIDE, seed: 0 },
-        };
-        let sensors = SensorConfig { sensors: make.k, modes: make.options.count("modes")?, batch: make.batch_size };
-        Ok(Box::new(SensorPlacement::new(make.name, fields, sensors, make.device)?))
-    })
-    .default_k(20)
-    .metric("mse", false)
-    .option(
-        OptionSpec::count("modes", 10, 1, IMAGE_PIXELS, "principal components r of the reconstruction basis")
-            .legacy_flag("--sensor-modes"),
-    )
-    .baseline("qr")
-    .baseline("random")
-    .shape(move |_| Ok(Shape { items: items.0, items_are: items.1.to_owned(), rows: 1 }));
+    let entry = EnvEntry::described(&name, &description)
+        .default_k(20)
+        .metric("mse", false)
+        .option(
+            OptionSpec::count("modes", 10, 1, IMAGE_PIXELS, "principal components r of the reconstruction basis")
+                .legacy_flag("--sensor-modes"),
+        )
+        .baseline("qr")
+        .baseline("random")
+        .shape(move |_| Ok(Shape { items: items.0, items_are: items.1.to_owned(), rows: 1 }));
     match set {
         Some(set) => entry.data(set),
         None => entry,

@@ -1,5 +1,6 @@
 //! `sfess-agent bench`: how fast the k-subset distribution (`bench distribution`) and a
-//! training step (`bench train`) are on this machine, on the CPU or a CUDA device.
+//! training step (`bench train`) are on this machine, on the CPU or a CUDA device, and how
+//! fast the tool starts (`bench startup`, in [`startup`]).
 //!
 //! Each case is timed by repeating it until about `--seconds` have passed (after one
 //! warm-up call) and reporting the median and the fastest call. On a CUDA device every call
@@ -8,6 +9,8 @@
 //! the process's high-water mark (`VmHWM`, reset through `/proc/self/clear_refs` just
 //! before), which includes libtorch's own resident memory, given beside the resident size
 //! before the call.
+
+pub mod startup;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,10 +48,7 @@ impl Machine {
             Device::Cuda(index) => gpu_model(index),
             _ => None,
         };
-        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
-        });
+        let cpu = crate::system::device::cpu_model();
         Self { device: crate::system::device::device_name(device), gpu, cpu, threads: rayon::current_num_threads() }
     }
 
@@ -476,7 +476,10 @@ pub fn train_steps(bench: &TrainBench) -> anyhow::Result<TrainReport> {
     for (index, TrainTask { name: task, .. }) in TRAIN_TASKS.iter().enumerate() {
         let mut command = std::process::Command::new(&exe);
         command.arg("--device").arg(crate::system::device::device_name(bench.device));
-        command.arg("--threads").arg(rayon::current_num_threads().to_string());
+        // Each task's process chooses its threads as a run does, unless --threads was given.
+        if crate::system::threads::threads_given() {
+            command.arg("--threads").arg(rayon::current_num_threads().to_string());
+        }
         command.args([
             "bench",
             "train",
@@ -530,9 +533,11 @@ pub fn train_step_of_task(bench: &TrainBench, index: usize) -> anyhow::Result<Tr
     let mut experiment = crate::train::experiment::Experiment::build(&spec, &crate::system::signals::Interrupt::new())?;
     let mut optimizer = experiment.optimizer(spec.learning_rate(), config.beta1, config.beta2)?;
     let mut step = 0u64;
+    // As a run trains: libtorch's threads chosen by timing unless --threads was given.
+    let mut threads = crate::system::threads::StepThreads::for_this_process();
     let (median, _, _) = time(budget, device, || {
         step += 1;
-        experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop)
+        threads.run(|| experiment.train_step(step, config.seed, config.samples, &mut optimizer).map(drop))
     })?;
     let operands = product_operands(&step_products(&spec, device)?, device);
     let (floor, _, _) = time(budget, device, || products_once(&operands))?;
@@ -581,6 +586,9 @@ pub enum BenchCommand {
     /// Seconds per training step of each task with SFESS + VR (S = 32) on the real data,
     /// beside what the step's matrix products alone cost (the floor).
     Train(BenchTrainArgs),
+    /// Seconds of whole `sfess-agent` processes: the commands that compute nothing, those
+    /// that load libtorch, and one that trains.
+    Startup(startup::BenchStartupArgs),
 }
 
 /// Arguments of `bench train`.
@@ -662,6 +670,14 @@ pub fn run(command: &BenchCommand, device: DeviceSpec, stdout: &mut dyn Write) -
                 serde_json::to_string_pretty(&results).context("serialising the measurements")? + "\n"
             } else {
                 step_table(&results)
+            }
+        }
+        BenchCommand::Startup(args) => {
+            let report = startup::measure(args)?;
+            if args.json {
+                serde_json::to_string_pretty(&report).context("serialising the measurements")? + "\n"
+            } else {
+                startup::table(&report)
             }
         }
     };
