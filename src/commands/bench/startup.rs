@@ -63,9 +63,12 @@ pub fn measure(args: &BenchStartupArgs) -> anyhow::Result<StartupReport> {
     let front = command_binary().context("locating the sfess-agent binary")?;
     let engine = front.with_file_name(ENGINE);
     anyhow::ensure!(engine.is_file(), "{} is missing: build it beside {}", engine.display(), front.display());
-    let scratch = tempfile_dir()?;
+    // A fresh folder of a random name, removed on every way out (an error included).
+    let scratch =
+        tempfile::Builder::new().prefix("sfess-agent-bench-startup-").tempdir().context("creating a scratch folder")?;
+    let scratch = scratch.path();
     let sweep = scratch.join("sweep");
-    make_sweep(&front, &scratch, &sweep)?;
+    make_sweep(&front, scratch, &sweep)?;
     let sweep = sweep.to_string_lossy().into_owned();
     let train_out = scratch.join("train").to_string_lossy().into_owned();
     let cases: Vec<(&Path, Vec<String>)> = vec![
@@ -98,7 +101,6 @@ pub fn measure(args: &BenchStartupArgs) -> anyhow::Result<StartupReport> {
             case_times.push(run_once(binary, arguments)?);
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     let measurements = cases
         .iter()
         .zip(times)
@@ -136,13 +138,6 @@ fn run_once(binary: &Path, arguments: &[String]) -> anyhow::Result<f64> {
     let seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "{} {} failed ({status})", binary.display(), arguments.join(" "));
     Ok(seconds)
-}
-
-/// A fresh folder under the system's temporary folder.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("sfess-agent-bench-startup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// A finished one-run sweep in `sweep`, for `sweep status` to read.
