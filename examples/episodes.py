@@ -14,7 +14,9 @@ seeds give equal episodes. Standard library only. Train on it (about 15 s on a C
         --estimator sfess-vr --batch-size 8 --samples 8 --steps 300 --eval-every 100 --out runs/maintenance
 
 Over 20 steps random subsets return about 8.3 and the untrained policy 2.4; after 300 steps
-SFESS + VR returns about 13.2, no machine left broken (servicing the 2 most worn machines: 13.3).
+SFESS + VR returns about 13.2, no machine left broken. The script also plays its own classical
+policy as a baseline, `most-worn` (service the k most worn machines, about 13.3): add
+`--env-option baselines=most-worn` and it is reported beside `random`.
 """
 import json
 import random
@@ -53,6 +55,13 @@ for line in sys.stdin:  # one JSON request per line; the loop ends when sfess-ag
             sys.exit(2)
         episodes = [Episode(seed) for seed in request["seeds"]]
         print(json.dumps({"states": [e.wear for e in episodes]}), flush=True)
+        continue
+    if request["request"] == "baseline":  # the actions of our own policy, which the tool plays
+        if request["baseline"] != "most-worn":
+            print(f"episodes.py has the baseline most-worn, not {request['baseline']}", file=sys.stderr)
+            sys.exit(2)
+        worn = [sorted(range(N), key=lambda i: -e.wear[i])[: request["k"]] for e in episodes]
+        print(json.dumps({"actions": worn}), flush=True)
         continue
     steps = [e.step(set(chosen)) for e, chosen in zip(episodes, request["actions"])]
     broken = sum(w >= 1.0 for e in episodes for w in e.wear) / len(episodes)

@@ -365,7 +365,7 @@ fn envs_lists_every_environment_and_shows_one_with_its_options() {
             10,
             "none",
             "no (black box)",
-            "command, n, state-dim, horizon, eval-episodes, timeout, dir, name",
+            "command, n, state-dim, horizon, eval-episodes, baselines, timeout, dir, name",
         ),
         ("sensor-placement-synthetic", 20, "none", "no (black box)", "modes"),
         ("feature-selection-knn-mnist", 50, "MNIST", "no (black box)", "neighbours, references"),

@@ -53,6 +53,26 @@
 //!    ([`crate::info_metric`]; names as `cmd`'s, see [its rule](crate::external#protocol)).
 //!    Fields the environment does not know are ignored, in requests and answers.
 //!
+//! 3. **Baseline** (only with the option `baselines`, such as `greedy,lookahead`). The
+//!    command's own policies are played as baselines on the held-out episodes, after
+//!    `random`, and reported beside it (`summary.json`'s `baselines`, `compare`'s table).
+//!    At each step of their episodes the environment asks the command what one of them
+//!    does in every episode's current state:
+//!
+//!    ```text
+//!    {"line":7,"request":"baseline","phase":"test","baseline":"greedy","t":0,"n":6,"k":2}
+//!    ```
+//!
+//!    and the command answers one action per episode, `k` distinct items in `0..n` each,
+//!    in any order:
+//!
+//!    ```text
+//!    {"actions": [[0, 3], [1, 2], [0, 3]]}
+//!    ```
+//!
+//!    The environment then sends those actions as the step request of `t`, as for any
+//!    policy, so the baseline's return is counted exactly as the policy's and `random`'s.
+//!
 //! The fields of the requests:
 //!
 //! - `line` counts the requests from 1;
@@ -107,9 +127,10 @@
 //!
 //! # Failures
 //!
-//! A working folder that does not exist, a `name` that is not a key, a state width or a
-//! horizon of 0 are [`EnvError::Config`] when the environment is made; a step before any
-//! reset is [`EnvError::NotReset`], and actions of the wrong shape or not k-hot are errors
+//! A working folder that does not exist, a `name` or a baseline's name that is not a key
+//! (or a baseline named `random`, or twice), a state width or a horizon of 0 are
+//! [`EnvError::Config`] when the environment is made; a step or a baseline request before
+//! any reset is [`EnvError::NotReset`], and actions of the wrong shape or not k-hot are errors
 //! that leave the command running. Each other failure is an [`EnvError::RewardProcess`]
 //! naming the command and the request line, and leaves no process behind, as with `cmd`
 //! (see [its failures](crate::external#failures): the command exiting before it answers,
@@ -119,6 +140,9 @@
 //!
 //! - an answer that is not JSON, or not an object with the fields above: the message
 //!   quotes the start of the answer;
+//! - a baseline's actions of the wrong count or shape (`got 3 actions, expected 4`,
+//!   `action 1 has 3 items, expected 2`, `action 0 has the item 9, outside 0..8`, `action
+//!   2 repeats the item 4`);
 //! - the wrong number of rows (`got 3 state rows, expected 4`, `the answer has 3 rewards
 //!   for 4 episodes`, `the answer has 2 terminated flags for 4 episodes`) or a state of the
 //!   wrong width (`state row 2 has 5 numbers, expected 3`);
@@ -138,11 +162,13 @@ use std::sync::atomic::AtomicBool;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::env::{EnvError, EnvSpec, Phase, chosen_lists};
+use crate::env::{EnvError, EnvSpec, Phase, chosen_lists, k_hot_rows};
 use crate::episodes::{EVALUATION_EPISODES, EpisodeStep, SequentialEnvironment};
 use crate::external::MAX_REWARD_TIMEOUT;
 use crate::external::process::{CommandLink, RewardCommand};
-use crate::external::protocol::{parse_reset, parse_step, reset_fields, step_fields};
+use crate::external::protocol::{
+    baseline_fields, parse_actions, parse_baseline_names, parse_reset, parse_step, reset_fields, step_fields,
+};
 use crate::space::KHotSpace;
 
 /// The environment's name on the command line.
@@ -170,6 +196,8 @@ pub struct ExternalEpisodes {
     phase: Option<Phase>,
     /// `None` before the first reset (and while one is answered).
     under_way: Option<UnderWay>,
+    /// The command's own baselines (option `baselines`), played on the held-out episodes.
+    baselines: Vec<String>,
 }
 
 impl ExternalEpisodes {
@@ -207,7 +235,15 @@ impl ExternalEpisodes {
             observation_dim: state_dim,
             description,
         };
-        Ok(Self { spec, horizon, evaluation_episodes: EVALUATION_EPISODES, link, phase: None, under_way: None })
+        Ok(Self {
+            spec,
+            horizon,
+            evaluation_episodes: EVALUATION_EPISODES,
+            link,
+            phase: None,
+            under_way: None,
+            baselines: Vec::new(),
+        })
     }
 
     /// Renames the environment (its [`EnvSpec::name`]), as the option `name` does.
@@ -232,6 +268,19 @@ impl ExternalEpisodes {
             });
         }
         self.evaluation_episodes = count;
+        Ok(self)
+    }
+
+    /// Plays the command's own policies `names` (comma-separated, as the option `baselines`)
+    /// as baselines on the held-out test episodes, beside `random`: at each of their steps a
+    /// `baseline` request asks the command for the actions of one of them.
+    ///
+    /// # Errors
+    /// [`EnvError::Config`] for a name that is not a key (1 to 64 ASCII letters, digits, `_`
+    /// or `-`), `random`, or a name given twice.
+    pub fn with_baselines(mut self, names: &str) -> Result<Self, EnvError> {
+        self.baselines =
+            parse_baseline_names(names).map_err(|problem| EnvError::Config { env: self.spec.name.clone(), problem })?;
         Ok(self)
     }
 
@@ -299,6 +348,28 @@ impl SequentialEnvironment for ExternalEpisodes {
         })
     }
 
+    fn baseline_names(&self) -> Vec<String> {
+        self.baselines.clone()
+    }
+
+    /// Sends a baseline request for step `t` of the episodes under way; the actions the
+    /// command answers, `[R, n]`.
+    fn baseline_action(&mut self, name: &str) -> Result<Tensor, EnvError> {
+        if !self.baselines.iter().any(|known| known == name) {
+            return Err(EnvError::Config {
+                env: self.spec.name.clone(),
+                problem: format!("no baseline named {name:?} (option baselines: {:?})", self.baselines.join(",")),
+            });
+        }
+        let Some(under_way) = self.under_way else {
+            return Err(EnvError::NotReset { env: self.spec.name.clone() });
+        };
+        let (rows, space) = (under_way.episodes, self.spec.space);
+        let fields = baseline_fields(self.phase_name(), space, name, under_way.t);
+        let actions = self.link.request(&fields, |text| parse_actions(text, rows, space))?;
+        k_hot_rows(&actions, space.n())
+    }
+
     fn evaluation_episodes(&self) -> usize {
         self.evaluation_episodes
     }
@@ -319,6 +390,9 @@ pub fn entry() -> crate::registry::EnvEntry {
         let command = RewardCommand::from_options(&make)?;
         let mut env = ExternalEpisodes::new(command, space, options.count("state-dim")?, options.count("horizon")?)?
             .with_evaluation_episodes(options.count("eval-episodes")?)?;
+        if let Some(names) = options.optional_text("baselines")? {
+            env = env.with_baselines(names)?;
+        }
         env.set_interrupt(make.interrupt.clone());
         Ok(Box::new(crate::episodes::Episodic::new(env.with_name(options.text("name")?)?)))
     })
@@ -330,7 +404,7 @@ pub(crate) fn description() -> crate::registry::EnvEntry {
     EnvEntry::described(
         NAME,
         "episodes kept by your command (option command) over JSON lines: reset one episode per seed, then step \
-         with the k items chosen per episode; baseline random",
+         with the k items chosen per episode; baselines random and the command's own (option baselines)",
     )
     .default_k(10)
     .metric("return", true)
@@ -348,6 +422,11 @@ pub(crate) fn description() -> crate::registry::EnvEntry {
         1,
         MAX_ROWS,
         "held-out episodes per evaluation (and per baseline)",
+    ))
+    .option(OptionSpec::optional_text(
+        "baselines",
+        "the command's own policies to play as baselines on the test episodes, comma-separated (greedy,lookahead): \
+         the command answers each \"baseline\" request with their actions",
     ))
     .option(OptionSpec::positive("timeout", 60.0, MAX_REWARD_TIMEOUT, "seconds to wait for each answer of the command"))
     .option(OptionSpec::folder("dir", ".", "the folder the command runs in (a new run records it absolute)"))

@@ -353,6 +353,14 @@ fn the_registered_environment_runs_the_example() {
     assert!(fastest["return"] < random && random < 20.0, "{fastest:?} vs random {random}");
     assert!(fastest["return"] > 0.0 && fastest["length"] < 20.0 && fastest["info.broken"] > 0.0, "{fastest:?}");
     assert_eq!(env.evaluate(Phase::Validation, &FixedAction(actions(8, &[&[6, 7]]))).unwrap(), fastest);
+    // Its own baseline, servicing the most worn machines, beats random subsets.
+    let with_baseline: BTreeMap<String, Value> =
+        given.clone().into_iter().chain([("baselines".to_owned(), json!("most-worn"))]).collect();
+    let options = entry.options_from(&with_baseline).unwrap();
+    let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options).into_make()).unwrap();
+    let baselines = env.baselines(Phase::Test).unwrap();
+    assert_eq!(baselines["random"], random, "the same held-out episodes");
+    assert!(baselines["most-worn"] > random + 2.0 && baselines["most-worn"] <= 20.0, "{baselines:?}");
     // The example checks its n.
     let wrong: BTreeMap<String, Value> =
         given.into_iter().map(|(k, v)| if k == "n" { (k, json!(9)) } else { (k, v) }).collect();
@@ -360,4 +368,99 @@ fn the_registered_environment_runs_the_example() {
     let mut env = entry.make(entry.settings(2, 8, 0, Device::Cpu, &options).into_make()).unwrap();
     let err = env.evaluate(Phase::Validation, &FixedAction(actions(9, &[&[6, 7]]))).unwrap_err().to_string();
     assert!(err.contains("batch line 1") && err.contains("episodes.py has n = 8 machines, got n = 9"), "{err}");
+}
+
+/// Episodes whose reward is the sum of the items chosen, never ending, with two baselines
+/// of the command's own: `top` chooses the k highest items, `low` the k lowest. Requests
+/// go to `requests.jsonl`.
+const BASELINES_PY: &str = r#"
+import json, sys
+log = open(sys.argv[1], "a")
+for line in sys.stdin:
+    log.write(line); log.flush()
+    r = json.loads(line)
+    if r["request"] == "reset":
+        rows = len(r["seeds"])
+        print(json.dumps({"states": [[0.0]] * rows}), flush=True)
+    elif r["request"] == "baseline":
+        n, k = r["n"], r["k"]
+        items = list(range(n - k, n))[::-1] if r["baseline"] == "top" else list(range(k))
+        print(json.dumps({"actions": [items] * rows}), flush=True)
+    else:
+        print(json.dumps({"rewards": [sum(a) for a in r["actions"]], "terminated": [False] * rows,
+                          "states": [[r["t"] + 1.0]] * rows}), flush=True)
+"#;
+
+#[test]
+fn the_commands_own_baselines_are_played_on_the_held_out_episodes() {
+    let script = Script::new(BASELINES_PY);
+    let env = ExternalEpisodes::new(script.command(), space(5, 2), 1, 3).unwrap();
+    let env = env.with_evaluation_episodes(4).unwrap().with_baselines(" top,low ").unwrap();
+    assert_eq!(env.baseline_names(), ["top", "low"]);
+    let mut env = Episodic::new(env);
+    let baselines = env.baselines(Phase::Test).unwrap();
+    // 3 steps of items 3 + 4, and of items 0 + 1; random subsets average 2 + 2 per step.
+    assert_eq!((baselines["top"], baselines["low"]), (21.0, 3.0), "{baselines:?}");
+    assert!(baselines["random"] > 3.0 && baselines["random"] < 21.0, "{baselines:?}");
+    assert_eq!(baselines.len(), 3);
+
+    // Each step of a baseline's episodes: its request, then the step with its actions, sorted.
+    let requests = script.requests();
+    let top_start = requests.iter().position(|r| r["request"] == "baseline").unwrap();
+    assert_eq!(requests[top_start - 1]["request"], "reset");
+    assert_eq!(requests[top_start - 1]["phase"], "test");
+    assert_eq!(
+        requests[top_start],
+        json!({"line": top_start + 1, "request": "baseline", "phase": "test", "baseline": "top", "t": 0, "n": 5, "k": 2})
+    );
+    assert_eq!(requests[top_start + 1]["actions"], json!([[3, 4], [3, 4], [3, 4], [3, 4]]));
+    let asked: Vec<(&str, u64)> = requests
+        .iter()
+        .filter(|r| r["request"] == "baseline")
+        .map(|r| (r["baseline"].as_str().unwrap(), r["t"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(asked, [("top", 0), ("top", 1), ("top", 2), ("low", 0), ("low", 1), ("low", 2)]);
+    // Without the option the command is never asked.
+    let script = Script::new(BASELINES_PY);
+    let mut env = Episodic::new(ExternalEpisodes::new(script.command(), space(5, 2), 1, 3).unwrap());
+    assert_eq!(env.baselines(Phase::Test).unwrap().keys().collect::<Vec<_>>(), ["random"]);
+    assert!(script.requests().iter().all(|r| r["request"] != "baseline"));
+}
+
+#[test]
+fn baseline_names_must_be_keys_other_than_random_and_given_once() {
+    let env = || ExternalEpisodes::new(RewardCommand::new("cat", TIMEOUT), space(2, 1), 1, 4).unwrap();
+    for (names, phrase) in [
+        ("random", "\"random\" is taken"),
+        ("greedy,greedy", "\"greedy\" is given twice"),
+        ("greedy,,lookahead", "the baseline name \"\" is empty"),
+        ("top 5", "has the character ' '"),
+    ] {
+        let err = env().with_baselines(names).unwrap_err();
+        assert!(matches!(err, EnvError::Config { .. }) && err.to_string().contains(phrase), "{phrase:?}: {err}");
+    }
+    let mut env = env().with_baselines("greedy").unwrap();
+    assert!(matches!(env.baseline_action("greedy"), Err(EnvError::NotReset { .. })));
+    let err = env.baseline_action("lookahead").unwrap_err();
+    assert!(matches!(err, EnvError::Config { .. }) && err.to_string().contains("no baseline named"), "{err}");
+}
+
+#[test]
+fn malformed_baseline_answers_are_errors_naming_the_line() {
+    for (answer, phrase) in [
+        (r#"{"actions": [[0, 1]]}"#, "batch line 2: got 1 actions, expected 2 (one per episode)"),
+        (r#"{"actions": [[0, 1], [2]]}"#, "action 1 has 1 items, expected 2"),
+        (r#"{"actions": [[0, 3], [1, 2]]}"#, "action 0 has the item 3, outside 0..3"),
+        (r#"{"actions": [[0, -1], [1, 2]]}"#, "action 0 has the item -1, outside 0..3"),
+        (r#"{"actions": [[1, 1], [1, 2]]}"#, "action 0 repeats the item 1"),
+        (r#"{"actions": [[0, 1], 2]}"#, "action 1 is 2, not an array of 2 items"),
+        (r#"{"rewards": [1, 2]}"#, "the answer has no \"actions\""),
+    ] {
+        let command = format!("read l; echo '{{\"states\": [[0], [0]]}}'; while read l; do echo '{answer}'; done");
+        let env = ExternalEpisodes::new(RewardCommand::new(command, TIMEOUT), space(3, 2), 1, 4).unwrap();
+        let mut env = env.with_baselines("greedy").unwrap();
+        assert_eq!(env.reset(&[1, 2]).unwrap().size(), [2, 1]);
+        let err = message(env.baseline_action("greedy"));
+        assert!(err.contains(phrase), "{phrase:?} not in {err:?}");
+    }
 }

@@ -101,6 +101,16 @@ pub(crate) fn step_fields(phase: &str, t: usize, actions: &[Vec<usize>]) -> Resu
     Ok(format!("\"request\":\"step\",\"phase\":\"{phase}\",\"t\":{t},\"actions\":{actions}"))
 }
 
+/// The fields of a baseline request of `cmd-episodes`: the actions that the command's own
+/// policy `name` takes at step `t` of the held-out episodes of `phase`, `k` of `n` items.
+pub(crate) fn baseline_fields(phase: &str, space: KHotSpace, name: &str, t: usize) -> String {
+    let (n, k) = (space.n(), space.k());
+    format!(
+        "\"request\":\"baseline\",\"phase\":\"{phase}\",\"baseline\":{},\"t\":{t},\"n\":{n},\"k\":{k}",
+        Value::from(name)
+    )
+}
+
 // Answers of `cmd`.
 
 /// A parsed answer: one reward per action, the diagnostics, and the command's baselines.
@@ -357,6 +367,64 @@ fn flags(items: &[Value], field: &str, rows: usize, text: &str) -> Result<Vec<bo
             v.as_bool().ok_or_else(|| format!("{field} {i} is {}, not true or false: {}", short(v), quote(text)))
         })
         .collect()
+}
+
+/// Parses the answer to a baseline request: `{"actions": [[i, ...], ...]}` with exactly
+/// `rows` actions, each `k` distinct items in `0..n` of `space` (in any order); each
+/// action's items sorted. The error says what is wrong (`got 3 actions, expected 4`,
+/// `action 1 has 3 items, expected 2`, `action 0 has the item 9, outside 0..8`, `action 2
+/// repeats the item 4`) and quotes the start of the line.
+pub(crate) fn parse_actions(text: &str, rows: usize, space: KHotSpace) -> Result<Vec<Vec<usize>>, String> {
+    let (n, k) = (space.n(), space.k());
+    let map = answer_object(text, "{\"actions\": [[item, ...], ...]} (one action of k items per episode)")?;
+    let items = array(&map, "actions", text)?;
+    if items.len() != rows {
+        return Err(format!("got {} actions, expected {rows} (one per episode): {}", items.len(), quote(text)));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(r, action)| {
+            let Value::Array(action) = action else {
+                return Err(format!("action {r} is {}, not an array of {k} items: {}", short(action), quote(text)));
+            };
+            if action.len() != k {
+                return Err(format!("action {r} has {} items, expected {k}: {}", action.len(), quote(text)));
+            }
+            let mut chosen = action
+                .iter()
+                .map(|item| match item.as_u64().and_then(|i| usize::try_from(i).ok()) {
+                    Some(i) if i < n => Ok(i),
+                    _ => Err(format!("action {r} has the item {}, outside 0..{n}: {}", short(item), quote(text))),
+                })
+                .collect::<Result<Vec<usize>, String>>()?;
+            chosen.sort_unstable();
+            if let Some(pair) = chosen.windows(2).find(|pair| pair[0] == pair[1]) {
+                return Err(format!("action {r} repeats the item {}: {}", pair[0], quote(text)));
+            }
+            Ok(chosen)
+        })
+        .collect()
+}
+
+/// The names of the command's own baselines (the option `baselines` of `cmd-episodes`):
+/// comma-separated keys ([`check_key`]), spaces around them ignored, none `random`, none
+/// twice. What is wrong, otherwise.
+pub(crate) fn parse_baseline_names(text: &str) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        check_key(name).map_err(|why| format!("the baseline name {} {why}", quoted_name(name)))?;
+        if name == RANDOM_BASELINE {
+            return Err(format!(
+                "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean return of random subsets); choose another"
+            ));
+        }
+        if names.iter().any(|seen| seen == name) {
+            return Err(format!("the baseline name \"{name}\" is given twice"));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
 }
 
 // Checks and quotes shared by the answers.

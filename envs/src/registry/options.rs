@@ -146,6 +146,11 @@ impl OptionSpec {
         Self::new(name, OptionKind::Text, default.map(Value::from), help)
     }
 
+    /// A string that may be left unset ([`EnvOptions::optional_text`]).
+    pub fn optional_text(name: &str, help: &str) -> Self {
+        Self::new(name, OptionKind::Text, Some(Value::Null), help)
+    }
+
     /// A folder, `default` when not given; recorded absolute by a new run.
     pub fn folder(name: &str, default: &str, help: &str) -> Self {
         Self::new(name, OptionKind::Folder, Some(Value::from(default)), help)
@@ -218,6 +223,18 @@ impl EnvOptions {
     /// The environment did not declare it as text.
     pub fn text(&self, name: &str) -> Result<&str, EnvError> {
         self.get(name)?.as_str().ok_or_else(|| self.wrong(name, "text"))
+    }
+
+    /// An optional string: `None` when the option holds no value (declared with
+    /// [`OptionSpec::optional_text`]).
+    ///
+    /// # Errors
+    /// The environment did not declare it.
+    pub fn optional_text(&self, name: &str) -> Result<Option<&str>, EnvError> {
+        match self.get(name)? {
+            Value::Null => Ok(None),
+            _ => self.text(name).map(Some),
+        }
     }
 
     /// An optional count: `None` when the option holds no value (declared as a count with
