@@ -266,6 +266,39 @@ fn feature_selection_and_the_vae_learn() {
     }
 }
 
+/// The paper's feature selection starts its logits from N(0, 1) draws, as the paper's code
+/// does (from zero its top-k evaluation mask is one the network never trained on: see
+/// `GlobalLogits::standard_normal`), seeded by the run's seed; `--policy logits` elsewhere
+/// starts from zero, the uniform law.
+#[test]
+fn feature_selection_starts_from_normal_logits_and_other_logits_from_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    synthetic_mnist(tmp.path(), 240, 60);
+    let data = tmp.path().to_str().unwrap();
+    let first_marginals = |name: &str, args: &[&str]| -> Vec<f64> {
+        let out = tmp.path().join(name);
+        let common = ["train", "--out", out.to_str().unwrap(), "--steps", "1", "--device", "cpu", "--quiet"];
+        let all: Vec<&str> = common.iter().chain(args).copied().collect();
+        let output = run(&all);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let first = &lines(&out.join("marginals.jsonl"))[0];
+        assert_eq!(first["step"], 0);
+        first["marginals"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    let fs = ["--env", "feature-selection-mnist", "--data-dir", data, "--batch-size", "8", "--samples", "2"];
+    let (seed0, again) = (first_marginals("fs-a", &fs), first_marginals("fs-b", &fs));
+    assert_eq!(seed0, again, "the same seed draws the same logits");
+    assert_eq!(seed0.len(), 784);
+    assert!((seed0.iter().sum::<f64>() - 50.0).abs() < 1e-3);
+    // N(0, 1) logits: the largest of 784 marginals is several times the uniform 50/784.
+    let (min, max) = seed0.iter().fold((1.0f64, 0.0f64), |(lo, hi), &m| (lo.min(m), hi.max(m)));
+    assert!(max > 3.0 * 50.0 / 784.0 && min < 0.5 * 50.0 / 784.0, "{min} {max}");
+    let seed1: Vec<&str> = fs.iter().copied().chain(["--seed", "1"]).collect();
+    assert_ne!(first_marginals("fs-seed1", &seed1), seed0);
+    let coverage = first_marginals("coverage", &["--env", "max-coverage", "--policy", "logits"]);
+    assert!(coverage.iter().all(|&m| (m - coverage[0]).abs() < 1e-6), "uniform: {coverage:?}");
+}
+
 /// `bench train` times each task in a child process of its own and merges their reports: one
 /// row per task, each with its backend, a positive step time and floor.
 #[test]

@@ -1,9 +1,9 @@
 //! Feature selection (paper Section 4, Table 2): one global k-subset of the 784 pixels.
 //!
 //! The policy's logits are a free vector `[1, 784]`: one mask per sample, shared by the
-//! batch. A reconstruction network owned by the environment, 784 → 200 → 784 (ReLU, then
-//! sigmoid), sees the masked image `x ⊙ z` and predicts the whole image; the loss of a mask
-//! is the binary cross-entropy averaged over pixels and over the batch:
+//! batch. A reconstruction network owned by the environment, 784 → 200 → 200 → 784 (ReLU,
+//! then sigmoid), sees the masked image `x ⊙ z` and predicts the whole image; the loss of a
+//! mask is the binary cross-entropy averaged over pixels and over the batch:
 //!
 //! ```text
 //! f(z) = mean_{b, j} BCE(σ(net(x_b ⊙ z))_j, x_{b,j})
@@ -11,6 +11,11 @@
 //!
 //! Evaluation uses the top-k mask of the logits; the metric is that BCE on the split
 //! (lower is better).
+//!
+//! The network has the two hidden layers of the paper's code (`klaswijk/sfess`,
+//! `experiments/l2x.py`), which made Table 2; the paper's text gives one
+//! (784 → 200 → 784). The second layer lowered validation BCE at step 2,000 from 0.227 to
+//! 0.203 (MNIST, k = 50, seed 0, logits from N(0, 1)).
 //!
 //! # Speed
 //! A k-hot mask times the first weight matrix needs only the `k` selected columns of it:
@@ -32,6 +37,8 @@ use crate::space::KHotSpace;
 
 /// Pixels of an image.
 const PIXELS: i64 = crate::registry::IMAGE_PIXELS as i64;
+/// Units of each hidden layer of the reconstruction network.
+const HIDDEN: i64 = 200;
 /// Images per forward pass during evaluation.
 const EVAL_CHUNK: i64 = 2_000;
 
@@ -43,7 +50,8 @@ pub struct FeatureSelection {
     batch: i64,
     vs: VarStore,
     first: nn::Linear,
-    second: nn::Linear,
+    hidden: nn::Linear,
+    last: nn::Linear,
     images: Option<Tensor>,
 }
 
@@ -64,8 +72,9 @@ impl FeatureSelection {
         }
         let vs = VarStore::new(device);
         let root = vs.root() / "reconstruction";
-        let first = nn::linear(&root / "layer0", PIXELS, 200, Default::default());
-        let second = nn::linear(&root / "layer1", 200, PIXELS, Default::default());
+        let first = nn::linear(&root / "layer0", PIXELS, HIDDEN, Default::default());
+        let hidden = nn::linear(&root / "layer1", HIDDEN, HIDDEN, Default::default());
+        let last = nn::linear(&root / "layer2", HIDDEN, PIXELS, Default::default());
         let spec = EnvSpec {
             name: name.to_owned(),
             space,
@@ -75,10 +84,10 @@ impl FeatureSelection {
             higher_is_better: false,
             observation_dim: 0,
             description: format!(
-                "select {k} of 784 pixels (one global subset); loss = BCE of the 784-200-784 reconstruction"
+                "select {k} of 784 pixels (one global subset); loss = BCE of the 784-200-200-784 reconstruction"
             ),
         };
-        Ok(Self { spec, data: data.to_device(device), batch: batch as i64, vs, first, second, images: None })
+        Ok(Self { spec, data: data.to_device(device), batch: batch as i64, vs, first, hidden, last, images: None })
     }
 
     /// Per-sample BCE of reconstructing `images` `[B, 784]` from `images ⊙ masks` for masks
@@ -88,11 +97,18 @@ impl FeatureSelection {
             Some(columns) => self.first_layer_sparse(images, &columns)?,
             None => self.first.forward(&images.f_unsqueeze(0)?.f_mul(&masks.f_unsqueeze(1)?)?),
         };
-        let logits = self.second.forward(&hidden.f_relu()?);
+        let logits = self.rest(&hidden)?;
         let target = images.f_unsqueeze(0)?.f_expand_as(&logits)?;
         let bce =
             logits.f_binary_cross_entropy_with_logits(&target, None::<Tensor>, None::<Tensor>, Reduction::None)?;
         Ok(bce.f_mean_dim(&[1i64, 2][..], false, None::<Kind>)?)
+    }
+
+    /// The network after its first layer: the reconstruction's logits from the first
+    /// layer's output (before its ReLU).
+    fn rest(&self, first: &Tensor) -> Result<Tensor, EnvError> {
+        let hidden = self.hidden.forward(&first.f_relu()?).f_relu()?;
+        Ok(self.last.forward(&hidden))
     }
 
     /// The selected pixels of each mask, `[S, k]`, when the masks are exact k-hot vectors
@@ -182,7 +198,7 @@ impl Environment for FeatureSelection {
         let count = IMAGES_PER_ROW.min(test.len()) as i64;
         let images = test.images.f_narrow(0, 0, count)?;
         let masked = images.f_mul(&action.f_to_kind(images.kind())?.f_to_device(images.device())?)?;
-        let logits = self.second.forward(&self.first.forward(&masked).f_relu()?);
+        let logits = self.rest(&self.first.forward(&masked))?;
         let reconstructions = logits.f_sigmoid()?;
         let bce = logits
             .f_binary_cross_entropy_with_logits(&images, None::<Tensor>, None::<Tensor>, Reduction::None)?
@@ -233,7 +249,9 @@ pub(crate) fn description(set: crate::data::DataSet) -> crate::registry::EnvEntr
     let data = set.name();
     EnvEntry::described(
         &on_data_set("feature-selection", set),
-        &format!("feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-784 reconstruction"),
+        &format!(
+            "feature selection on {data}: one subset of k pixels; loss = BCE of the 784-200-200-784 reconstruction"
+        ),
     )
     .data(set)
     .default_k(50)
@@ -277,6 +295,27 @@ mod tests {
         Mnist { train: split(20), validation: split(5), test: split(5) }
     }
 
+    /// The reconstruction network is the paper code's 784 → 200 → 200 → 784.
+    #[test]
+    fn the_network_has_the_two_hidden_layers_of_the_papers_code() {
+        let env = FeatureSelection::new("fs", tiny_data(), 8, 7, Device::Cpu).unwrap();
+        let mut shapes: Vec<(String, Vec<i64>)> =
+            env.vs.variables().into_iter().map(|(name, tensor)| (name, tensor.size())).collect();
+        shapes.sort();
+        let layer = |i: usize, part: &str, size: &[i64]| (format!("reconstruction.layer{i}.{part}"), size.to_vec());
+        assert_eq!(
+            shapes,
+            [
+                layer(0, "bias", &[200]),
+                layer(0, "weight", &[200, 784]),
+                layer(1, "bias", &[200]),
+                layer(1, "weight", &[200, 200]),
+                layer(2, "bias", &[784]),
+                layer(2, "weight", &[784, 200]),
+            ]
+        );
+    }
+
     /// The k-column first layer gives the dense product's losses and gradients.
     #[test]
     fn sparse_first_layer_equals_the_dense_product() {
@@ -290,6 +329,7 @@ mod tests {
         let sparse = env.bce(&images, &masks).unwrap();
         sparse.sum(Kind::Float).backward();
         let sparse_grad = env.first.ws.grad().copy();
+        assert!(env.hidden.ws.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0, "the middle layer is used");
         for v in env.vs.trainable_variables() {
             let _ = v.grad().zero_();
         }

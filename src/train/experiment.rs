@@ -386,7 +386,7 @@ fn paper_network(network: Network, k: usize, device: Device) -> anyhow::Result<O
             Box::new(KnnEmbedding::new(device, sfess_envs::registry::IMAGE_PIXELS as i64, embedding as i64, k))
         }
         Network::VaeEncoder { groups, items } => Box::new(VaeEncoder::new(device, groups as i64, items as i64, k)),
-        Network::Logits { n } => Box::new(GlobalLogits::new(device, n as i64, k)?),
+        Network::Logits { n } => Box::new(GlobalLogits::standard_normal(device, n as i64, k)?),
         Network::Choice => return Ok(None),
     }))
 }

@@ -38,7 +38,8 @@ pub enum Network {
     /// `--policy`: free logits (one global subset, repeated for every row) or an MLP of the
     /// observation; built after the environment, from its spec.
     Choice,
-    /// Free logits over the environment's items, only (the paper's feature selection).
+    /// Free logits over the environment's items, only, drawn from N(0, 1) at the start as
+    /// the paper's code draws them (the paper's feature selection).
     Logits {
         /// Items.
         n: usize,

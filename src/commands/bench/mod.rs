@@ -388,7 +388,8 @@ fn step_products(spec: &RunSpec<'_>, device: Device) -> anyhow::Result<Vec<Produ
         }
         "feature-selection-mnist" | "feature-selection-fashion" => {
             let first = if device == Device::Cpu { spec.k() as i64 } else { pixels };
-            vec![layer(samples * batch, first, 200, false), layer(samples * batch, 200, pixels, true)]
+            let rows = samples * batch;
+            vec![layer(rows, first, 200, false), layer(rows, 200, 200, true), layer(rows, 200, pixels, true)]
         }
         "vae-mnist" | "vae-fashion" => {
             let code = count("groups")? * count("items")?;
