@@ -453,6 +453,8 @@ fn malformed_baseline_answers_are_errors_naming_the_line() {
         (r#"{"actions": [[0, 3], [1, 2]]}"#, "action 0 has the item 3, outside 0..3"),
         (r#"{"actions": [[0, -1], [1, 2]]}"#, "action 0 has the item -1, outside 0..3"),
         (r#"{"actions": [[1, 1], [1, 2]]}"#, "action 0 repeats the item 1"),
+        (r#"{"actions": [[1.0, 0], [1, 2]]}"#, "action 0 has the item 1.0, not an integer in 0..3"),
+        (r#"{"actions": [[1e30, 0], [1, 2]]}"#, "action 0 has the item 1e+30, not an integer in 0..3"),
         (r#"{"actions": [[0, 1], 2]}"#, "action 1 is 2, not an array of 2 items"),
         (r#"{"rewards": [1, 2]}"#, "the answer has no \"actions\""),
     ] {

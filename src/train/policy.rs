@@ -146,9 +146,7 @@ impl GlobalLogits {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn with_rows(device: Device, n: i64, k: i64, rows: i64) -> Result<Self, tch::TchError> {
-        let vs = VarStore::new(device);
-        let logits = vs.root().f_zeros("logits", &[1, n])?;
-        Ok(Self { vs, logits, rows, k })
+        Self::starting_at(device, n, k, rows, nn::Init::Const(0.0))
     }
 
     /// `n` free logits on `device`, for one row, each drawn from N(0, 1) by libtorch's
@@ -165,9 +163,13 @@ impl GlobalLogits {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn standard_normal(device: Device, n: i64, k: i64) -> Result<Self, tch::TchError> {
+        Self::starting_at(device, n, k, 1, nn::Init::Randn { mean: 0.0, stdev: 1.0 })
+    }
+
+    fn starting_at(device: Device, n: i64, k: i64, rows: i64, start: nn::Init) -> Result<Self, tch::TchError> {
         let vs = VarStore::new(device);
-        let logits = vs.root().f_randn_standard("logits", &[1, n])?;
-        Ok(Self { vs, logits, rows: 1, k })
+        let logits = vs.root().f_var("logits", &[1, n], start)?;
+        Ok(Self { vs, logits, rows, k })
     }
 
     fn rows_of(&self, observation: &Observation) -> i64 {

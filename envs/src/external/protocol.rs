@@ -184,13 +184,7 @@ fn parse_baselines(value: &Value) -> Result<BTreeMap<String, f64>, String> {
     };
     map.iter()
         .map(|(name, v)| {
-            check_key(name).map_err(|why| format!("the baseline name {} {why}", quoted_name(name)))?;
-            if name == RANDOM_BASELINE {
-                return Err(format!(
-                    "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean reward of the random subsets); \
-                     choose another"
-                ));
-            }
+            check_baseline_name(name)?;
             match v.as_f64() {
                 Some(x) if x.is_finite() => Ok((name.clone(), x)),
                 _ => Err(format!("baseline \"{name}\" is {}, not a finite number", short(v))),
@@ -395,7 +389,14 @@ pub(crate) fn parse_actions(text: &str, rows: usize, space: KHotSpace) -> Result
                 .iter()
                 .map(|item| match item.as_u64().and_then(|i| usize::try_from(i).ok()) {
                     Some(i) if i < n => Ok(i),
-                    _ => Err(format!("action {r} has the item {}, outside 0..{n}: {}", short(item), quote(text))),
+                    _ if item.is_i64() || item.is_u64() => {
+                        Err(format!("action {r} has the item {}, outside 0..{n}: {}", short(item), quote(text)))
+                    }
+                    _ => Err(format!(
+                        "action {r} has the item {}, not an integer in 0..{n}: {}",
+                        short(item),
+                        quote(text)
+                    )),
                 })
                 .collect::<Result<Vec<usize>, String>>()?;
             chosen.sort_unstable();
@@ -412,14 +413,10 @@ pub(crate) fn parse_actions(text: &str, rows: usize, space: KHotSpace) -> Result
 /// twice. What is wrong, otherwise.
 pub(crate) fn parse_baseline_names(text: &str) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for name in text.split(',').map(str::trim) {
-        check_key(name).map_err(|why| format!("the baseline name {} {why}", quoted_name(name)))?;
-        if name == RANDOM_BASELINE {
-            return Err(format!(
-                "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean return of random subsets); choose another"
-            ));
-        }
-        if names.iter().any(|seen| seen == name) {
+        check_baseline_name(name)?;
+        if !seen.insert(name) {
             return Err(format!("the baseline name \"{name}\" is given twice"));
         }
         names.push(name.to_owned());
@@ -450,6 +447,18 @@ fn check_key(name: &str) -> Result<(), String> {
         }
         None => Ok(()),
     }
+}
+
+/// Checks the name of a command's own baseline: a key ([`check_key`]) other than
+/// [`RANDOM_BASELINE`]. What is wrong, otherwise.
+fn check_baseline_name(name: &str) -> Result<(), String> {
+    check_key(name).map_err(|why| format!("the baseline name {} {why}", quoted_name(name)))?;
+    if name == RANDOM_BASELINE {
+        return Err(format!(
+            "the baseline name \"{RANDOM_BASELINE}\" is taken (the mean score of random subsets); choose another"
+        ));
+    }
+    Ok(())
 }
 
 /// A name from an answer as a JSON string (in double quotes), cut short, its control
